@@ -1,0 +1,3 @@
+"""innreg: unsupervised multi-modal image registration via invertible translation (INNReg)."""
+
+__version__ = "0.1.0"

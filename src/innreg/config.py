@@ -1,0 +1,195 @@
+"""Every setting of a run in one serialisable object: model, losses, training.
+
+A run's ``model.pt`` stores ``Config.to_dict()`` beside the weights, so a model can be rebuilt from
+its checkpoint alone. YAML config files hold the same nested structure (any subset of keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from innreg.errors import InnregInputError
+
+
+class TranslatorKind(str, Enum):
+    """``inn``: invertible translator (the method); ``resnet``: non-invertible ResNet generator
+    (the "w/o INN" ablation, RegGAN-style); ``none``: no translation (direct multi-modal registration)."""
+
+    INN = "inn"
+    RESNET = "resnet"
+    NONE = "none"
+
+
+class SubnetKind(str, Enum):
+    """Coupling subnetworks: ``ddc`` (dynamic depthwise conv + local attention) or plain ``conv``."""
+
+    DDC = "ddc"
+    CONV = "conv"
+
+
+class RegLossKind(str, Enum):
+    """Similarity driving registration: NMI ``barrier`` ``-log(NMI - tau)`` or plain ``nmi`` (``1 - NMI``)."""
+
+    BARRIER = "barrier"
+    NMI = "nmi"
+
+
+class RegInput(str, Enum):
+    """What the registration network sees: the ``translated`` moving image or the ``raw`` one."""
+
+    TRANSLATED = "translated"
+    RAW = "raw"
+
+
+@dataclass
+class ModelConfig:
+    """Networks. Defaults are sized so a 2-core CPU trains a useful 2D model in minutes."""
+
+    dim: int = 2
+    translator: TranslatorKind = TranslatorKind.INN
+    inn_blocks: int = 4
+    inn_hidden: int = 32
+    subnet: SubnetKind = SubnetKind.DDC
+    ddc_kernel: int = 5
+    clamp: float = 1.5
+    resnet_channels: int = 32
+    resnet_blocks: int = 6
+    unet_encoder: tuple[int, ...] = (16, 32, 32, 32)
+    unet_decoder: tuple[int, ...] = (32, 32, 32, 32, 16)
+    diffeomorphic: bool = True
+    int_steps: int = 7
+    reg_input: RegInput = RegInput.TRANSLATED
+    disc_channels: int = 32
+    disc_layers: int = 3
+
+
+@dataclass
+class LossConfig:
+    """Loss terms of ``L = L_trans + lambda_reg * L_reg``.
+
+    ``L_trans = w_adv * LSGAN(T(A)) + w_l1 * (|warp(T(A)) - B| + |warp(A) - T^-1(B)|)`` and
+    ``L_reg = similarity(warp(A), B) + w_smooth * |grad u|^2``, where the similarity is the NMI barrier
+    or plain NMI (see :class:`RegLossKind`).
+    """
+
+    reg_loss: RegLossKind = RegLossKind.BARRIER
+    tau: float = 0.0
+    barrier_eps: float = 0.01
+    nmi_bins: int = 32
+    lambda_reg: float = 1.0
+    w_adv: float = 0.1
+    w_l1: float = 1.0
+    w_smooth: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    steps: int = 1500
+    batch_size: int = 2
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    grad_clip: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    augment: bool = True
+    checkpoint_every: int = 100
+    # 2D training from 3D volumes: axis and fraction of central slices to draw from.
+    slice_axis: int = 2
+    slice_range: tuple[float, float] = (0.3, 0.7)
+
+
+@dataclass
+class Config:
+    """The full configuration of a run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (enums as strings, tuples as lists) for YAML/JSON/checkpoints."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, Enum):
+                return v.value
+            if isinstance(v, (tuple, list)):
+                return [plain(x) for x in v]
+            return v
+
+        return {
+            name: {f.name: plain(getattr(getattr(self, name), f.name)) for f in dataclasses.fields(getattr(self, name))}
+            for name in ("model", "loss", "train")
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
+        """Build a config from a (partial) nested dict; unknown keys or bad values raise
+        :class:`InnregInputError` naming ``source``."""
+        data = data or {}
+        if not isinstance(data, dict):
+            raise InnregInputError(f"{source}: expected a mapping with sections model/loss/train")
+        unknown = set(data) - {"model", "loss", "train"}
+        if unknown:
+            raise InnregInputError(f"{source}: unknown section(s) {sorted(unknown)}; expected model, loss, train")
+        sections = {}
+        for name, section_cls in (("model", ModelConfig), ("loss", LossConfig), ("train", TrainConfig)):
+            values = data.get(name) or {}
+            sections[name] = _build_section(section_cls, values, f"{source}: {name}")
+        return cls(**sections)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        """Read a YAML config file (any subset of keys; the rest keep their defaults)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InnregInputError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise InnregInputError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
+        return cls.from_dict(data, source=str(path))
+
+    def updated(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
+        merged = self.to_dict()
+        for name, values in sections.items():
+            merged[name].update(values)
+        return Config.from_dict(merged)
+
+
+def _build_section(section_cls: type, values: dict[str, Any], where: str):
+    if not isinstance(values, dict):
+        raise InnregInputError(f"{where}: expected a mapping")
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise InnregInputError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
+    defaults = section_cls()
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        try:
+            if isinstance(default, Enum):
+                value = type(default)(value)
+            elif isinstance(default, tuple):
+                value = tuple(type(default[0])(v) for v in value)
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError("expected true/false")
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                value = type(default)(value)
+        except (ValueError, TypeError) as err:
+            raise InnregInputError(f"{where}.{name}: invalid value {value!r} ({err})") from err
+        kwargs[name] = value
+    section = section_cls(**kwargs)
+    if getattr(section, "dim", 2) not in (2, 3):
+        raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    return section

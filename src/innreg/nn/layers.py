@@ -1,0 +1,68 @@
+"""The one place where 2D/3D layer classes are chosen.
+
+Every network in :mod:`innreg.nn` takes ``dim`` (2 or 3) and asks this module for its layer types,
+so 2D and 3D share one code path.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def check_dim(dim: int) -> int:
+    """Return ``dim`` if it is 2 or 3, else raise a ``ValueError``."""
+    if dim not in (2, 3):
+        raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+    return dim
+
+
+def conv(dim: int) -> type[nn.Module]:
+    """``nn.Conv2d`` or ``nn.Conv3d``."""
+    return (nn.Conv2d, nn.Conv3d)[check_dim(dim) - 2]
+
+
+def instance_norm(dim: int) -> type[nn.Module]:
+    """``nn.InstanceNorm2d`` or ``nn.InstanceNorm3d``."""
+    return (nn.InstanceNorm2d, nn.InstanceNorm3d)[check_dim(dim) - 2]
+
+
+def batch_norm(dim: int) -> type[nn.Module]:
+    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d``."""
+    return (nn.BatchNorm2d, nn.BatchNorm3d)[check_dim(dim) - 2]
+
+
+def avg_pool(dim: int) -> type[nn.Module]:
+    """``nn.AvgPool2d`` or ``nn.AvgPool3d``."""
+    return (nn.AvgPool2d, nn.AvgPool3d)[check_dim(dim) - 2]
+
+
+def max_pool(dim: int) -> type[nn.Module]:
+    """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
+    return (nn.MaxPool2d, nn.MaxPool3d)[check_dim(dim) - 2]
+
+
+def interp_mode(dim: int) -> str:
+    """Name of the (bi/tri)linear mode of ``F.interpolate`` for ``dim``."""
+    return ("bilinear", "trilinear")[check_dim(dim) - 2]
+
+
+def pad_to_multiple(x, multiple: int, mode: str = "constant"):
+    """Pad the spatial dims of ``x`` (N, C, *spatial) at their end to a multiple of ``multiple``.
+
+    Returns:
+        ``(padded, spatial_shape)`` where ``spatial_shape`` is the original size, for :func:`crop_to`.
+    """
+    shape = tuple(x.shape[2:])
+    extra = [(-s) % multiple for s in shape]
+    if not any(extra):
+        return x, shape
+    pads: list[int] = []
+    for e in reversed(extra):  # F.pad lists the last axis first
+        pads += [0, e]
+    return F.pad(x, pads, mode=mode), shape
+
+
+def crop_to(x, shape):
+    """Crop the spatial dims of ``x`` back to ``shape`` (inverse of :func:`pad_to_multiple`)."""
+    return x[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]

@@ -1,0 +1,131 @@
+"""Spatial transformer, field integration and composition: the one warp of innreg.
+
+Displacement-field convention (used everywhere in innreg, and written into every field file):
+
+* A displacement field ``ddf`` has shape ``(N, dim, *spatial)`` for an image of shape ``(N, C, *spatial)``.
+* Units are **voxels** of the grid it lives on; channel ``k`` is the displacement along tensor axis
+  ``k`` of the spatial dims (for a NIfTI volume loaded as ``(i, j, k)`` that is voxel axis i, j, k).
+* It is a **pull-back** (backward) map: ``warped(x) = moving(x + ddf(x))``; the field is defined on
+  the fixed image's grid.
+* Out-of-grid samples of images read zero (``padding="zeros"``), fields are extended by their border
+  value when composed.
+* Sampling uses ``align_corners=True``, so voxel centres sit exactly on the grid (the VoxelMorph/MONAI
+  ``Warp`` convention).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class InterpMode(str, Enum):
+    """Interpolation for :func:`warp`: ``bilinear`` (trilinear in 3D) for images, ``nearest`` for labels."""
+
+    BILINEAR = "bilinear"
+    NEAREST = "nearest"
+
+
+class PaddingMode(str, Enum):
+    """Value read outside the grid: ``zeros`` for images, ``border`` for fields."""
+
+    ZEROS = "zeros"
+    BORDER = "border"
+
+
+def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> Tensor:
+    """Voxel coordinates of a grid, shape ``(len(shape), *shape)``; channel k holds the index along axis k."""
+    axes = [torch.arange(s, device=device, dtype=dtype) for s in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)
+
+
+def _check_pair(image: Tensor, ddf: Tensor) -> int:
+    dim = ddf.shape[1]
+    if dim not in (2, 3) or ddf.dim() != dim + 2:
+        raise ValueError(f"ddf must have shape (N, dim, *spatial) with dim 2 or 3, got {tuple(ddf.shape)}")
+    if image.dim() != dim + 2 or image.shape[2:] != ddf.shape[2:]:
+        raise ValueError(
+            f"image {tuple(image.shape)} and ddf {tuple(ddf.shape)} must share N and the spatial shape"
+        )
+    if image.shape[0] != ddf.shape[0] and image.shape[0] != 1 and ddf.shape[0] != 1:
+        raise ValueError(f"batch sizes differ: image {image.shape[0]}, ddf {ddf.shape[0]}")
+    return dim
+
+
+def warp(
+    image: Tensor,
+    ddf: Tensor,
+    mode: InterpMode | str = InterpMode.BILINEAR,
+    padding: PaddingMode | str = PaddingMode.ZEROS,
+) -> Tensor:
+    """Pull ``image`` back through ``ddf``: ``out(x) = image(x + ddf(x))``.
+
+    Args:
+        image: ``(N, C, *spatial)`` float tensor.
+        ddf: ``(N, dim, *spatial)`` displacement in voxels, channel k along spatial axis k.
+        mode: ``bilinear`` for intensities and fields, ``nearest`` for label maps.
+        padding: ``zeros`` or ``border``.
+
+    Returns:
+        The warped image, same shape as ``image`` (batch broadcast if one of them has N == 1).
+    """
+    dim = _check_pair(image, ddf)
+    mode, padding = InterpMode(mode), PaddingMode(padding)
+    shape = ddf.shape[2:]
+    loc = identity_grid(tuple(shape), ddf.device, ddf.dtype).unsqueeze(0) + ddf
+    # grid_sample wants coordinates in [-1, 1], channels-last, in (x, y[, z]) = reversed axis order.
+    scale = torch.tensor([2.0 / max(s - 1, 1) for s in shape], device=ddf.device, dtype=ddf.dtype)
+    loc = loc * scale.view(1, dim, *([1] * dim)) - 1.0
+    grid = loc.permute(0, *range(2, dim + 2), 1).flip(-1)
+    n = max(image.shape[0], ddf.shape[0])
+    image = image.expand(n, *image.shape[1:])
+    grid = grid.expand(n, *grid.shape[1:])
+    out = F.grid_sample(
+        image.to(ddf.dtype), grid, mode=mode.value, padding_mode=padding.value, align_corners=True
+    )
+    return out.to(image.dtype) if image.is_floating_point() else out.round().to(image.dtype)
+
+
+def compose(outer: Tensor, inner: Tensor) -> Tensor:
+    """Displacement of ``x -> outer(inner(x))`` for pull-back fields: ``inner(x) + outer(x + inner(x))``.
+
+    Warping with the result equals warping with ``outer`` first and then with ``inner``, i.e.
+    ``warp(warp(img, outer), inner) ~= warp(img, compose(outer, inner))``.
+    """
+    return inner + warp(outer, inner, padding=PaddingMode.BORDER)
+
+
+def integrate_velocity(velocity: Tensor, steps: int = 7) -> Tensor:
+    """Exponentiate a stationary velocity field by scaling and squaring.
+
+    Args:
+        velocity: ``(N, dim, *spatial)`` velocity in voxels.
+        steps: number of squarings; the field is divided by ``2**steps`` first.
+
+    Returns:
+        The displacement of the diffeomorphism ``exp(velocity)`` (same convention as :func:`warp`).
+        ``integrate_velocity(-v)`` is its inverse.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    ddf = velocity / (2**steps)
+    for _ in range(steps):
+        ddf = compose(ddf, ddf)
+    return ddf
+
+
+def resize_field(ddf: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Resample a displacement field to another grid of the same extent and rescale its voxel units."""
+    dim = ddf.shape[1]
+    old = ddf.shape[2:]
+    if tuple(old) == tuple(shape):
+        return ddf
+    mode = ("bilinear", "trilinear")[dim - 2]
+    out = F.interpolate(ddf, size=tuple(shape), mode=mode, align_corners=True)
+    factors = torch.tensor(
+        [(s - 1) / max(o - 1, 1) for s, o in zip(shape, old)], device=ddf.device, dtype=ddf.dtype
+    )
+    return out * factors.view(1, dim, *([1] * dim))
