@@ -74,8 +74,9 @@ class LossConfig:
     """Loss terms of ``L = L_trans + lambda_reg * L_reg``.
 
     ``L_trans = w_adv * LSGAN(T(A)) + w_l1 * (|warp(T(A)) - B| + |warp(A) - T^-1(B)|)`` and
-    ``L_reg = similarity(warp(A), B) + w_smooth * |grad u|^2``, where the similarity is the NMI barrier
-    or plain NMI (see :class:`RegLossKind`).
+    ``L_reg = w_sim * similarity(warp(A), B) + w_smooth * |grad u|^2``, where the similarity is the NMI
+    barrier or plain NMI (see :class:`RegLossKind`). With ``w_sim = 0`` registration is driven by the
+    L1 term alone (RegGAN's "correction" loss).
     """
 
     reg_loss: RegLossKind = RegLossKind.BARRIER
@@ -83,6 +84,7 @@ class LossConfig:
     barrier_eps: float = 0.01
     nmi_bins: int = 32
     lambda_reg: float = 1.0
+    w_sim: float = 1.0
     w_adv: float = 0.1
     w_l1: float = 1.0
     w_smooth: float = 1.0

@@ -1,0 +1,77 @@
+"""Registration methods compared by the benchmark, behind one interface.
+
+Every method is a :class:`Method`: ``fit(train_pairs, out_dir, steps, device, progress)`` learns
+whatever it needs (nothing for the optimisation-based ones) and ``register(moving, fixed,
+moving_seg)`` returns an :class:`innreg.inference.RegistrationResult` in innreg's field convention
+(voxels of the fixed grid, channel k along array axis k, pull-back ``warped(x) = moving(x + ddf(x))``).
+Because all methods return the same result type, :func:`innreg.evaluation.evaluate_pairs` scores
+them with one metrics code path.
+
+Methods (``make_method(name)``):
+
+* ``identity``: the zero field (the "before registration" row).
+* ``ants-syn``: ANTs SyN with Mattes MI, affine + deformable (needs the ``antspyx`` extra).
+* ``innreg`` and its ablations ``innreg-no-inn``, ``innreg-no-ddc``, ``innreg-no-barrier``,
+  ``innreg-no-translation``; ``voxelmorph-nmi`` (direct learned registration with plain NMI) and
+  ``reggan`` (ResNet translator, plain displacement, RegGAN's loss weights): all trained by
+  :func:`innreg.training.train` with a variant of the run config.
+* ``cyclegan-voxelmorph``: a CycleGAN translator trained first, then a VoxelMorph registration of
+  the translated pair (two stages, one step budget).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from innreg.baselines.ants import AntsSyN
+from innreg.baselines.base import FitInfo, Method, fit_info, peak_memory
+from innreg.baselines.configured import VARIANTS, ConfiguredMethod
+from innreg.baselines.cyclegan import CycleGanVoxelMorph
+from innreg.baselines.identity import IdentityMethod
+from innreg.config import Config
+from innreg.errors import InnregInputError
+
+METHODS: dict[str, Callable[..., Method]] = {
+    "identity": IdentityMethod,
+    "ants-syn": AntsSyN,
+    **{name: partial(ConfiguredMethod, name) for name in VARIANTS},
+    "cyclegan-voxelmorph": CycleGanVoxelMorph,
+}
+"""Method name -> factory ``(dim=2, **kw) -> Method``, in the order tables list them."""
+
+
+TRAINED_METHODS = frozenset({*VARIANTS, "cyclegan-voxelmorph"})
+"""The methods that learn from training pairs (and so take a base ``config`` and the step budget)."""
+
+
+def make_method(name: str, dim: int = 2, config: Config | None = None, **kwargs) -> Method:
+    """Build the method called ``name`` (see :data:`METHODS`) for ``dim``-D images.
+
+    Args:
+        name: a key of :data:`METHODS`.
+        dim: 2 or 3.
+        config: base config of the learned methods (network sizes, batch size, seed, ...), under
+            the method's own switches; ignored by the methods that do not train.
+        **kwargs: further constructor arguments, e.g. ``reg_iterations`` for ``ants-syn``.
+    """
+    if name not in METHODS:
+        raise InnregInputError(f"--methods: unknown method {name!r}; known: {', '.join(METHODS)}")
+    if config is not None and name in TRAINED_METHODS:
+        kwargs["config"] = config
+    return METHODS[name](dim=dim, **kwargs)
+
+
+__all__ = [
+    "METHODS",
+    "AntsSyN",
+    "ConfiguredMethod",
+    "CycleGanVoxelMorph",
+    "FitInfo",
+    "IdentityMethod",
+    "Method",
+    "TRAINED_METHODS",
+    "fit_info",
+    "make_method",
+    "peak_memory",
+]

@@ -1,0 +1,46 @@
+"""Networks of innreg (2D and 3D from one code path) and the spatial transformer."""
+
+from innreg.nn.coupling import AffineCoupling, ConvSubnet, InvertibleBlock, InvertibleConv1x1, squeeze, unsqueeze
+from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate
+from innreg.nn.discriminator import PatchDiscriminator
+from innreg.nn.registration import RegistrationNet, RegistrationOutput
+from innreg.nn.resnet import ResNetTranslator
+from innreg.nn.translator import INNTranslator
+from innreg.nn.unet import UNet, to_channels_last
+from innreg.nn.warp import (
+    InterpMode,
+    PaddingMode,
+    compose,
+    identity_grid,
+    integrate_velocity,
+    invert_field,
+    resize_field,
+    warp,
+)
+
+__all__ = [
+    "AffineCoupling",
+    "ConvSubnet",
+    "DDCSubnet",
+    "DynamicDepthwiseConv",
+    "INNTranslator",
+    "InterpMode",
+    "InvertibleBlock",
+    "InvertibleConv1x1",
+    "LocalAttentionGate",
+    "PaddingMode",
+    "PatchDiscriminator",
+    "RegistrationNet",
+    "RegistrationOutput",
+    "ResNetTranslator",
+    "UNet",
+    "compose",
+    "identity_grid",
+    "integrate_velocity",
+    "invert_field",
+    "resize_field",
+    "squeeze",
+    "to_channels_last",
+    "unsqueeze",
+    "warp",
+]

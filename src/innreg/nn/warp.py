@@ -129,3 +129,25 @@ def resize_field(ddf: Tensor, shape: tuple[int, ...]) -> Tensor:
         [(s - 1) / max(o - 1, 1) for s, o in zip(shape, old)], device=ddf.device, dtype=ddf.dtype
     )
     return out * factors.view(1, dim, *([1] * dim))
+
+
+def invert_field(ddf: Tensor, iterations: int = 20) -> Tensor:
+    """Approximate inverse of a displacement field by fixed-point iteration.
+
+    Solves ``v(x) = -ddf(x + v(x))``, i.e. ``compose(ddf, v) = 0``: warping with ``v`` undoes
+    warping with ``ddf``. The iteration converges where the map is invertible and
+    ``|grad ddf| < 1``; near folds it returns the last iterate.
+
+    Args:
+        ddf: ``(N, dim, *spatial)`` displacement in voxels.
+        iterations: fixed-point steps (the error shrinks roughly geometrically).
+
+    Returns:
+        The inverse displacement, same shape as ``ddf``.
+    """
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    inverse = -ddf
+    for _ in range(iterations):
+        inverse = -warp(ddf, inverse, padding=PaddingMode.BORDER)
+    return inverse

@@ -1,0 +1,125 @@
+"""The method interface shared by innreg and its baselines, and how their cost is measured."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from innreg.data import PairRecord, read_manifest
+from innreg.errors import InnregInputError
+from innreg.inference import RegistrationResult, as_array
+
+
+@dataclass
+class FitInfo:
+    """Cost of fitting a method.
+
+    Attributes:
+        train_seconds: wall seconds spent in training steps (0 for methods that do not train);
+            summed over resumed runs.
+        peak_memory_mb: peak resident memory of this process so far (``getrusage`` max RSS), in MiB.
+            It covers everything the process did before, so it is a per-method number only when each
+            method runs in its own process (as the benchmark does).
+        peak_gpu_memory_mb: peak CUDA memory allocated by torch in this process, in MiB (``None`` on CPU).
+    """
+
+    train_seconds: float
+    peak_memory_mb: float
+    peak_gpu_memory_mb: float | None = None
+
+
+def peak_memory() -> tuple[float, float | None]:
+    """``(max RSS of this process in MiB, peak torch CUDA allocation in MiB or None)``."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return rss_mb, gpu_mb
+
+
+def fit_info(train_seconds: float) -> FitInfo:
+    """A :class:`FitInfo` with the current peak memory of this process."""
+    rss_mb, gpu_mb = peak_memory()
+    return FitInfo(train_seconds=train_seconds, peak_memory_mb=rss_mb, peak_gpu_memory_mb=gpu_mb)
+
+
+class Method(ABC):
+    """A registration method the benchmark can fit and run.
+
+    Attributes:
+        name: the registry name (``make_method(name)``).
+        dim: spatial dimension of the images it registers (2 or 3).
+        trains: whether :meth:`fit` learns from the training pairs (and so uses the step budget).
+    """
+
+    name: str
+    trains: bool = False
+
+    def __init__(self, dim: int = 2) -> None:
+        if dim not in (2, 3):
+            raise InnregInputError(f"--dim: must be 2 or 3, got {dim}")
+        self.dim = dim
+
+    @abstractmethod
+    def fit(
+        self,
+        train_pairs: str | Path | Sequence[PairRecord],
+        out_dir: str | Path,
+        steps: int,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> FitInfo:
+        """Learn from ``train_pairs`` (a manifest CSV or its records) for ``steps`` steps, keeping any
+        files in ``out_dir``; a method whose finished fit is found in ``out_dir`` loads it instead."""
+
+    @abstractmethod
+    def register(self, moving, fixed, moving_seg=None) -> RegistrationResult:
+        """Register ``moving`` onto ``fixed``.
+
+        Args:
+            moving, fixed: arrays of shape ``S`` (2D or 3D) on one grid, original intensities.
+            moving_seg: optional label map on the moving grid, warped with nearest-neighbour-like
+                label interpolation into ``RegistrationResult.warped_seg``.
+
+        Returns:
+            A :class:`~innreg.inference.RegistrationResult`; its ``seconds`` is the wall time of the
+            registration (and warping) alone.
+        """
+
+
+def pair_arrays(moving, fixed, moving_seg, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check a pair (and optional moving label map) is ``dim``-D on one grid and return it as arrays."""
+    moving_arr, fixed_arr = as_array(moving, "moving"), as_array(fixed, "fixed")
+    if moving_arr.ndim != dim:
+        raise InnregInputError(f"moving: this method registers {dim}D images, got {moving_arr.ndim}D")
+    if moving_arr.shape != fixed_arr.shape:
+        raise InnregInputError(
+            f"moving {moving_arr.shape} and fixed {fixed_arr.shape} differ in shape; resample onto one grid first"
+        )
+    seg_arr = None
+    if moving_seg is not None:
+        seg_arr = as_array(moving_seg, "moving_seg")
+        if seg_arr.shape != moving_arr.shape:
+            raise InnregInputError(f"moving_seg {seg_arr.shape} does not match moving {moving_arr.shape}")
+    return moving_arr, fixed_arr, seg_arr
+
+
+def pair_records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:
+    """The records of a manifest CSV (or the given records), refusing an empty list."""
+    records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    if not records:
+        raise InnregInputError(f"{pairs}: no pairs")
+    return records
+
+
+def model_info(path: Path) -> dict | None:
+    """The ``info`` dict (``steps``, ``train_seconds``, ...) of a finished ``model.pt``, or ``None``."""
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False).get("info", {})

@@ -1,0 +1,92 @@
+"""Intensity normalisation and resampling onto another image's grid."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+from scipy import ndimage
+
+from innreg.data.io import Image
+
+
+class Interpolation(IntEnum):
+    """Spline order for :func:`resample_to`: ``LINEAR`` for intensities, ``NEAREST`` for label maps."""
+
+    NEAREST = 0
+    LINEAR = 1
+
+
+def normalize_percentile(
+    array: np.ndarray, lower: float = 1.0, upper: float = 99.0, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Map the ``lower``/``upper`` percentiles to 0/1 and clip to ``[0, 1]``.
+
+    Args:
+        array: image values, any shape.
+        lower: percentile mapped to 0.
+        upper: percentile mapped to 1.
+        mask: optional boolean array of the same shape (e.g. ``array > 0`` for foreground); the
+            percentiles are taken over the voxels inside it only. The whole array is rescaled.
+
+    Returns:
+        float32 array of the same shape with values in ``[0, 1]``. If the two percentiles coincide
+        (e.g. a mostly-zero image), the full range ``[min, max]`` is used instead; a constant input
+        gives zeros.
+    """
+    if not 0.0 <= lower < upper <= 100.0:
+        raise ValueError(f"need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}")
+    array = np.asarray(array, dtype=np.float32)
+    values = array
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != array.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from array shape {array.shape}")
+        if mask.any():
+            values = array[mask]
+    lo, hi = np.percentile(values, [lower, upper])
+    if hi <= lo:
+        lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return np.zeros_like(array)
+    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def _same_grid(a: Image, b: Image, atol: float = 1e-4) -> bool:
+    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=atol)
+
+
+def resample_to(image: Image, reference: Image, order: Interpolation | int = Interpolation.LINEAR) -> Image:
+    """Resample ``image`` onto the grid of ``reference`` through their voxel-to-world affines.
+
+    Points of the reference grid that fall outside ``image`` read 0. 2D images are resampled in
+    their plane (the through-plane offset between the two slices is ignored).
+
+    Args:
+        image: the image to resample (intensities or labels).
+        reference: the image whose grid (shape and affine) the result lives on.
+        order: ``Interpolation.LINEAR`` (1) for intensities, ``Interpolation.NEAREST`` (0) for labels.
+
+    Returns:
+        A new :class:`Image` with the reference's shape, affine and header and the input's dtype.
+    """
+    order = Interpolation(order)
+    if image.dim != reference.dim:
+        raise ValueError(f"cannot resample a {image.dim}D image ({image.name}) onto a {reference.dim}D grid")
+    if _same_grid(image, reference):
+        return Image(image.array.copy(), reference.affine, reference.header, image.path)
+    dim = image.dim
+    # reference voxel -> world -> image voxel, restricted to the image's own axes.
+    voxel_map = np.linalg.solve(image.affine, reference.affine)
+    matrix, offset = voxel_map[:dim, :dim], voxel_map[:dim, 3]
+    out = ndimage.affine_transform(
+        image.array.astype(np.float32) if order == Interpolation.LINEAR else image.array,
+        matrix,
+        offset=offset,
+        output_shape=reference.shape,
+        order=int(order),
+        mode="constant",
+        cval=0.0,
+        prefilter=False,
+    )
+    return Image(out.astype(image.array.dtype), reference.affine, reference.header, image.path)

@@ -1,0 +1,54 @@
+"""``innreg demo``: the whole method end to end on phantom data, sized to finish in minutes on a CPU.
+
+Generates simulated T2 (moving) -> T1 (fixed) brain slices with known deformations, trains INNReg,
+evaluates it against the identity on held-out pairs and writes ``OUT/report.html``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from innreg.config import Config
+
+DEMO_PAIRS = 60
+DEMO_SIZE = (192, 160)
+DEMO_STEPS = 600
+
+
+def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto", n_pairs: int = DEMO_PAIRS) -> Path:
+    """Run the demo into ``out_dir`` and return the path of its HTML report."""
+    from innreg.data import generate_phantom_dataset
+    from innreg.evaluation import evaluate_pairs, summary_rows
+    from innreg.inference import load_model
+    from innreg.reports import ReportSection, html_report
+    from innreg.training import train
+
+    out_dir = Path(out_dir)
+    print(f"[1/3] generating {n_pairs} phantom T2->T1 pairs in {out_dir / 'data'}")
+    data = generate_phantom_dataset(out_dir / "data", moving="t2", fixed="t1", n=n_pairs, dim=2, size=DEMO_SIZE, seed=0)
+    config = Config().updated(train={"steps": steps or DEMO_STEPS, "device": device})
+    print(f"[2/3] training INNReg for {config.train.steps} steps (labels are not used)")
+    model_path = train(data["train"], out_dir / "run", config, resume=True)
+    print("[3/3] evaluating on the held-out pairs")
+    summary = evaluate_pairs(load_model(model_path, device), data["test"], out_dir / "evaluation")
+    columns = ["method", "dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair", "epe_mm"]
+    overviews = sorted((out_dir / "evaluation").glob("overview_*.png"))
+    sections = [
+        ReportSection(
+            heading="Results on held-out pairs",
+            text=(
+                f"{summary['n_pairs']} test pairs of simulated T2 (moving) and T1 (fixed) slices, "
+                f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]} voxels of 1 mm. Dice and HD95 (mm) over CSF, GM and WM; "
+                "neg_jacobian_fraction is the share of voxels whose Jacobian determinant is <= 0; "
+                "epe_mm is the mean endpoint error against the known deformation inside the head."
+            ),
+            rows=summary_rows(summary),
+            columns=columns,
+        ),
+        ReportSection(heading="Registrations", text="Moving, fixed, translated, warped, checkerboard, deformation grid and Jacobian.", images=overviews),
+        ReportSection(heading="Training", text=f"{config.train.steps} steps; loss terms per step.", images=[out_dir / "run" / "loss_curve.png"]),
+        ReportSection(heading="Data", text="A few generated pairs with their tissue labels.", images=[Path(data["contact_sheet"])]),
+    ]
+    report = out_dir / "report.html"
+    html_report(report, "innreg demo: T2 -> T1 phantom registration", sections)
+    return report

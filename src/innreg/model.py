@@ -1,0 +1,98 @@
+"""The INNReg model: a modality translator in front of a registration network.
+
+``INNReg(config)`` bundles the translator (invertible by default) and the registration U-Net. The
+discriminator is a training-only part and lives in :mod:`innreg.training`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from innreg.config import ModelConfig, RegInput, TranslatorKind
+from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator
+
+
+@dataclass
+class ModelOutput:
+    """What one forward pass returns; images ``(N, 1, *S)``, fields ``(N, dim, *S)`` in voxels, pull-back."""
+
+    translated: Tensor
+    ddf: Tensor
+    inverse_ddf: Tensor
+    velocity: Tensor | None
+
+
+def build_translator(config: ModelConfig) -> nn.Module | None:
+    """The translator named by ``config.translator`` (``None`` for direct registration)."""
+    kind = TranslatorKind(config.translator)
+    if kind is TranslatorKind.INN:
+        return INNTranslator(
+            dim=config.dim,
+            in_channels=1,
+            n_blocks=config.inn_blocks,
+            hidden_channels=config.inn_hidden,
+            subnet=config.subnet,
+            kernel_size=config.ddc_kernel,
+            clamp=config.clamp,
+        )
+    if kind is TranslatorKind.RESNET:
+        return ResNetTranslator(
+            dim=config.dim, in_channels=1, channels=config.resnet_channels, n_blocks=config.resnet_blocks
+        )
+    return None
+
+
+class INNReg(nn.Module):
+    """Translator + registration network.
+
+    Args:
+        config: the :class:`~innreg.config.ModelConfig` of the run.
+
+    ``forward(moving, fixed)`` takes images ``(N, 1, *S)`` in [0, 1] on one grid and returns a
+    :class:`ModelOutput` whose ``ddf`` warps the (original, untranslated) moving image onto ``fixed``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.translator = build_translator(config)
+        self.registration = RegistrationNet(
+            dim=config.dim,
+            encoder=tuple(config.unet_encoder),
+            decoder=tuple(config.unet_decoder),
+            diffeomorphic=config.diffeomorphic,
+            int_steps=config.int_steps,
+        )
+
+    @property
+    def invertible(self) -> bool:
+        """Whether the translator has an exact inverse (the INN)."""
+        return hasattr(self.translator, "inverse")
+
+    def translate(self, moving: Tensor) -> Tensor:
+        """Moving image in the fixed modality (identity when there is no translator)."""
+        return moving if self.translator is None else self.translator(moving)
+
+    def forward(self, moving: Tensor, fixed: Tensor) -> ModelOutput:
+        if moving.shape != fixed.shape:
+            raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape")
+        translated = self.translate(moving)
+        use_translated = RegInput(self.config.reg_input) is RegInput.TRANSLATED
+        reg = self.registration(translated if use_translated else moving, fixed)
+        return ModelOutput(translated=translated, ddf=reg.ddf, inverse_ddf=reg.inverse_ddf, velocity=reg.velocity)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU; ``cpu``/``cuda[:k]`` are taken as given."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from innreg.errors import InnregInputError
+
+        raise InnregInputError(f"--device {device}: CUDA is not available on this machine")
+    return torch.device(device)

@@ -1,0 +1,96 @@
+"""VoxelMorph-style registration network with an optional diffeomorphic (velocity) head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from innreg.nn.layers import check_dim, conv, crop_to, pad_to_multiple
+from innreg.nn.unet import UNet, to_channels_last
+from innreg.nn.warp import integrate_velocity, invert_field
+
+
+class RegistrationOutput(NamedTuple):
+    """What :class:`RegistrationNet` predicts; fields follow :mod:`innreg.nn.warp` (voxels, pull-back).
+
+    Attributes:
+        ddf: ``(N, dim, *spatial)`` displacement: ``warp(moving, ddf)`` aligns moving to fixed.
+        inverse_ddf: ``(N, dim, *spatial)`` inverse displacement (``warp(fixed, inverse_ddf)`` aligns
+            fixed to moving), or ``None`` when not requested.
+        velocity: ``(N, dim, *spatial)`` stationary velocity with ``ddf = exp(velocity)``, or ``None``
+            for a plain displacement.
+    """
+
+    ddf: Tensor
+    inverse_ddf: Tensor | None
+    velocity: Tensor | None
+
+
+class RegistrationNet(nn.Module):
+    """U-Net on ``concat(moving, fixed)`` predicting a (diffeomorphic) displacement field.
+
+    With ``diffeomorphic=True`` the head predicts a stationary velocity ``v``; ``ddf = exp(v)`` by
+    scaling and squaring and ``inverse_ddf = exp(-v)``. Otherwise the head predicts ``ddf`` directly
+    and the inverse comes from :func:`~innreg.nn.warp.invert_field` (fixed-point iteration).
+    Inputs of any size are zero-padded to a multiple of ``2 ** len(encoder)`` and the fields cropped
+    back (before integration, so ``exp(-v)`` is the exact-up-to-discretisation inverse on the image grid).
+
+    Args:
+        dim: 2 or 3.
+        encoder: U-Net encoder widths (each level halves the resolution).
+        decoder: U-Net decoder widths (``len(decoder) >= len(encoder)``).
+        diffeomorphic: velocity + scaling and squaring, or a plain displacement.
+        int_steps: scaling-and-squaring steps.
+        inverse_iterations: fixed-point iterations for the inverse of a plain displacement.
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        encoder: Sequence[int] = (16, 32, 32, 32),
+        decoder: Sequence[int] = (32, 32, 32, 32, 16),
+        diffeomorphic: bool = True,
+        int_steps: int = 7,
+        inverse_iterations: int = 20,
+    ) -> None:
+        super().__init__()
+        self.dim = check_dim(dim)
+        if int_steps < 0:
+            raise ValueError(f"int_steps must be >= 0, got {int_steps}")
+        self.diffeomorphic = diffeomorphic
+        self.int_steps = int_steps
+        self.inverse_iterations = inverse_iterations
+        self.unet = UNet(dim, 2, encoder, decoder)
+        self.flow = conv(dim)(self.unet.out_channels, dim, 3, padding=1)
+        # Tiny initial fields: training starts from (almost) the identity transform.
+        nn.init.normal_(self.flow.weight, std=1e-5)
+        nn.init.zeros_(self.flow.bias)
+
+    def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True) -> RegistrationOutput:
+        """Predict the field that warps ``moving`` onto ``fixed``.
+
+        Args:
+            moving: ``(N, 1, *spatial)`` image.
+            fixed: ``(N, 1, *spatial)`` image on the same grid.
+            with_inverse: also compute ``inverse_ddf`` (skip it in training to save time).
+
+        Returns:
+            :class:`RegistrationOutput` with fields of shape ``(N, dim, *spatial)`` in voxels.
+        """
+        if moving.shape != fixed.shape or moving.dim() != self.dim + 2 or moving.shape[1] != 1:
+            raise ValueError(
+                f"moving and fixed must both be (N, 1, *spatial) with {self.dim} spatial dims, "
+                f"got {tuple(moving.shape)} and {tuple(fixed.shape)}"
+            )
+        x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), self.unet.multiple)
+        field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).contiguous()
+        if self.diffeomorphic:
+            ddf = integrate_velocity(field, self.int_steps)
+            inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None
+            return RegistrationOutput(ddf, inverse, field)
+        inverse = invert_field(field, self.inverse_iterations) if with_inverse else None
+        return RegistrationOutput(field, inverse, None)

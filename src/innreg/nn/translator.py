@@ -1,0 +1,88 @@
+"""Invertible modality translator (the INN of INNReg).
+
+``forward`` maps the moving image's modality to the fixed image's modality, ``inverse`` maps back;
+``inverse(forward(x)) == x`` up to float rounding, for any spatial size (odd sizes included).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from innreg.config import SubnetKind
+from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
+from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
+from innreg.nn.unet import to_channels_last
+
+
+class INNTranslator(nn.Module):
+    """Invertible image-to-image translator: squeeze, ``n_blocks`` x (LU 1x1 conv + affine coupling), unsqueeze.
+
+    The image is zero-padded to even sizes, squeezed (2x2 or 2x2x2 cells to channels, so a 1-channel
+    image has 4 or 8 splittable channels at half resolution), transformed, unsqueezed and cropped.
+    On odd sizes the blocks get a mask of real voxels and keep the padded slots at exactly zero (see
+    :mod:`innreg.nn.coupling`), which makes the cropped map exactly invertible.
+
+    At initialisation the couplings are identities but the 1x1 convolutions are random orthogonal
+    mixings inside each cell, so the translator is an orthogonal (norm-preserving), not an identity, map.
+
+    Args:
+        dim: 2 or 3.
+        in_channels: image channels ``C``.
+        n_blocks: number of invertible blocks.
+        hidden_channels: width of the coupling subnetworks (they run at half resolution).
+        subnet: ``ddc`` (dynamic depthwise conv + local attention) or ``conv`` (plain convolutions).
+        kernel_size: odd spatial kernel size of the subnetworks.
+        clamp: soft bound on the coupling log-scales.
+
+    Shapes:
+        ``forward``/``inverse``: ``(N, C, *spatial) -> (N, C, *spatial)``.
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        in_channels: int = 1,
+        n_blocks: int = 4,
+        hidden_channels: int = 32,
+        subnet: SubnetKind | str = SubnetKind.DDC,
+        kernel_size: int = 5,
+        clamp: float = 1.5,
+    ) -> None:
+        super().__init__()
+        self.dim = check_dim(dim)
+        self.in_channels = in_channels
+        if n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        channels = in_channels * 2**dim
+        self.blocks = nn.ModuleList(
+            InvertibleBlock(channels, dim, hidden_channels, subnet, kernel_size, clamp) for _ in range(n_blocks)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Translate moving modality -> fixed modality."""
+        return self._run(x, reverse=False)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        """Translate fixed modality -> moving modality (exact inverse of :meth:`forward`)."""
+        return self._run(y, reverse=True)
+
+    def _run(self, x: Tensor, reverse: bool) -> Tensor:
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected (N, {self.in_channels}, *spatial) with {self.dim} spatial dims, got {tuple(x.shape)}"
+            )
+        padded, shape = pad_to_multiple(x, 2)
+        mask = None
+        if padded.shape != x.shape:
+            real = torch.ones((1, self.in_channels, *shape), dtype=x.dtype, device=x.device)
+            mask = to_channels_last(squeeze(pad_to_multiple(real, 2)[0]))
+        z = to_channels_last(squeeze(padded))
+        if reverse:
+            for block in reversed(self.blocks):
+                z = block.inverse(z, mask)
+        else:
+            for block in self.blocks:
+                z = block(z, mask)
+        return crop_to(unsqueeze(z, self.dim), shape).contiguous()

@@ -1,0 +1,301 @@
+"""Joint, unsupervised training of translator and registration network.
+
+One step = a discriminator update (LSGAN, real fixed vs translated moving) followed by one update of
+translator + registration network on
+
+``L = w_adv * L_adv + w_l1 * L_l1 + lambda_reg * (w_sim * L_sim + w_smooth * L_smooth)``
+
+with ``L_l1 = |warp(T(A)) - B| (+ |warp(A) - T^-1(B)|`` for the invertible translator),
+``L_sim`` the NMI barrier ``-log(NMI(warp(A), B) - tau)`` (or ``1 - NMI``) and ``L_smooth`` the mean
+squared spatial gradient of the displacement. Labels are never read.
+
+Runs are resumable: ``RUN_DIR/checkpoint.pt`` (written atomically) holds the weights, optimiser
+states, step, loss history and RNG states; ``RUN_DIR/model.pt`` holds the final weights and the full
+config, which is all :func:`innreg.inference.load_model` needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from innreg.config import Config, LossConfig, RegLossKind
+from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
+from innreg.errors import InnregInputError
+from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
+from innreg.model import INNReg, resolve_device
+from innreg.nn import PatchDiscriminator, warp
+
+MODEL_FORMAT = "innreg-model/1"
+CHECKPOINT_FORMAT = "innreg-checkpoint/1"
+
+
+@dataclass
+class TrainState:
+    """Everything a step changes, and so everything a checkpoint stores."""
+
+    model: INNReg
+    discriminator: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def build_state(config: Config, device: torch.device) -> TrainState:
+    """Fresh networks and Adam optimisers for ``config`` (seeded by ``config.train.seed``)."""
+    seed_everything(config.train.seed)
+    model = INNReg(config.model).to(device)
+    adversarial = model.translator is not None and config.loss.w_adv > 0
+    disc = (
+        PatchDiscriminator(config.model.dim, 1, config.model.disc_channels, config.model.disc_layers).to(device)
+        if adversarial
+        else None
+    )
+    t = config.train
+    opt_g = torch.optim.Adam(model.parameters(), lr=t.lr, betas=tuple(t.betas))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr, betas=tuple(t.betas)) if disc is not None else None
+    return TrainState(model, disc, opt_g, opt_d)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def similarity_loss(nmi_values: Tensor, loss: LossConfig) -> Tensor:
+    """Registration similarity term from per-sample NMI values ``(N,)``."""
+    if RegLossKind(loss.reg_loss) is RegLossKind.BARRIER:
+        return nmi_barrier(nmi_values, loss.tau, loss.barrier_eps).mean()
+    return (1.0 - nmi_values).mean()
+
+
+def generator_losses(
+    model: INNReg, discriminator: nn.Module | None, moving: Tensor, fixed: Tensor, loss: LossConfig
+) -> dict[str, Tensor]:
+    """All loss terms of the translator/registration update, and their weighted ``total``.
+
+    Args:
+        moving, fixed: ``(N, 1, *S)`` images in [0, 1] on one grid.
+    """
+    out = model(moving, fixed)
+    warped = warp(moving, out.ddf)
+    nmi_values = nmi(warped, fixed, bins=loss.nmi_bins)
+    terms: dict[str, Tensor] = {
+        "sim": similarity_loss(nmi_values, loss),
+        "smooth": gradient_smoothness(out.ddf),
+    }
+    total = loss.lambda_reg * (loss.w_sim * terms["sim"] + loss.w_smooth * terms["smooth"])
+    if model.translator is not None:
+        l1 = (warp(out.translated, out.ddf) - fixed).abs().mean()
+        if model.invertible:
+            l1 = l1 + (warped - model.translator.inverse(fixed)).abs().mean()
+        terms["l1"] = l1
+        total = total + loss.w_l1 * l1
+        if discriminator is not None:
+            terms["adv"] = lsgan_generator_loss(discriminator(out.translated))
+            total = total + loss.w_adv * terms["adv"]
+    terms["total"] = total
+    terms["nmi"] = nmi_values.mean().detach()
+    return terms
+
+
+def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config) -> dict[str, float]:
+    """One discriminator update and one translator/registration update; returns the loss terms."""
+    model, disc = state.model, state.discriminator
+    model.train()
+    logs: dict[str, float] = {}
+    if disc is not None:
+        with torch.no_grad():
+            fake = model.translate(moving)
+        d_loss = lsgan_discriminator_loss(disc(fixed), disc(fake))
+        state.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        nn.utils.clip_grad_norm_(disc.parameters(), config.train.grad_clip)
+        state.opt_d.step()
+        logs["disc"] = float(d_loss)
+        disc.requires_grad_(False)  # the generator step must not move the discriminator
+    terms = generator_losses(model, disc, moving, fixed, config.loss)
+    state.opt_g.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+    state.opt_g.step()
+    if disc is not None:
+        disc.requires_grad_(True)
+    if not torch.isfinite(terms["total"]):
+        raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
+    logs.update({k: float(v) for k, v in terms.items()})
+    state.step += 1
+    return logs
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(state: TrainState, config: Config, path: Path) -> None:
+    """Write the resumable training state."""
+    save_atomic(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": config.to_dict(),
+            "step": state.step,
+            "seconds": state.seconds,
+            "history": state.history,
+            "model": state.model.state_dict(),
+            "discriminator": state.discriminator.state_dict() if state.discriminator is not None else None,
+            "opt_g": state.opt_g.state_dict(),
+            "opt_d": state.opt_d.state_dict() if state.opt_d is not None else None,
+            "rng_torch": torch.get_rng_state(),
+            "rng_numpy": np.random.get_state(),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path, device: torch.device) -> tuple[TrainState, Config]:
+    """Rebuild a :class:`TrainState` from a checkpoint written by :func:`save_checkpoint`."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # a truncated or foreign file: say which and why
+        raise InnregInputError(f"{path}: cannot read checkpoint ({err.__class__.__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InnregInputError(f"{path}: not an innreg training checkpoint")
+    config = Config.from_dict(ckpt["config"], source=str(path))
+    state = build_state(config, device)
+    state.model.load_state_dict(ckpt["model"])
+    state.opt_g.load_state_dict(ckpt["opt_g"])
+    if state.discriminator is not None:
+        state.discriminator.load_state_dict(ckpt["discriminator"])
+        state.opt_d.load_state_dict(ckpt["opt_d"])
+    state.step, state.history, state.seconds = ckpt["step"], ckpt["history"], ckpt.get("seconds", 0.0)
+    torch.set_rng_state(ckpt["rng_torch"])
+    np.random.set_state(ckpt["rng_numpy"])
+    return state, config
+
+
+def save_model(model: INNReg, config: Config, path: Path, info: dict | None = None) -> None:
+    """Write ``model.pt``: weights plus the full config (all that registration needs)."""
+    save_atomic(
+        {"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(), "info": info or {}},
+        path,
+    )
+
+
+def _records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:
+    records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    if not records:
+        raise InnregInputError(f"{pairs}: no pairs to train on")
+    return records
+
+
+def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
+    """``history.csv`` (one row per step) and ``loss_curve.png``."""
+    from innreg.reports import loss_curve
+
+    keys = sorted({k for row in history for k in row})
+    tmp = run_dir / ".history.csv.tmp"
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, run_dir / "history.csv")
+    curves = {k: [row.get(k, float("nan")) for row in history] for k in keys if k not in ("step",)}
+    loss_curve(run_dir / "loss_curve.png", curves, steps=[row["step"] for row in history])
+
+
+def train(
+    pairs: str | Path | Sequence[PairRecord],
+    out_dir: str | Path,
+    config: Config | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[TrainState, dict[str, float]], None] | None = None,
+) -> Path:
+    """Train INNReg on a pair manifest and return the path of ``out_dir/model.pt``.
+
+    Args:
+        pairs: a manifest CSV (``moving,fixed[,moving_seg,fixed_seg]``) or its records.
+        out_dir: run directory (created); holds ``config.yaml``, ``checkpoint.pt``, ``history.csv``,
+            ``loss_curve.png`` and, at the end, ``model.pt``.
+        config: the run config (defaults if ``None``). With ``resume=True`` the checkpoint's config
+            is used, except ``train.steps`` which may be raised to train longer.
+        resume: continue from ``out_dir/checkpoint.pt``.
+        progress: show a progress bar with the losses.
+        on_step: optional callback after each step (e.g. for convergence studies).
+    """
+    import yaml
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = _records(pairs)
+    ckpt_path = out_dir / "checkpoint.pt"
+    config = config or Config()
+    device = resolve_device(config.train.device)
+    if resume and ckpt_path.exists():
+        requested_steps = config.train.steps
+        state, config = load_checkpoint(ckpt_path, device)
+        if requested_steps > config.train.steps:
+            config = config.updated(train={"steps": requested_steps})
+    else:
+        if resume:
+            print(f"innreg: no checkpoint in {out_dir}, starting a new run")
+        state = build_state(config, device)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    t = config.train
+    dataset = PairDataset(
+        records,
+        dim=config.model.dim,
+        slice_axis=t.slice_axis,
+        slice_range=tuple(t.slice_range),
+        augment=t.augment,
+        seed=t.seed,
+    )
+    bar = tqdm(total=t.steps, initial=state.step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    try:
+        while state.step < t.steps:
+            start = time.perf_counter()
+            # Batch indices depend only on (seed, step), so a resumed run draws what the killed one would have.
+            rng = np.random.default_rng([t.seed, state.step])
+            idx = rng.choice(len(dataset), size=t.batch_size, replace=len(dataset) < t.batch_size)
+            batch = pad_collate([dataset[int(i)] for i in idx])
+            logs = train_step(state, batch["moving"].to(device), batch["fixed"].to(device), config)
+            state.seconds += time.perf_counter() - start
+            logs["step"] = state.step
+            state.history.append(logs)
+            if on_step is not None:
+                on_step(state, logs)
+            bar.update(1)
+            bar.set_postfix({k: f"{logs[k]:.3f}" for k in ("total", "sim", "nmi", "l1") if k in logs})
+            if state.step % t.checkpoint_every == 0 or state.step == t.steps:
+                save_checkpoint(state, config, ckpt_path)
+    except KeyboardInterrupt:
+        bar.close()
+        save_checkpoint(state, config, ckpt_path)
+        raise
+    bar.close()
+    write_history(state.history, out_dir)
+    model_path = out_dir / "model.pt"
+    info = {"steps": state.step, "train_seconds": state.seconds, "n_pairs": len(records)}
+    save_model(state.model, config, model_path, info)
+    return model_path

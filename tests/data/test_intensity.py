@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from conftest import AFFINE
+
+from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
+from innreg.data.io import Image
+
+
+def test_percentiles_map_to_zero_and_one_and_clip():
+    values = np.arange(101, dtype=np.float64)  # percentile p of 0..100 is p
+    out = normalize_percentile(values, lower=10, upper=90)
+    assert out.dtype == np.float32
+    assert out[50] == pytest.approx(0.5)
+    assert out[10] == pytest.approx(0.0) and out[90] == pytest.approx(1.0)
+    assert out[0] == 0.0 and out[100] == 1.0
+
+
+def test_percentiles_are_taken_inside_the_mask():
+    values = np.concatenate([np.zeros(50), np.arange(101, dtype=np.float64)])
+    mask = values > 0
+    out = normalize_percentile(values, lower=0, upper=100, mask=mask)
+    # inside the mask the values are 1..100, so 1 -> 0 and 100 -> 1; the background clips to 0
+    assert out[51] == pytest.approx(0.0) and out[-1] == pytest.approx(1.0)
+    assert out[50 + 50] == pytest.approx(49 / 99)
+    assert (out[:50] == 0).all()
+
+
+def test_degenerate_percentiles_fall_back_to_the_range():
+    values = np.zeros(100)
+    values[-1] = 4.0
+    out = normalize_percentile(values)  # 1st and 99th percentiles are both 0
+    assert out[-1] == 1.0 and out[0] == 0.0
+    assert (normalize_percentile(np.full((3, 3), 2.0)) == 0).all()
+
+
+def test_resample_onto_identical_grid_is_a_copy(ramp2d):
+    image = Image(ramp2d, AFFINE)
+    out = resample_to(image, Image(np.zeros_like(ramp2d), AFFINE))
+    np.testing.assert_array_equal(out.array, ramp2d)
+    assert out.array is not ramp2d
+
+
+def test_resample_integer_shift(ramp2d):
+    # reference voxel (i, j) sits where image voxel (i + 2, j - 1) is
+    shifted = AFFINE.copy()
+    shifted[:3, 3] = AFFINE[:3, :3] @ [2, -1, 0] + AFFINE[:3, 3]
+    out = resample_to(Image(ramp2d, AFFINE), Image(np.zeros((12, 14)), shifted))
+    np.testing.assert_allclose(out.array[:10, 1:], ramp2d[2:, :-1], rtol=1e-6)
+    assert (out.array[10:] == 0).all() and (out.array[:, 0] == 0).all()
+    np.testing.assert_array_equal(out.affine, shifted)
+
+
+def test_resample_transposed_grid_and_labels_stay_labels(ramp3d):
+    # The reference lists the same voxels with axes 0 and 1 swapped.
+    swapped = AFFINE[:, [1, 0, 2, 3]]
+    labels = (ramp3d * 5).astype(np.int64) % 4
+    out = resample_to(Image(labels, AFFINE), Image(np.zeros((10, 8, 6)), swapped), Interpolation.NEAREST)
+    np.testing.assert_array_equal(out.array, labels.transpose(1, 0, 2))
+    assert out.array.dtype == np.int64
+
+
+def test_resample_to_coarser_shifted_grid_interpolates_linearly():
+    image = np.tile(np.arange(9, dtype=np.float32), (9, 1))  # value = column index
+    coarse = np.diag([2.0, 2.0, 1.0, 1.0])
+    coarse[:2, 3] = 0.5  # reference voxel (i, j) sits at image position (2i + 0.5, 2j + 0.5)
+    out = resample_to(Image(image, np.eye(4)), Image(np.zeros((4, 4)), coarse))
+    np.testing.assert_allclose(out.array, np.tile([0.5, 2.5, 4.5, 6.5], (4, 1)), rtol=1e-6)

@@ -1,0 +1,21 @@
+"""Shared fixtures for the network tests: random smooth fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+
+def smooth_field(shape: tuple[int, ...], amplitude: float, sigma: float, seed: int = 0) -> torch.Tensor:
+    """``(1, dim, *shape)`` Gaussian-smoothed noise scaled so that ``max |field| == amplitude`` voxels."""
+    rng = np.random.default_rng(seed)
+    field = np.stack([gaussian_filter(rng.standard_normal(shape), sigma) for _ in shape])
+    field *= amplitude / np.abs(field).max()
+    return torch.tensor(field, dtype=torch.float32).unsqueeze(0)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
