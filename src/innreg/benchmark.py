@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,7 @@ class MethodResult:
     peak_gpu_memory_mb: float | None
     isolated: bool
     device: str
+    cpu_threads: int
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,8 +118,11 @@ def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
     A method that cannot run because of the user's setup (:class:`InnregInputError`, e.g. a missing
     optional package) leaves its message in ``out/<name>/error.txt`` and re-raises.
     """
+    import torch
+
     from innreg.baselines import make_method, peak_memory
     from innreg.evaluation import evaluate_pairs
+    from innreg.model import resolve_device
 
     method_dir = settings.out / name
     method_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +145,8 @@ def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
         peak_memory_mb=rss_mb,
         peak_gpu_memory_mb=gpu_mb,
         isolated=settings.isolate,
-        device=settings.device,
+        device=str(resolve_device(settings.device)) if method.trains else "cpu",
+        cpu_threads=torch.get_num_threads(),
         summary=summary,
     )
     _write_text(method_dir / RESULT_FILE, json.dumps(asdict(result), indent=2))
@@ -179,6 +185,7 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
     for path, what in ((settings.train, "--train"), (settings.test, "--test")):
         if not Path(path).is_file():
             raise InnregInputError(f"{what} {path}: manifest not found")
+    settings.base_config()  # a bad --config fails here, once, not in every method's process
     settings.out.mkdir(parents=True, exist_ok=True)
     for name in settings.methods:
         if (settings.out / name / RESULT_FILE).exists():
@@ -187,7 +194,7 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
         print(f"benchmark: {name}: fitting and evaluating", flush=True)
         if settings.isolate:
             status = subprocess.run(_child_command(name, settings)).returncode
-            if status == 130:
+            if status in (130, -signal.SIGINT):
                 raise KeyboardInterrupt
             if status != 0 and not (settings.out / name / ERROR_FILE).exists():
                 _write_text(settings.out / name / ERROR_FILE, f"the method's process ended with status {status}\n")
@@ -266,7 +273,9 @@ def results_markdown(settings: BenchmarkSettings, results: Sequence[MethodResult
         "# Benchmark results",
         "",
         f"Train: `{settings.train}` ({n_train} pairs); test: `{settings.test}` ({n_test} pairs); "
-        f"{settings.dim}D; {settings.steps} training steps for every learned method; device `{settings.device}`.",
+        f"{settings.dim}D; {settings.steps} training steps for every learned method; learned methods ran on "
+        f"{', '.join(sorted({f'`{r.device}`' for r in results if r.trains})) or '-'}; "
+        f"{'/'.join(str(t) for t in sorted({r.cpu_threads for r in results}))} CPU threads.",
         "",
         markdown_table(main_rows, columns),
     ]
@@ -418,9 +427,10 @@ def convergence_study(
             raise InnregInputError(f"--methods {name}: the convergence study needs a method trained by innreg train")
         curve_path = out / name / "convergence.csv"
         curve = _read_curve(curve_path)
-        run_dir = out / name / "fit"
-        if (run_dir / "model.pt").exists() and not curve_path.exists():
-            run_dir = out / name / "convergence_run"
+        shared_dir, own_dir = out / name / "fit", out / name / "convergence_run"
+        # The benchmark's training run carries the curve, unless it finished before any curve existed.
+        finished_without_curve = (shared_dir / "model.pt").exists() and not curve_path.exists()
+        run_dir = own_dir if own_dir.exists() or finished_without_curve else shared_dir
         run_config = method.run_config(steps, device)
 
         def on_step(state, logs, curve=curve, curve_path=curve_path, run_config=run_config) -> None:

@@ -63,6 +63,8 @@ class ModelConfig:
     unet_encoder: tuple[int, ...] = (16, 32, 32, 32)
     unet_decoder: tuple[int, ...] = (32, 32, 32, 32, 16)
     diffeomorphic: bool = True
+    # Global affine stage before the U-Net (large rotations/scalings/shifts); off = the paper's net.
+    affine: bool = True
     int_steps: int = 7
     reg_input: RegInput = RegInput.TRANSLATED
     disc_channels: int = 32
@@ -83,6 +85,9 @@ class LossConfig:
     tau: float = 0.0
     barrier_eps: float = 0.01
     nmi_bins: int = 32
+    # NMI is averaged over this many pyramid levels (full, 1/2, 1/4, ...): the coarse levels widen
+    # the capture range for large misalignments.
+    nmi_scales: int = 3
     lambda_reg: float = 1.0
     w_sim: float = 1.0
     w_adv: float = 0.1

@@ -17,12 +17,17 @@ from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator
 
 @dataclass
 class ModelOutput:
-    """What one forward pass returns; images ``(N, 1, *S)``, fields ``(N, dim, *S)`` in voxels, pull-back."""
+    """What one forward pass returns; images ``(N, 1, *S)``, fields ``(N, dim, *S)`` in voxels, pull-back.
+
+    ``local_ddf`` is the U-Net's part of ``ddf`` (without the affine stage); ``inverse_ddf`` is
+    ``None`` when not requested.
+    """
 
     translated: Tensor
     ddf: Tensor
-    inverse_ddf: Tensor
+    inverse_ddf: Tensor | None
     velocity: Tensor | None
+    local_ddf: Tensor
 
 
 def build_translator(config: ModelConfig) -> nn.Module | None:
@@ -65,6 +70,7 @@ class INNReg(nn.Module):
             decoder=tuple(config.unet_decoder),
             diffeomorphic=config.diffeomorphic,
             int_steps=config.int_steps,
+            affine=config.affine,
         )
 
     @property
@@ -76,13 +82,13 @@ class INNReg(nn.Module):
         """Moving image in the fixed modality (identity when there is no translator)."""
         return moving if self.translator is None else self.translator(moving)
 
-    def forward(self, moving: Tensor, fixed: Tensor) -> ModelOutput:
+    def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True) -> ModelOutput:
         if moving.shape != fixed.shape:
             raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape")
         translated = self.translate(moving)
         use_translated = RegInput(self.config.reg_input) is RegInput.TRANSLATED
-        reg = self.registration(translated if use_translated else moving, fixed)
-        return ModelOutput(translated=translated, ddf=reg.ddf, inverse_ddf=reg.inverse_ddf, velocity=reg.velocity)
+        reg = self.registration(translated if use_translated else moving, fixed, with_inverse=with_inverse)
+        return ModelOutput(translated, reg.ddf, reg.inverse_ddf, reg.velocity, reg.local_ddf)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

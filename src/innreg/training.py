@@ -34,6 +34,7 @@ from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
 from innreg.model import INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
+from innreg.nn.layers import avg_pool
 
 MODEL_FORMAT = "innreg-model/1"
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"
@@ -82,6 +83,19 @@ def similarity_loss(nmi_values: Tensor, loss: LossConfig) -> Tensor:
     return (1.0 - nmi_values).mean()
 
 
+def multiscale_nmi(warped: Tensor, fixed: Tensor, bins: int, scales: int) -> Tensor:
+    """Per-sample NMI ``(N,)`` averaged over ``scales`` levels of an average-pooling pyramid."""
+    pool = avg_pool(warped.dim() - 2)(2)
+    values = []
+    for level in range(scales):
+        if level:
+            if min(warped.shape[2:]) < 16:
+                break
+            warped, fixed = pool(warped), pool(fixed)
+        values.append(nmi(warped, fixed, bins=bins))
+    return torch.stack(values).mean(0)
+
+
 def generator_losses(
     model: INNReg, discriminator: nn.Module | None, moving: Tensor, fixed: Tensor, loss: LossConfig
 ) -> dict[str, Tensor]:
@@ -90,12 +104,12 @@ def generator_losses(
     Args:
         moving, fixed: ``(N, 1, *S)`` images in [0, 1] on one grid.
     """
-    out = model(moving, fixed)
+    out = model(moving, fixed, with_inverse=False)
     warped = warp(moving, out.ddf)
-    nmi_values = nmi(warped, fixed, bins=loss.nmi_bins)
+    nmi_values = multiscale_nmi(warped, fixed, loss.nmi_bins, loss.nmi_scales)
     terms: dict[str, Tensor] = {
         "sim": similarity_loss(nmi_values, loss),
-        "smooth": gradient_smoothness(out.ddf),
+        "smooth": gradient_smoothness(out.local_ddf),
     }
     total = loss.lambda_reg * (loss.w_sim * terms["sim"] + loss.w_smooth * terms["smooth"])
     if model.translator is not None:
@@ -125,7 +139,7 @@ def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config)
         d_loss.backward()
         nn.utils.clip_grad_norm_(disc.parameters(), config.train.grad_clip)
         state.opt_d.step()
-        logs["disc"] = float(d_loss)
+        logs["disc"] = d_loss.item()
         disc.requires_grad_(False)  # the generator step must not move the discriminator
     terms = generator_losses(model, disc, moving, fixed, config.loss)
     state.opt_g.zero_grad(set_to_none=True)
@@ -136,7 +150,7 @@ def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config)
         disc.requires_grad_(True)
     if not torch.isfinite(terms["total"]):
         raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
-    logs.update({k: float(v) for k, v in terms.items()})
+    logs.update({k: v.item() for k, v in terms.items()})
     state.step += 1
     return logs
 

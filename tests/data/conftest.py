@@ -1,5 +1,6 @@
-"""Shared helpers for the innreg.data tests: tiny NIfTI files with known geometry."""
+"""Shared fixtures for the innreg.data tests: tiny images and NIfTI files with known geometry."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 # A rotated, anisotropic, shifted voxel-to-world matrix, so that geometry bugs show.
-AFFINE = np.array(
+_AFFINE = np.array(
     [
         [0.0, -1.5, 0.0, 12.0],
         [0.8, 0.0, 0.0, -7.0],
@@ -17,9 +18,21 @@ AFFINE = np.array(
 )
 
 
-def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> Path:
-    nib.save(nib.Nifti1Image(np.asarray(data), affine), str(path))
-    return path
+@pytest.fixture
+def affine() -> np.ndarray:
+    """Voxel-to-world matrix with voxel sizes (0.8, 1.5, 2.0) along the three voxel axes."""
+    return _AFFINE.copy()
+
+
+@pytest.fixture
+def write_nifti() -> Callable[..., Path]:
+    """``write_nifti(path, data, affine=<the affine fixture>) -> path`` via plain nibabel."""
+
+    def write(path: Path, data: np.ndarray, affine: np.ndarray = _AFFINE) -> Path:
+        nib.save(nib.Nifti1Image(np.asarray(data), affine), str(path))
+        return path
+
+    return write
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import AFFINE, write_nifti
 
 from innreg.data import io
 from innreg.data.io import (
@@ -20,56 +19,56 @@ from innreg.errors import InnregInputError
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-def test_round_trip_2d_in_memory_image(tmp_path, ramp2d, suffix):
-    path = save_image(tmp_path / f"a{suffix}", ramp2d, Image(ramp2d, AFFINE))
+def test_round_trip_2d_in_memory_image(tmp_path, ramp2d, suffix, affine):
+    path = save_image(tmp_path / f"a{suffix}", ramp2d, Image(ramp2d, affine))
     loaded = load_image(path)
     assert loaded.array.dtype == np.float32 and loaded.shape == (12, 14)
     np.testing.assert_array_equal(loaded.array, ramp2d)
-    np.testing.assert_allclose(loaded.affine, AFFINE, atol=1e-6)
+    np.testing.assert_allclose(loaded.affine, affine, atol=1e-6)
     assert voxel_spacing(loaded) == pytest.approx((0.8, 1.5))
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-def test_round_trip_3d_keeps_affine_and_header(tmp_path, ramp3d, suffix):
+def test_round_trip_3d_keeps_affine_and_header(tmp_path, ramp3d, suffix, affine, write_nifti):
     src = load_image(write_nifti(tmp_path / f"src{suffix}", ramp3d))
     out = save_image(tmp_path / f"out{suffix}", src.array * 2, src, description="doubled")
     loaded = load_image(out)
     np.testing.assert_allclose(loaded.array, ramp3d * 2)
-    np.testing.assert_allclose(loaded.affine, AFFINE, atol=1e-6)
+    np.testing.assert_allclose(loaded.affine, affine, atol=1e-6)
     assert voxel_spacing(loaded) == pytest.approx((0.8, 1.5, 2.0))
     assert nib.load(out).header["descrip"].tobytes().rstrip(b"\0") == b"doubled"
 
 
-def test_trailing_singleton_is_squeezed_and_written_back(tmp_path, ramp2d):
+def test_trailing_singleton_is_squeezed_and_written_back(tmp_path, ramp2d, affine, write_nifti):
     src = load_image(write_nifti(tmp_path / "slice.nii.gz", ramp2d[:, :, None, None]))
     assert src.shape == (12, 14)
     out = save_image(tmp_path / "out.nii.gz", src.array + 1, src)
     assert nib.load(out).shape == (12, 14, 1, 1)
-    np.testing.assert_allclose(nib.load(out).affine, AFFINE, atol=1e-6)
+    np.testing.assert_allclose(nib.load(out).affine, affine, atol=1e-6)
 
 
-def test_middle_singleton_axis_keeps_world_positions(tmp_path, ramp2d):
+def test_middle_singleton_axis_keeps_world_positions(tmp_path, ramp2d, affine, write_nifti):
     # An H x 1 x W coronal slice: pixel (i, j) is voxel (i, 0, j) on disk.
     src = load_image(write_nifti(tmp_path / "cor.nii", ramp2d[:, None, :]))
     assert src.shape == (12, 14)
     i, j = 3, 5
-    np.testing.assert_allclose(src.affine @ [i, j, 0, 1], AFFINE @ [i, 0, j, 1])
+    np.testing.assert_allclose(src.affine @ [i, j, 0, 1], affine @ [i, 0, j, 1])
     assert voxel_spacing(src) == pytest.approx((0.8, 2.0))
     out = save_image(tmp_path / "out.nii", src.array, src)
     assert nib.load(out).shape == (12, 1, 14)
-    np.testing.assert_allclose(nib.load(out).affine, AFFINE, atol=1e-6)
+    np.testing.assert_allclose(nib.load(out).affine, affine, atol=1e-6)
 
 
-def test_integer_arrays_get_a_small_integer_type(tmp_path, ramp2d):
+def test_integer_arrays_get_a_small_integer_type(tmp_path, ramp2d, affine):
     labels = (ramp2d > 10).astype(np.int64) * 3
-    out = save_image(tmp_path / "seg.nii.gz", labels, Image(ramp2d, AFFINE))
+    out = save_image(tmp_path / "seg.nii.gz", labels, Image(ramp2d, affine))
     assert nib.load(out).get_data_dtype() == np.uint8
     np.testing.assert_array_equal(load_labels(out).array, labels)
 
 
 @pytest.mark.parametrize("shape", [(12, 14), (8, 10, 6)])
-def test_field_round_trip(tmp_path, shape):
-    ref = Image(np.random.default_rng(0).random(shape).astype(np.float32), AFFINE)
+def test_field_round_trip(tmp_path, shape, affine):
+    ref = Image(np.random.default_rng(0).random(shape).astype(np.float32), affine)
     ddf = np.random.default_rng(1).normal(size=(len(shape), *shape)).astype(np.float32)
     path = save_field(tmp_path / "ddf.nii.gz", ddf, ref)
     img = nib.load(path)
@@ -80,7 +79,7 @@ def test_field_round_trip(tmp_path, shape):
     np.testing.assert_array_equal(load_field(path, like=ref), ddf)
 
 
-def test_field_of_a_squeezed_slice_follows_its_array_axes(tmp_path, ramp2d):
+def test_field_of_a_squeezed_slice_follows_its_array_axes(tmp_path, ramp2d, write_nifti):
     src = load_image(write_nifti(tmp_path / "cor.nii", ramp2d[:, None, :]))
     ddf = np.stack([np.full(src.shape, 1.0), np.full(src.shape, 2.0)]).astype(np.float32)
     path = save_field(tmp_path / "ddf.nii", ddf, src)
@@ -88,7 +87,7 @@ def test_field_of_a_squeezed_slice_follows_its_array_axes(tmp_path, ramp2d):
     np.testing.assert_array_equal(load_field(path, like=src), ddf)
 
 
-def _bad_files(tmp_path, ramp3d):
+def _bad_files(tmp_path, ramp3d, write_nifti):
     text = tmp_path / "x.nii.gz"
     text.write_text("not an image")
     nan = ramp3d.copy()
@@ -104,29 +103,30 @@ def _bad_files(tmp_path, ramp3d):
         "4d": (write_nifti(tmp_path / "fourd.nii.gz", np.random.rand(4, 5, 6, 2).astype(np.float32)), "4D"),
         "complex": (write_nifti(tmp_path / "cplx.nii", (ramp3d + 1j).astype(np.complex64)), "complex"),
         "1d": (write_nifti(tmp_path / "line.nii", np.arange(5.0)[:, None, None]), "fewer than 2"),
+        "empty": (write_nifti(tmp_path / "empty.nii", np.zeros((0, 5), np.float32)), "empty"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "nan", "inf", "constant", "4d", "complex", "1d"])
-def test_bad_images_raise_input_error_naming_the_file(tmp_path, ramp3d, case):
-    path, reason = _bad_files(tmp_path, ramp3d)[case]
+@pytest.mark.parametrize("case", ["missing", "text", "nan", "inf", "constant", "4d", "complex", "1d", "empty"])
+def test_bad_images_raise_input_error_naming_the_file(tmp_path, ramp3d, case, write_nifti):
+    path, reason = _bad_files(tmp_path, ramp3d, write_nifti)[case]
     with pytest.raises(InnregInputError) as err:
         load_image(path)
     message = str(err.value)
     assert path.name in message and reason in message and "\n" not in message
 
 
-def test_singleton_fourth_axis_is_accepted(tmp_path, ramp3d):
+def test_singleton_fourth_axis_is_accepted(tmp_path, ramp3d, write_nifti):
     assert load_image(write_nifti(tmp_path / "v.nii.gz", ramp3d[..., None])).shape == ramp3d.shape
 
 
-def test_labels_must_be_integers(tmp_path, ramp2d):
+def test_labels_must_be_integers(tmp_path, ramp2d, write_nifti):
     path = write_nifti(tmp_path / "seg.nii.gz", ramp2d + 0.5)
     with pytest.raises(InnregInputError, match="seg.nii.gz.*non-integer"):
         load_labels(path)
 
 
-def test_label_shape_mismatch_names_both_files(tmp_path, ramp2d):
+def test_label_shape_mismatch_names_both_files(tmp_path, ramp2d, write_nifti):
     image = load_image(write_nifti(tmp_path / "image.nii.gz", ramp2d))
     seg = write_nifti(tmp_path / "seg.nii.gz", np.zeros((12, 13), np.int16))
     with pytest.raises(InnregInputError) as err:
@@ -134,17 +134,17 @@ def test_label_shape_mismatch_names_both_files(tmp_path, ramp2d):
     assert "seg.nii.gz" in str(err.value) and "image.nii.gz" in str(err.value)
 
 
-def test_constant_label_map_is_allowed(tmp_path):
+def test_constant_label_map_is_allowed(tmp_path, write_nifti):
     assert load_labels(write_nifti(tmp_path / "seg.nii", np.zeros((4, 5), np.uint8))).array.dtype == np.int64
 
 
-def test_output_must_be_nifti(tmp_path, ramp2d):
+def test_output_must_be_nifti(tmp_path, ramp2d, affine):
     with pytest.raises(InnregInputError, match="out.png"):
-        save_image(tmp_path / "out.png", ramp2d, Image(ramp2d, AFFINE))
+        save_image(tmp_path / "out.png", ramp2d, Image(ramp2d, affine))
 
 
-def test_failed_write_leaves_no_partial_file(tmp_path, ramp2d, monkeypatch):
-    ref = Image(ramp2d, AFFINE)
+def test_failed_write_leaves_no_partial_file(tmp_path, ramp2d, monkeypatch, affine):
+    ref = Image(ramp2d, affine)
     target = save_image(tmp_path / "out.nii.gz", ramp2d, ref)
     before = target.read_bytes()
 

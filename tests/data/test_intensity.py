@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import AFFINE
 
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image
@@ -33,28 +32,28 @@ def test_degenerate_percentiles_fall_back_to_the_range():
     assert (normalize_percentile(np.full((3, 3), 2.0)) == 0).all()
 
 
-def test_resample_onto_identical_grid_is_a_copy(ramp2d):
-    image = Image(ramp2d, AFFINE)
-    out = resample_to(image, Image(np.zeros_like(ramp2d), AFFINE))
+def test_resample_onto_identical_grid_is_a_copy(ramp2d, affine):
+    image = Image(ramp2d, affine)
+    out = resample_to(image, Image(np.zeros_like(ramp2d), affine))
     np.testing.assert_array_equal(out.array, ramp2d)
     assert out.array is not ramp2d
 
 
-def test_resample_integer_shift(ramp2d):
+def test_resample_integer_shift(ramp2d, affine):
     # reference voxel (i, j) sits where image voxel (i + 2, j - 1) is
-    shifted = AFFINE.copy()
-    shifted[:3, 3] = AFFINE[:3, :3] @ [2, -1, 0] + AFFINE[:3, 3]
-    out = resample_to(Image(ramp2d, AFFINE), Image(np.zeros((12, 14)), shifted))
+    shifted = affine.copy()
+    shifted[:3, 3] = affine[:3, :3] @ [2, -1, 0] + affine[:3, 3]
+    out = resample_to(Image(ramp2d, affine), Image(np.zeros((12, 14)), shifted))
     np.testing.assert_allclose(out.array[:10, 1:], ramp2d[2:, :-1], rtol=1e-6)
     assert (out.array[10:] == 0).all() and (out.array[:, 0] == 0).all()
     np.testing.assert_array_equal(out.affine, shifted)
 
 
-def test_resample_transposed_grid_and_labels_stay_labels(ramp3d):
+def test_resample_transposed_grid_and_labels_stay_labels(ramp3d, affine):
     # The reference lists the same voxels with axes 0 and 1 swapped.
-    swapped = AFFINE[:, [1, 0, 2, 3]]
+    swapped = affine[:, [1, 0, 2, 3]]
     labels = (ramp3d * 5).astype(np.int64) % 4
-    out = resample_to(Image(labels, AFFINE), Image(np.zeros((10, 8, 6)), swapped), Interpolation.NEAREST)
+    out = resample_to(Image(labels, affine), Image(np.zeros((10, 8, 6)), swapped), Interpolation.NEAREST)
     np.testing.assert_array_equal(out.array, labels.transpose(1, 0, 2))
     assert out.array.dtype == np.int64
 

@@ -47,8 +47,16 @@ def test_lu_conv_starts_orthogonal_and_inverts():
     assert (layer.inverse(y) - x).abs().max() < 1e-5
 
 
+def test_lu_conv_starts_as_identity():
+    layer = InvertibleConv1x1(4)
+    torch.testing.assert_close(layer.weight(), torch.eye(4))
+
+
 def test_lu_conv_is_identity_in_partial_cells():
     layer = InvertibleConv1x1(4)
+    with torch.no_grad():
+        layer.lower.add_(0.3 * torch.randn(4, 4))
+        layer.upper.add_(0.3 * torch.randn(4, 4))
     x = torch.randn(1, 4, 3, 3)
     full = torch.ones(1, 1, 3, 3, dtype=torch.bool)
     full[..., 2] = False

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate
+from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate, depthwise_conv
 
 
 def test_dynamic_conv_with_constant_generator_is_a_static_depthwise_conv():
@@ -56,3 +56,25 @@ def test_ddc_subnet_starts_at_zero_and_learns(dim):
 def test_kernel_size_must_be_odd():
     with pytest.raises(ValueError, match="odd"):
         DynamicDepthwiseConv(4, dim=2, kernel_size=4)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape"), [((2, 3, 6, 5), (3, 1, 3, 3)), ((2, 3, 4, 5, 3), (3, 1, 5, 3, 3))])
+def test_depthwise_conv_matches_torch_and_its_gradients_are_exact(x_shape, w_shape):
+    x = torch.randn(x_shape, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(w_shape, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(w_shape[0], dtype=torch.float64, requires_grad=True)
+    conv = F.conv2d if len(x_shape) == 4 else F.conv3d
+    padding = [k // 2 for k in w_shape[2:]]
+    torch.testing.assert_close(depthwise_conv(x, w, b), conv(x, w, b, padding=padding, groups=x_shape[1]))
+    assert torch.autograd.gradcheck(depthwise_conv, (x, w, b))
+    assert torch.autograd.gradcheck(depthwise_conv, (x, w))
+    # an expanded (stride-0) incoming gradient, as from .sum(), gives torch's gradients too
+    ours = torch.autograd.grad(depthwise_conv(x, w, b).sum(), (x, w, b))
+    ref = torch.autograd.grad(conv(x, w, b, padding=padding, groups=x_shape[1]).sum(), (x, w, b))
+    for a, r in zip(ours, ref):
+        torch.testing.assert_close(a, r)
+
+
+def test_depthwise_conv_rejects_even_kernels():
+    with pytest.raises(ValueError, match="odd"):
+        depthwise_conv(torch.rand(1, 2, 5, 5), torch.rand(2, 1, 2, 3))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import smooth_field
 
 from innreg.metrics import jacobian_determinant
 from innreg.nn.warp import compose, identity_grid, integrate_velocity, invert_field, warp
@@ -29,14 +28,14 @@ def test_constant_shift_matches_hand_computed_values():
 
 
 @pytest.mark.parametrize("shape", CASES)
-def test_small_velocity_integrates_to_itself(shape):
+def test_small_velocity_integrates_to_itself(shape, smooth_field):
     velocity = smooth_field(shape, amplitude=0.05, sigma=2)
     ddf = integrate_velocity(velocity, steps=7)
     assert (ddf - velocity).abs().max() < 2e-3  # exp(v) = v + O(|v| |grad v|)
 
 
 @pytest.mark.parametrize(("shape", "sigma"), [((32, 32), 3.0), ((16, 16, 16), 2.0)])
-def test_integration_of_large_velocity_does_not_fold(shape, sigma):
+def test_integration_of_large_velocity_does_not_fold(shape, sigma, smooth_field):
     velocity = smooth_field(shape, amplitude=6.0, sigma=sigma)
     # The same field used directly as a displacement folds, so the check below is meaningful.
     assert jacobian_determinant(velocity).min() <= 0
@@ -44,7 +43,7 @@ def test_integration_of_large_velocity_does_not_fold(shape, sigma):
 
 
 @pytest.mark.parametrize("shape", CASES)
-def test_compose_matches_sequential_warps(shape):
+def test_compose_matches_sequential_warps(shape, smooth_field):
     image = smooth_field(shape, amplitude=1.0, sigma=1.5, seed=3)[:, :1] + 1.0
     outer = smooth_field(shape, amplitude=1.0, sigma=2.0, seed=1)
     inner = smooth_field(shape, amplitude=1.0, sigma=2.0, seed=2)
@@ -62,7 +61,7 @@ def test_compose_of_translations_adds_them(shape):
 
 
 @pytest.mark.parametrize("shape", [(24, 22), (12, 14, 10)])
-def test_invert_field_recovers_inverse(shape):
+def test_invert_field_recovers_inverse(shape, smooth_field):
     ddf = smooth_field(shape, amplitude=2.0, sigma=3.0)
     assert jacobian_determinant(ddf).min() > 0.2  # invertible test field
     inverse = invert_field(ddf, iterations=20)
@@ -78,3 +77,11 @@ def test_invert_field_recovers_inverse(shape):
 def test_invert_field_of_translation_is_negation():
     ddf = torch.full((1, 2, 10, 11), 0.75)
     torch.testing.assert_close(invert_field(ddf), -ddf)
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (16, 16, 16)])
+def test_exp_of_negated_velocity_is_the_inverse(shape, smooth_field):
+    velocity = smooth_field(shape, amplitude=3.0, sigma=3.0)
+    residual = compose(integrate_velocity(velocity), integrate_velocity(-velocity))
+    interior = (slice(None), slice(None)) + tuple(slice(3, s - 3) for s in shape)
+    assert residual[interior].abs().max() < 0.05  # vs. displacements of 3 voxels

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from innreg.config import Config
 from innreg.data import PairRecord, read_manifest
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult, as_array
@@ -118,8 +119,20 @@ def pair_records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:
     return records
 
 
-def model_info(path: Path) -> dict | None:
-    """The ``info`` dict (``steps``, ``train_seconds``, ...) of a finished ``model.pt``, or ``None``."""
+def model_info(path: Path, config: Config) -> dict | None:
+    """The ``info`` dict (``steps``, ``train_seconds``, ...) of a finished ``model.pt``, or ``None``.
+
+    Raises:
+        InnregInputError: the model there was trained under another config than ``config`` (apart
+            from ``train.steps`` and ``train.device``), so reusing it would mislabel a result.
+    """
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False).get("info", {})
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+
+    def comparable(settings: dict) -> dict:
+        return settings | {"train": {k: v for k, v in settings["train"].items() if k not in ("steps", "device")}}
+
+    if comparable(saved.get("config", {})) != comparable(config.to_dict()):
+        raise InnregInputError(f"{path}: trained under another config than this run; delete its folder or use another --out")
+    return saved.get("info", {})

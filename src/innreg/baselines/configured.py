@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
-
 from innreg.baselines.base import FitInfo, Method, fit_info, model_info
 from innreg.config import Config
 from innreg.data import PairRecord
@@ -99,11 +97,12 @@ class ConfiguredMethod(Method):
 
         out_dir = Path(out_dir)
         model_path = out_dir / "model.pt"
-        info = model_info(model_path)
+        config = self.run_config(steps, device)
+        info = model_info(model_path, config)
         if info is None or info.get("steps", 0) < steps:
             resume = (out_dir / "checkpoint.pt").exists()
-            model_path = train(train_pairs, out_dir, self.run_config(steps, device), resume=resume, progress=progress, on_step=on_step)
-            info = model_info(model_path)
+            model_path = train(train_pairs, out_dir, config, resume=resume, progress=progress, on_step=on_step)
+            info = model_info(model_path, config)
         self.model = load_model(model_path, device)
         return fit_info(float(info.get("train_seconds", 0.0)))
 

@@ -145,12 +145,12 @@ class CycleGanVoxelMorph(Method):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.pt"
-        info = model_info(model_path)
+        config = self.config.updated(train={"steps": steps, "device": device})
+        info = model_info(model_path, config)
         if info is None or info.get("steps", 0) < steps:
             if steps < 2:
                 raise InnregInputError(f"cyclegan-voxelmorph: needs at least 2 steps (one per stage), got {steps}")
             records = pair_records(train_pairs)
-            config = self.config.updated(train={"steps": steps, "device": device})
             dev = resolve_device(device)
             batches = PairBatches(records, config, dev)
             gan_steps = min(steps - 1, max(1, round(steps * self.gan_fraction)))
@@ -197,7 +197,7 @@ class CycleGanVoxelMorph(Method):
             opt_d.step()
             if not torch.isfinite(g_loss + d_loss):
                 raise FloatingPointError(f"cyclegan-voxelmorph: CycleGAN loss became non-finite at step {step + 1}")
-            return {"adv": float(adv), "cycle": float(cycle), "disc": float(d_loss)}
+            return {"adv": adv.item(), "cycle": cycle.item(), "disc": d_loss.item()}
 
         parts = {"generators": generators, "discriminators": discriminators, "opt_g": opt_g, "opt_d": opt_d}
         seconds = run_stage("cyclegan", out_dir / "cyclegan_checkpoint.pt", parts, steps, step_fn, t.checkpoint_every, progress)

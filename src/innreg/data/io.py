@@ -231,9 +231,9 @@ def _output_header(reference: Image, dtype: np.dtype, description: str | None) -
     header = reference.header.copy() if reference.header is not None else nib.Nifti1Header()
     header.set_data_dtype(dtype)
     header.set_intent("none")
-    header["cal_min"], header["cal_max"] = 0.0, 0.0  # the reference's display range does not apply
-    if description is not None:
-        header["descrip"] = description.encode("ascii", "replace")[:79]
+    # the reference's display range and description describe its content, not the grid
+    header["cal_min"], header["cal_max"] = 0.0, 0.0
+    header["descrip"] = (description or "").encode("ascii", "replace")[:79]
     return header
 
 
@@ -252,7 +252,7 @@ def save_image(
         reference: the image whose grid the array lives on.
         dtype: on-disk type; default float32 for floating arrays, the smallest of uint8/int16/int32
             that holds integer or boolean arrays.
-        description: header ``descrip`` text (truncated to 79 characters).
+        description: header ``descrip`` text (truncated to 79 characters); empty by default.
 
     Returns:
         The written path. The write is atomic (temporary file + rename).

@@ -59,7 +59,8 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
         header = [h.strip() for h in (reader.fieldnames or [])]
         for column in REQUIRED_COLUMNS:
             if column not in header:
-                raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {', '.join(header) or 'none'})")
+                columns = ", ".join(header) or "none"
+                raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {columns})")
         rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     rows = [row for row in rows if any(row.values())]
     if not rows:
@@ -75,7 +76,7 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
                 paths[column] = None
                 continue
             path = Path(cell).expanduser()
-            path = path if path.is_absolute() else csv_path.parent / path
+            path = path if path.is_absolute() else csv_path.absolute().parent / path
             if not path.is_file():
                 raise InnregInputError(f"{csv_path}: line {line}: {column} file {path} not found")
             paths[column] = path

@@ -20,7 +20,9 @@ Contrasts (all values ~[0, 1]):
   so GM > WM > CSF with low contrast. The template has no skull or scalp, so neither does the CT:
   everything outside the brain mask is air (the window floor, 0).
 
-Per case: tissue intensities jittered by a few percent, then (after deformation, i.e. in the
+Synthetic contrasts mix the tissue intensities by partial-volume fractions: the template's tissue
+probabilities squared and renormalised, because an average of 152 brains has blurrier tissue
+borders than one subject. Per case: tissue intensities jittered by a few percent, then (after deformation, i.e. in the
 frame of the acquired image) a slight Gaussian blur, a smooth multiplicative bias field (MR only)
 and Rician noise (MR) or Gaussian noise in HU (CT).
 
@@ -193,7 +195,7 @@ def _template() -> _Template:
         datasets.load_mni152_wm_template(resolution=1),
         datasets.load_mni152_brain_mask(resolution=1),
     ]
-    channels = np.stack([np.asarray(m.get_fdata(), dtype=np.float32) for m in maps])
+    channels = np.stack([m.get_fdata(dtype=np.float32) for m in maps])
     mask = channels[3] > 0.5
     idx = np.argwhere(mask)
     lo, hi = idx.min(0), idx.max(0)
@@ -203,10 +205,11 @@ def _template() -> _Template:
     crop = tuple(slice(a, b) for a, b in zip(start, stop))
     channels = np.ascontiguousarray(channels[(slice(None), *crop)])
     channels[0] *= channels[3] > 0.5  # the T1 template is skull-stripped; drop residual values outside
-    affine = t1_img.affine.copy()
-    affine[:3, 3] += affine[:3, :3] @ start
-    world = lambda v: t1_img.affine[:3, :3] @ v + t1_img.affine[:3, 3]  # noqa: E731
-    return _Template(channels, affine, world(lo), world(hi))
+    affine = np.asarray(t1_img.affine, dtype=np.float64)
+    corners = affine[:3, :3] @ np.stack([lo, hi], axis=1) + affine[:3, 3:]  # world (mm), RAS template
+    cropped = affine.copy()
+    cropped[:3, 3] += affine[:3, :3] @ start
+    return _Template(channels, cropped, corners.min(axis=1), corners.max(axis=1))
 
 
 # In-plane layout of 2D slices: (normal world axis, (row world axis, sign), (column world axis, sign)).
@@ -261,6 +264,17 @@ def _tissue_probabilities(gm: np.ndarray, wm: np.ndarray, mask: np.ndarray) -> n
     return np.stack([csf, gm, wm])
 
 
+def _sharpened(probabilities: np.ndarray, power: float = 2.0) -> np.ndarray:
+    """Partial-volume fractions of one subject from the probabilities of an average template.
+
+    The ICBM152 maps average 152 brains, so tissue borders are much wider than one subject's
+    partial-volume zone; raising to ``power`` and renormalising (same total, the brain mask) narrows them.
+    """
+    raised = probabilities**power
+    total = raised.sum(0)
+    return np.where(total > 0, raised * (probabilities.sum(0) / np.maximum(total, 1e-12)), 0.0)
+
+
 def _labels(probabilities: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask >= 0.5, probabilities.argmax(0) + 1, 0).astype(np.int64)
 
@@ -271,7 +285,7 @@ def _clean_contrast(modality: Modality, t1: np.ndarray, probabilities: np.ndarra
         gain, gamma = 1 + rng.uniform(-jitter, jitter, 2)
         return (gain * np.clip(t1, 0, None) ** gamma).astype(np.float32)
     means = np.asarray(TISSUE_INTENSITY[modality]) * (1 + rng.uniform(-jitter, jitter, 3))
-    return np.einsum("t,t...->...", means, probabilities).astype(np.float32)
+    return np.einsum("t,t...->...", means, _sharpened(probabilities)).astype(np.float32)
 
 
 def _bias_field(shape: Sequence[int], amplitude: float, rng) -> np.ndarray:
@@ -311,7 +325,8 @@ def _modality(name: str, role: str) -> Modality:
     try:
         return Modality(str(name).lower())
     except ValueError:
-        raise InnregInputError(f"{role}={name!r}: unknown modality, choose from {', '.join(PHANTOM_MODALITIES)}") from None
+        choices = ", ".join(PHANTOM_MODALITIES)
+        raise InnregInputError(f"{role}={name!r}: unknown modality, choose from {choices}") from None
 
 
 def make_phantom_pair(
@@ -387,8 +402,9 @@ def _write_pair(pair: PhantomPair, folder: Path, stem: str) -> dict[str, str]:
     """Write the five files of a pair; return the manifest row (paths relative to the dataset root)."""
     reference = Image(pair.fixed, pair.affine)
     rel = {key: f"images/{stem}_{key}.nii.gz" for key in MANIFEST_COLUMNS}
-    save_image(folder / rel["moving"], pair.moving, reference, description=f"innreg phantom {pair.moving_modality} (moving)")
-    save_image(folder / rel["fixed"], pair.fixed, reference, description=f"innreg phantom {pair.fixed_modality} (fixed)")
+    images = (("moving", pair.moving, pair.moving_modality), ("fixed", pair.fixed, pair.fixed_modality))
+    for role, image, modality in images:
+        save_image(folder / rel[role], image, reference, description=f"innreg phantom {modality} ({role})")
     labels = "innreg phantom labels 0 bg 1 CSF 2 GM 3 WM"
     save_image(folder / rel["moving_seg"], pair.moving_seg, reference, dtype=np.uint8, description=labels)
     save_image(folder / rel["fixed_seg"], pair.fixed_seg, reference, dtype=np.uint8, description=labels)

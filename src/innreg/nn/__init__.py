@@ -1,7 +1,7 @@
 """Networks of innreg (2D and 3D from one code path) and the spatial transformer."""
 
 from innreg.nn.coupling import AffineCoupling, ConvSubnet, InvertibleBlock, InvertibleConv1x1, squeeze, unsqueeze
-from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate
+from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate, depthwise_conv
 from innreg.nn.discriminator import PatchDiscriminator
 from innreg.nn.registration import RegistrationNet, RegistrationOutput
 from innreg.nn.resnet import ResNetTranslator
@@ -35,6 +35,7 @@ __all__ = [
     "ResNetTranslator",
     "UNet",
     "compose",
+    "depthwise_conv",
     "identity_grid",
     "integrate_velocity",
     "invert_field",

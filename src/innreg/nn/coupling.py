@@ -103,7 +103,7 @@ class InvertibleConv1x1(nn.Module):
     """LU-parametrised invertible 1x1 convolution (channel mixing), Glow-style.
 
     ``W = P @ L @ (U + diag(sign * exp(log_abs)))`` with ``P`` a fixed permutation, ``L`` unit lower
-    triangular and ``U`` strictly upper triangular; initialised from a random orthogonal matrix, so
+    triangular and ``U`` strictly upper triangular; initialised to the identity, so
     ``W`` starts well conditioned and stays invertible while ``log_abs`` is finite.
 
     Args:
@@ -115,8 +115,10 @@ class InvertibleConv1x1(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        q, _ = torch.linalg.qr(torch.randn(channels, channels, dtype=torch.float64))
-        p, lower, upper = torch.linalg.lu(q)
+        # Identity start: with zero-initialised couplings the translator begins as the identity map,
+        # so the registration network sees a clean image from step one (a random orthogonal start
+        # scrambles each 2x2 cell into a checkerboard texture).
+        p, lower, upper = torch.linalg.lu(torch.eye(channels, dtype=torch.float64))
         s = torch.diagonal(upper)
         self.register_buffer("perm", p.float())
         self.register_buffer("sign", torch.sign(s).float())
@@ -132,19 +134,19 @@ class InvertibleConv1x1(nn.Module):
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign * torch.exp(self.log_abs))
         return self.perm @ lower @ upper
 
-    def _apply(self, x: Tensor, matrix: Tensor, full_cells: Tensor | None) -> Tensor:
+    def _mix(self, x: Tensor, matrix: Tensor, full_cells: Tensor | None) -> Tensor:
         # Channels-last view: a (voxels, K) @ (K, K) product without copies.
         y = F.linear(x.movedim(1, -1), matrix).movedim(-1, 1)
         return y if full_cells is None else torch.where(full_cells, y, x)
 
     def forward(self, x: Tensor, full_cells: Tensor | None = None) -> Tensor:
         """``y = W x`` per voxel; ``full_cells`` (``(1, 1, *spatial)`` bool) limits mixing to real cells."""
-        return self._apply(x, self.weight(), full_cells)
+        return self._mix(x, self.weight(), full_cells)
 
     def inverse(self, y: Tensor, full_cells: Tensor | None = None) -> Tensor:
         """``x = W^-1 y`` (inverse computed in float64 for accuracy)."""
         matrix = torch.linalg.inv(self.weight().double()).to(y.dtype)
-        return self._apply(y, matrix, full_cells)
+        return self._mix(y, matrix, full_cells)
 
 
 class AffineCoupling(nn.Module):

@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from innreg.nn.affine import AffineNet, affine_ddf, invert_affine
 from innreg.nn.layers import check_dim, conv, crop_to, pad_to_multiple
 from innreg.nn.unet import UNet, to_channels_last
-from innreg.nn.warp import integrate_velocity, invert_field
+from innreg.nn.warp import compose, integrate_velocity, invert_field, warp
 
 
 class RegistrationOutput(NamedTuple):
@@ -21,13 +22,18 @@ class RegistrationOutput(NamedTuple):
         ddf: ``(N, dim, *spatial)`` displacement: ``warp(moving, ddf)`` aligns moving to fixed.
         inverse_ddf: ``(N, dim, *spatial)`` inverse displacement (``warp(fixed, inverse_ddf)`` aligns
             fixed to moving), or ``None`` when not requested.
-        velocity: ``(N, dim, *spatial)`` stationary velocity with ``ddf = exp(velocity)``, or ``None``
+        velocity: ``(N, dim, *spatial)`` stationary velocity of the local deformation, or ``None``
             for a plain displacement.
+        local_ddf: ``(N, dim, *spatial)`` the local (U-Net) part of ``ddf``; equals ``ddf`` without the
+            affine stage. Smoothness is measured on it, so the affine part is not penalised.
+        affine: ``(A, t)`` of the affine stage (``(N, dim, dim)``, ``(N, dim)`` voxels) or ``None``.
     """
 
     ddf: Tensor
     inverse_ddf: Tensor | None
     velocity: Tensor | None
+    local_ddf: Tensor
+    affine: tuple[Tensor, Tensor] | None = None
 
 
 class RegistrationNet(nn.Module):
@@ -36,6 +42,9 @@ class RegistrationNet(nn.Module):
     With ``diffeomorphic=True`` the head predicts a stationary velocity ``v``; ``ddf = exp(v)`` by
     scaling and squaring and ``inverse_ddf = exp(-v)``. Otherwise the head predicts ``ddf`` directly
     and the inverse comes from :func:`~innreg.nn.warp.invert_field` (fixed-point iteration).
+    With ``affine=True`` an :class:`~innreg.nn.affine.AffineNet` first aligns the pair globally; the
+    U-Net sees the affinely warped moving image and the output is the exact composition
+    ``x -> affine(x + local(x))``.
     Inputs of any size are zero-padded to a multiple of ``2 ** len(encoder)`` and the fields cropped
     back (before integration, so ``exp(-v)`` is the exact-up-to-discretisation inverse on the image grid).
 
@@ -46,6 +55,7 @@ class RegistrationNet(nn.Module):
         diffeomorphic: velocity + scaling and squaring, or a plain displacement.
         int_steps: scaling-and-squaring steps.
         inverse_iterations: fixed-point iterations for the inverse of a plain displacement.
+        affine: put a global affine stage in front of the U-Net.
     """
 
     def __init__(
@@ -56,6 +66,7 @@ class RegistrationNet(nn.Module):
         diffeomorphic: bool = True,
         int_steps: int = 7,
         inverse_iterations: int = 20,
+        affine: bool = False,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
@@ -64,6 +75,7 @@ class RegistrationNet(nn.Module):
         self.diffeomorphic = diffeomorphic
         self.int_steps = int_steps
         self.inverse_iterations = inverse_iterations
+        self.affine = AffineNet(dim) if affine else None
         self.unet = UNet(dim, 2, encoder, decoder)
         self.flow = conv(dim)(self.unet.out_channels, dim, 3, padding=1)
         # Tiny initial fields: training starts from (almost) the identity transform.
@@ -86,11 +98,26 @@ class RegistrationNet(nn.Module):
                 f"moving and fixed must both be (N, 1, *spatial) with {self.dim} spatial dims, "
                 f"got {tuple(moving.shape)} and {tuple(fixed.shape)}"
             )
+        affine = None
+        if self.affine is not None:
+            affine = self.affine(moving, fixed)
+            moving = warp(moving, affine_ddf(*affine, tuple(moving.shape[2:])))
         x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), self.unet.multiple)
         field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).contiguous()
         if self.diffeomorphic:
-            ddf = integrate_velocity(field, self.int_steps)
-            inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None
-            return RegistrationOutput(ddf, inverse, field)
-        inverse = invert_field(field, self.inverse_iterations) if with_inverse else None
-        return RegistrationOutput(field, inverse, None)
+            local = integrate_velocity(field, self.int_steps)
+            local_inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None
+            velocity = field
+        else:
+            local = field
+            local_inverse = invert_field(field, self.inverse_iterations) if with_inverse else None
+            velocity = None
+        if affine is None:
+            return RegistrationOutput(local, local_inverse, velocity, local)
+        ddf = affine_ddf(*affine, tuple(shape), inner=local)
+        inverse = None
+        if with_inverse:
+            # (affine o local)^-1 = local^-1 o affine^-1
+            affine_inverse = affine_ddf(*invert_affine(*affine), tuple(shape))
+            inverse = compose(local_inverse, affine_inverse)
+        return RegistrationOutput(ddf, inverse, velocity, local, affine)

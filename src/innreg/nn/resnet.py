@@ -9,10 +9,12 @@ from torch import Tensor
 from innreg.nn.layers import check_dim, conv, crop_to, instance_norm, pad_to_multiple
 from innreg.nn.unet import to_channels_last
 
+_MIN_SIZE = 8
 
-def _conv_norm_relu(dim: int, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> list[nn.Module]:
+
+def _conv_norm_relu(dim: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> list[nn.Module]:
     return [
-        conv(dim)(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, padding_mode="replicate"),
+        conv(dim)(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, padding_mode="replicate"),
         instance_norm(dim)(out_channels, affine=True),
         nn.ReLU(inplace=True),
     ]
@@ -43,14 +45,14 @@ class ResNetTranslator(nn.Module):
 
     ``conv7 -> 2 x (stride-2 conv, width x2) -> n_blocks residual blocks -> 2 x (nearest upsample +
     conv, width /2) -> conv7``, instance norm and ReLU after every inner conv, replicate padding
-    (reflect padding needs every size > pad, which fails at quarter resolution on small inputs). Upsampling is nearest + conv rather than
-    transposed convolution, which avoids checkerboard artefacts.
+    (reflect padding needs every size > pad, which fails at quarter resolution on small inputs).
+    Upsampling is nearest + conv rather than transposed convolution, which avoids checkerboard artefacts.
 
     The output has **no activation**: images are normalised to ``[0, 1]`` but a sigmoid would make the
     background value 0 unreachable (vanishing gradient there), and the invertible translator's output is
     unbounded too, so both translators are compared on equal terms.
 
-    Inputs of any size are replicate-padded to a multiple of 4 and cropped back.
+    Inputs of any size are replicate-padded to a multiple of 4 (and at least 8) and cropped back.
 
     Args:
         dim: 2 or 3.
@@ -84,5 +86,10 @@ class ResNetTranslator(nn.Module):
             raise ValueError(
                 f"expected (N, {self.in_channels}, *spatial) with {self.dim} spatial dims, got {tuple(x.shape)}"
             )
-        padded, shape = pad_to_multiple(x, 4, mode="replicate")
+        shape = tuple(x.shape[2:])
+        # At least 8 voxels per axis, so instance norm sees more than one voxel at quarter resolution.
+        short = [max(_MIN_SIZE - s, 0) for s in reversed(shape)]
+        if any(short):
+            x = F.pad(x, [p for m in short for p in (0, m)], mode="replicate")  # F.pad: last axis first
+        padded, _ = pad_to_multiple(x, 4, mode="replicate")
         return crop_to(self.net(to_channels_last(padded)), shape).contiguous()

@@ -24,8 +24,8 @@ class INNTranslator(nn.Module):
     On odd sizes the blocks get a mask of real voxels and keep the padded slots at exactly zero (see
     :mod:`innreg.nn.coupling`), which makes the cropped map exactly invertible.
 
-    At initialisation the couplings are identities but the 1x1 convolutions are random orthogonal
-    mixings inside each cell, so the translator is an orthogonal (norm-preserving), not an identity, map.
+    At initialisation the couplings and the 1x1 convolutions are identities, so the translator starts
+    as the identity map and learns the modality change from there.
 
     Args:
         dim: 2 or 3.

@@ -1,0 +1,82 @@
+"""Global affine stage in front of the deformable registration network.
+
+Large misalignments (rotation, scaling, translation) are out of reach of a U-Net's local field after a
+short training; a small CNN regresses one affine map per pair first (as ANTs runs affine before SyN),
+and the U-Net then predicts the remaining local deformation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from innreg.nn.layers import check_dim
+from innreg.nn.unet import ConvAct, to_channels_last
+from innreg.nn.warp import identity_grid
+
+
+def affine_ddf(matrix: Tensor, translation: Tensor, shape: tuple[int, ...], inner: Tensor | None = None) -> Tensor:
+    """Displacement of the affine map ``p -> A (p - c) + c + t`` evaluated at ``p = x + inner(x)``.
+
+    Args:
+        matrix: ``(N, dim, dim)`` linear part ``A`` in voxel coordinates.
+        translation: ``(N, dim)`` translation ``t`` in voxels.
+        shape: spatial shape ``S``; ``c`` is the grid centre.
+        inner: optional ``(N, dim, *S)`` displacement applied first (then the result is the exact
+            composition ``x -> affine(x + inner(x))``, no interpolation).
+
+    Returns:
+        ``(N, dim, *S)`` displacement in voxels (pull-back convention of :mod:`innreg.nn.warp`).
+    """
+    dim = len(shape)
+    grid = identity_grid(tuple(shape), matrix.device, matrix.dtype).unsqueeze(0)
+    centre = torch.tensor([(s - 1) / 2 for s in shape], device=matrix.device, dtype=matrix.dtype)
+    centre = centre.view(1, dim, *([1] * dim))
+    points = grid if inner is None else grid + inner
+    mapped = torch.einsum("nij,nj...->ni...", matrix, points - centre) + centre
+    return mapped + translation.view(*translation.shape, *([1] * dim)) - grid
+
+
+def invert_affine(matrix: Tensor, translation: Tensor) -> tuple[Tensor, Tensor]:
+    """Parameters ``(A^-1, -A^-1 t)`` of the inverse of ``p -> A (p - c) + c + t``."""
+    inv = torch.linalg.inv(matrix)
+    return inv, -torch.einsum("nij,nj->ni", inv, translation)
+
+
+class AffineNet(nn.Module):
+    """Regress an affine map from ``concat(moving, fixed)``.
+
+    Stride-2 convolutions, global average pooling and a zero-initialised linear head give a
+    log-matrix ``M`` and a translation; ``A = expm(M)`` has a positive determinant by construction (no
+    reflections, no folding) and the network starts at the identity.
+
+    Args:
+        dim: 2 or 3.
+        channels: widths of the stride-2 conv levels.
+
+    Shapes:
+        ``forward(moving, fixed)`` with ``(N, 1, *S)`` each returns ``(A, t)``: ``(N, dim, dim)`` and
+        ``(N, dim)`` in voxels.
+    """
+
+    def __init__(self, dim: int = 2, channels: tuple[int, ...] = (16, 32, 32, 32, 32)) -> None:
+        super().__init__()
+        self.dim = check_dim(dim)
+        layers, prev = [], 2
+        for width in channels:
+            layers.append(ConvAct(dim, prev, width, stride=2))
+            prev = width
+        self.encoder = nn.Sequential(*layers)
+        self.head = nn.Linear(prev, dim * dim + dim)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.encoder(to_channels_last(torch.cat([moving, fixed], dim=1)))
+        params = self.head(features.mean(dim=tuple(range(2, self.dim + 2))))
+        n, d = params.shape[0], self.dim
+        matrix = torch.linalg.matrix_exp(params[:, : d * d].view(n, d, d))
+        # The head predicts translations as fractions of the image size, so its scale does not depend on S.
+        size = torch.tensor(moving.shape[2:], device=params.device, dtype=params.dtype)
+        return matrix, params[:, d * d :] * size

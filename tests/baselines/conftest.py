@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny labelled phantom data set and a small network config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from innreg.config import Config
+from innreg.data import generate_phantom_dataset
+
+TINY = {
+    "model": {
+        "inn_blocks": 2, "inn_hidden": 8, "resnet_channels": 8, "resnet_blocks": 1,
+        "unet_encoder": [8, 8], "unet_decoder": [8, 8, 8], "disc_channels": 8, "disc_layers": 2,
+    },
+    "train": {"batch_size": 1, "device": "cpu"},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def phantom(tmp_path_factory) -> dict[str, Path]:
+    """4 T2 -> T1 phantom pairs of 32x32 with labels and true fields: 2 train, 2 test."""
+    out = tmp_path_factory.mktemp("phantom") / "data"
+    return generate_phantom_dataset(out, n=4, dim=2, size=(32, 32), seed=0, test_fraction=0.5, progress=False)
+
+
+@pytest.fixture
+def tiny_config() -> Config:
+    return Config.from_dict(TINY)

@@ -1,0 +1,42 @@
+"""ResNet translator and PatchGAN discriminator (innreg.nn.resnet, innreg.nn.discriminator)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from innreg.nn.discriminator import PatchDiscriminator
+from innreg.nn.resnet import ResNetTranslator
+
+
+@pytest.mark.parametrize("shape", [(13, 15), (7, 9, 5), (4, 4)], ids=str)
+def test_resnet_translator_keeps_shape_and_learns(shape):
+    net = ResNetTranslator(len(shape), channels=4, n_blocks=2)
+    x = torch.rand(2, 1, *shape)
+    y = net(x)
+    assert y.shape == x.shape and y.is_contiguous()
+    y.square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    ("shape", "patches"),
+    [((16, 16), (1, 1)), ((64, 48), (6, 4)), ((8, 10, 6), (1, 1, 1)), ((32, 32, 24), (2, 2, 1))],
+    ids=str,
+)
+def test_discriminator_patch_grid(shape, patches):
+    # Each of the 3 stride-2 convs floors the size by 2, each of the 2 stride-1 convs removes 1.
+    net = PatchDiscriminator(len(shape), channels=4, n_layers=3)
+    out = net(torch.rand(2, 1, *shape))
+    assert out.shape == (2, 1, *patches)
+    out.mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_networks_reject_wrong_channels():
+    with pytest.raises(ValueError, match="expected"):
+        ResNetTranslator(2)(torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="expected"):
+        PatchDiscriminator(3)(torch.rand(1, 1, 8, 8))

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from innreg.benchmark import BenchmarkSettings, convergence_study, run_benchmark, steps_to_fraction
+from innreg.cli import main
+from innreg.data import generate_phantom_dataset
+from innreg.errors import InnregInputError
+
+TINY = {
+    "model": {
+        "inn_blocks": 2, "inn_hidden": 8, "resnet_channels": 8, "resnet_blocks": 1,
+        "unet_encoder": [8, 8], "unet_decoder": [8, 8, 8], "disc_channels": 8, "disc_layers": 2,
+    },
+    "train": {"batch_size": 1},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """4 phantom pairs of 32x32 (2 train, 2 test) and a small-network YAML config."""
+    root = tmp_path_factory.mktemp("bench")
+    paths = generate_phantom_dataset(root / "data", n=4, dim=2, size=(32, 32), seed=0, test_fraction=0.5, progress=False)
+    paths["config"] = root / "tiny.yaml"
+    paths["config"].write_text(yaml.safe_dump(TINY))
+    return paths
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_benchmark_in_process_writes_tables_and_resumes(data, tmp_path, monkeypatch):
+    import innreg.baselines.ants
+
+    def no_ants():
+        raise InnregInputError("ants-syn: needs the antspyx package")
+
+    monkeypatch.setattr(innreg.baselines.ants, "import_ants", no_ants)
+    settings = BenchmarkSettings(
+        train=data["train"], test=data["test"], out=tmp_path, methods=("identity", "innreg", "ants-syn"),
+        steps=3, device="cpu", config=data["config"], progress=False, isolate=False,
+    )  # fmt: skip
+    md = run_benchmark(settings)
+
+    rows = _rows(tmp_path / "results.csv")
+    assert [r["method"] for r in rows] == ["identity", "innreg"]
+    identity, innreg = rows
+    assert identity["steps"] == "0" and float(identity["train_minutes"]) == 0.0
+    assert float(identity["neg_jacobian_percent"]) == 0.0
+    assert innreg["steps"] == "3" and float(innreg["train_minutes"]) > 0
+    for row in rows:
+        assert int(row["n_pairs"]) == 2
+        assert 0.0 <= float(row["dice_mean"]) <= 1.0 and float(row["peak_memory_mb"]) > 0
+        assert {"dice_1", "dice_2", "dice_3", "hd95_1", "epe_mm"} <= set(row)
+    # The identity method and evaluation's built-in identity reference agree.
+    summary = json.loads((tmp_path / "innreg" / "result.json").read_text())["summary"]
+    assert float(identity["dice_mean"]) == pytest.approx(summary["identity"]["dice_mean"])
+
+    text = md.read_text()
+    assert "| identity |" in text and "| innreg |" in text and "± " in text and "EPE (mm)" in text
+    assert "`ants-syn` not run: ants-syn: needs the antspyx package" in text
+    assert "cumulative" in text  # in-process peak memory is labelled as such
+    assert (tmp_path / "dice_bars.png").stat().st_size > 0
+    assert (tmp_path / "innreg" / "eval" / "per_pair.csv").is_file()
+
+    # A rerun keeps finished methods and does not train again.
+    stamp = (tmp_path / "innreg" / "result.json").stat().st_mtime_ns
+    run_benchmark(settings)
+    assert (tmp_path / "innreg" / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_benchmark_cli_runs_each_method_in_its_own_process(data, tmp_path, capsys):
+    status = main([
+        "benchmark", "--train", str(data["train"]), "--test", str(data["test"]), "--methods", "identity",
+        "--out", str(tmp_path), "--steps", "2", "--device", "cpu", "--quiet",
+    ])  # fmt: skip
+    assert status == 0
+    assert "results:" in capsys.readouterr().out
+    result = json.loads((tmp_path / "identity" / "result.json").read_text())
+    assert result["isolated"] is True and result["peak_memory_mb"] > 0
+    assert "the method's own process" in (tmp_path / "results.md").read_text()
+
+
+def test_benchmark_rejects_unknown_methods_and_missing_manifests(data, tmp_path, capsys):
+    args = ["benchmark", "--train", str(data["train"]), "--test", str(data["test"]), "--out", str(tmp_path)]
+    assert main([*args, "--methods", "identity,elastix"]) == 2
+    assert "unknown method(s) elastix" in capsys.readouterr().err
+    assert main(["benchmark", "--train", str(tmp_path / "none.csv"), "--test", str(data["test"]), "--out", str(tmp_path)]) == 2
+    assert "--train" in capsys.readouterr().err
+
+
+def test_steps_to_fraction():
+    steps, dice = [10, 20, 30, 40], [0.50, 0.70, 0.78, 0.80]
+    assert steps_to_fraction(steps, dice) == 30  # 0.95 * 0.80 = 0.76
+    assert steps_to_fraction(steps, dice, start=0.40) == 30  # 0.40 + 0.95 * 0.40 = 0.78
+    assert steps_to_fraction(steps, dice, start=0.60) == 40  # 0.60 + 0.95 * 0.20 = 0.79
+    assert steps_to_fraction([40, 10], [0.8, 0.9]) == 10  # unsorted input; already above target
+    assert steps_to_fraction([], []) is None
+
+
+def test_convergence_study_records_dice_every_k_steps(data, tmp_path):
+    md = convergence_study(
+        data["train"], data["test"], tmp_path, steps=2, eval_every=1, methods=("innreg", "innreg-no-barrier"),
+        n_pairs=1, device="cpu", config=data["config"], progress=False,
+    )  # fmt: skip
+    rows = _rows(tmp_path / "convergence.csv")
+    assert [(r["method"], r["step"]) for r in rows] == [
+        ("innreg", "1"), ("innreg", "2"), ("innreg-no-barrier", "1"), ("innreg-no-barrier", "2"),
+    ]  # fmt: skip
+    assert all(0.0 <= float(r["dice_mean"]) <= 1.0 for r in rows)
+    assert "steps to 95% of final Dice" in md.read_text()
+    assert (tmp_path / "convergence.png").stat().st_size > 0
+    # The training run is the benchmark's fit folder, so a benchmark in the same folder reuses it.
+    assert (tmp_path / "innreg" / "fit" / "model.pt").is_file()
