@@ -1,13 +1,17 @@
-"""Shared fixtures: a tiny labelled phantom data set and a small network config."""
+"""Suite-wide settings and shared fixtures: one torch thread (fast when another process shares the
+CPU), a tiny labelled phantom data set and a small network config."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
 from innreg.config import Config
 from innreg.data import generate_phantom_dataset
+
+torch.set_num_threads(1)
 
 TINY = {
     "model": {
@@ -28,3 +32,11 @@ def phantom(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def tiny_config() -> Config:
     return Config.from_dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_dict() -> dict:
+    """The tiny config as a plain nested dict (e.g. to write a YAML config file)."""
+    import copy
+
+    return copy.deepcopy(TINY)

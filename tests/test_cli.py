@@ -1,0 +1,134 @@
+"""End to end on tiny data: train a few steps, register, evaluate; bad input gives one line, exit 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from innreg.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, phantom, tiny_dict) -> Path:
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = run_dir / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_dict))
+    assert main(["train", "--pairs", str(phantom["train"]), "--out", str(run_dir), "--config", str(cfg),
+                 "--steps", "3", "--quiet"]) == 0  # fmt: skip
+    return run_dir
+
+
+def test_train_writes_model_config_history_and_curve(trained):
+    for name in ("model.pt", "checkpoint.pt", "config.yaml", "history.csv", "loss_curve.png"):
+        assert (trained / name).is_file(), name
+    rows = list(csv.DictReader((trained / "history.csv").open()))
+    assert [int(float(r["step"])) for r in rows] == [1, 2, 3]
+    assert yaml.safe_load((trained / "config.yaml").read_text())["model"]["inn_hidden"] == 8
+
+
+def test_register_single_pair_writes_outputs_on_fixed_grid(trained, phantom, tmp_path, capsys):
+    row = next(csv.DictReader(Path(phantom["test"]).open()))
+    root = Path(phantom["test"]).parent
+    out = tmp_path / "reg"
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--moving", root / row["moving"],
+                       "--fixed", root / row["fixed"], "--moving-seg", root / row["moving_seg"], "--out", out)  # fmt: skip
+    assert code == 0, err
+    fixed = nib.load(root / row["fixed"])
+    for name in ("warped", "translated", "warped_seg"):
+        img = nib.load(out / f"{name}.nii.gz")
+        assert np.allclose(img.affine, fixed.affine) and img.shape == fixed.shape
+    ddf = nib.load(out / "ddf.nii.gz")
+    assert "pull-back" in ddf.header["descrip"].tobytes().decode()
+    assert (out / "inverse_ddf.nii.gz").is_file() and (out / "overview.png").stat().st_size > 1000
+    labels = np.asarray(nib.load(out / "warped_seg.nii.gz").dataobj)
+    assert set(np.unique(labels)) <= {0, 1, 2, 3}
+
+
+def test_register_batch_form(trained, phantom, tmp_path, capsys):
+    code, out, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path)
+    assert code == 0, err
+    assert len(list(tmp_path.glob("*/warped.nii.gz"))) == 2
+
+
+def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys):
+    code, out, err = run(capsys, "evaluate", "--model", trained / "model.pt", "--pairs", phantom["test"],
+                         "--out", tmp_path, "--quiet")  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair", "n_pairs", "identity", "epe_mm"):
+        assert key in summary
+    assert summary["n_pairs"] == 2 and 0 <= summary["dice_mean"] <= 1
+    rows = list(csv.DictReader((tmp_path / "per_pair.csv").open()))
+    assert len(rows) == 2 and all(Path(r["warped_seg"]).is_file() for r in rows)
+    assert {"dice_1", "dice_2", "dice_3", "hd95_1", "nmi_before", "nmi_after", "seconds"} <= set(rows[0])
+    assert "| identity |" in (tmp_path / "summary.md").read_text()
+
+
+def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
+    import innreg.training as training
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_dict, "train": {**tiny_dict["train"], "checkpoint_every": 2}}))
+    real_step = training.train_step
+
+    def interrupted(state, *args):
+        if state.step == 3:
+            raise KeyboardInterrupt
+        return real_step(state, *args)
+
+    monkeypatch.setattr(training, "train_step", interrupted)
+    code, _, err = run(capsys, "train", "--pairs", phantom["train"], "--out", tmp_path, "--config", cfg, "--steps", "5", "--quiet")
+    assert code == 130 and "--resume" in err and not (tmp_path / "model.pt").exists()
+    monkeypatch.setattr(training, "train_step", real_step)
+    code, _, err = run(capsys, "train", "--pairs", phantom["train"], "--out", tmp_path, "--steps", "5", "--resume", "--quiet")
+    assert code == 0, err
+    steps = [int(float(r["step"])) for r in csv.DictReader((tmp_path / "history.csv").open())]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "argv_tail, needle",
+    [
+        (["train", "--pairs", "{tmp}/missing.csv", "--out", "{tmp}/o"], "missing.csv"),
+        (["evaluate", "--model", "{tmp}/nope.pt", "--pairs", "{tmp}/x.csv", "--out", "{tmp}/o"], "nope.pt"),
+        (["train", "--pairs", "{tmp}/bad.csv", "--out", "{tmp}/o"], "bad.csv"),
+        (["register", "--model", "{tmp}/nope.pt", "--out", "{tmp}/o"], "--moving"),
+    ],
+)
+def test_bad_input_gives_one_line_error(tmp_path, capsys, argv_tail, needle):
+    (tmp_path / "bad.csv").write_text("moving,wrong\na.nii.gz,b.nii.gz\n")
+    code, out, err = run(capsys, *[a.format(tmp=tmp_path) for a in argv_tail])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("innreg: error:") and needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_register_rejects_non_nifti_moving(trained, phantom, tmp_path, capsys):
+    bogus = tmp_path / "fake.nii.gz"
+    bogus.write_text("not an image")
+    root = Path(phantom["test"]).parent
+    fixed = next(csv.DictReader(Path(phantom["test"]).open()))["fixed"]
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--moving", bogus, "--fixed", root / fixed, "--out", tmp_path / "o")
+    assert code == 2 and "fake.nii.gz" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "warped.nii.gz").exists()
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for cmd in ("phantom", "train", "register", "evaluate", "demo", "benchmark"):
+        assert cmd in text
