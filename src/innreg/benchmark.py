@@ -27,7 +27,6 @@ import csv
 import io
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from innreg.atomic import write_text
 from innreg.errors import InnregInputError
 
 DEFAULT_METHODS = (
@@ -106,12 +106,6 @@ class MethodResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
     """Fit and evaluate one method in this process and write ``out/<name>/result.json``.
 
@@ -134,7 +128,7 @@ def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
             method, settings.test, method_dir / "eval", overview_pairs=1, progress=settings.progress, method=name
         )
     except InnregInputError as err:
-        _write_text(method_dir / ERROR_FILE, f"{err}\n")
+        write_text(method_dir / ERROR_FILE, f"{err}\n")
         raise
     rss_mb, gpu_mb = peak_memory()
     result = MethodResult(
@@ -149,7 +143,7 @@ def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
         cpu_threads=torch.get_num_threads(),
         summary=summary,
     )
-    _write_text(method_dir / RESULT_FILE, json.dumps(asdict(result), indent=2))
+    write_text(method_dir / RESULT_FILE, json.dumps(asdict(result), indent=2))
     return result
 
 
@@ -197,7 +191,7 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
             if status in (130, -signal.SIGINT):
                 raise KeyboardInterrupt
             if status != 0 and not (settings.out / name / ERROR_FILE).exists():
-                _write_text(settings.out / name / ERROR_FILE, f"the method's process ended with status {status}\n")
+                write_text(settings.out / name / ERROR_FILE, f"the method's process ended with status {status}\n")
         else:
             try:
                 run_method(name, settings)
@@ -329,7 +323,7 @@ def write_tables(settings: BenchmarkSettings) -> Path:
     writer = csv.DictWriter(buf, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    _write_text(settings.out / "results.csv", buf.getvalue())
+    write_text(settings.out / "results.csv", buf.getvalue())
     metric_bars(
         settings.out / "dice_bars.png",
         {r.method: {"dice_mean": r.summary["dice_mean"], "hd95_mean": r.summary["hd95_mean"]} for r in results},
@@ -337,7 +331,7 @@ def write_tables(settings: BenchmarkSettings) -> Path:
         errors={r.method: {"dice_mean": r.summary.get("dice_std", float("nan"))} for r in results},
     )
     md_path = settings.out / "results.md"
-    _write_text(md_path, results_markdown(settings, results, errors))
+    write_text(md_path, results_markdown(settings, results, errors))
     return md_path
 
 
@@ -368,7 +362,7 @@ def _read_curve(path: Path) -> dict[int, float]:
 
 
 def _write_curve(path: Path, curve: dict[int, float]) -> None:
-    _write_text(path, "step,dice_mean\n" + "".join(f"{s},{d:.6f}\n" for s, d in sorted(curve.items())))
+    write_text(path, "step,dice_mean\n" + "".join(f"{s},{d:.6f}\n" for s, d in sorted(curve.items())))
 
 
 def convergence_study(
@@ -457,7 +451,7 @@ def convergence_study(
             "steps to 95% of final Dice": steps_to_fraction(xs, ys),
             "steps to 95% of final gain over identity": steps_to_fraction(xs, ys, start=identity_dice),
         })  # fmt: skip
-    _write_text(out / "convergence.csv", "method,step,dice_mean\n" + "".join(
+    write_text(out / "convergence.csv", "method,step,dice_mean\n" + "".join(
         f"{r['method']},{r['step']},{r['dice_mean']:.6f}\n" for r in rows))  # fmt: skip
     series = {name: (sorted(c), [c[s] for s in sorted(c)]) for name, c in curves.items()}
     series["identity"] = ([0, steps], [identity_dice, identity_dice])
@@ -473,7 +467,7 @@ def convergence_study(
         "",
     ])  # fmt: skip
     md_path = out / "convergence.md"
-    _write_text(md_path, text)
+    write_text(md_path, text)
     return md_path
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 import torch
 
+from innreg.atomic import write_text
 from innreg.data import PairRecord, load_field, load_pair, normalize_percentile, read_manifest, save_image, voxel_spacing
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult
@@ -83,7 +83,7 @@ def evaluate_pairs(
     from tqdm.auto import tqdm
 
     from innreg.metrics import jacobian_determinant
-    from innreg.reports import markdown_table, registration_overview
+    from innreg.reports import registration_overview
 
     records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
     missing = [r.moving for r in records if r.moving_seg is None or r.fixed_seg is None]
@@ -172,10 +172,10 @@ def write_results(rows: list[dict], summary: dict, out_dir: Path) -> None:
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    _write_text(out_dir / "per_pair.csv", _csv_text(rows, columns))
-    _write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    write_text(out_dir / "per_pair.csv", _csv_text(rows, columns))
+    write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     cols = ["method", *SUMMARY_KEYS] + (["epe_mm"] if "epe_mm" in summary else [])
-    _write_text(out_dir / "summary.md", markdown_table(summary_rows(summary), cols) + "\n")
+    write_text(out_dir / "summary.md", markdown_table(summary_rows(summary), cols) + "\n")
 
 
 def _csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -186,9 +186,3 @@ def _csv_text(rows: list[dict], columns: list[str]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

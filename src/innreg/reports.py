@@ -23,7 +23,6 @@ import io
 import math
 import mimetypes
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from innreg.atomic import write_bytes
 from innreg.errors import InnregInputError
 from innreg.metrics import jacobian_determinant
 
@@ -55,26 +55,10 @@ _FOLDING_COLOR = "#ffd400"  # yellow: stands out on the blue (J < 1) end of the 
 # ----------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name opened with "xb" (not mkstemp, which forces mode 0600) keeps the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _save_figure(fig: Figure, path: PathLike) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_PNG_DPI)
-    return _atomic_write(path, buffer.getvalue())
+    return write_bytes(path, buffer.getvalue())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,4 +677,4 @@ def html_report(path: PathLike, title: str, sections: Sequence[ReportSection]) -
             )
         parts.append("</section>")
     parts += ["</body>", "</html>", ""]
-    return _atomic_write(path, "\n".join(parts).encode("utf-8"))
+    return write_bytes(path, "\n".join(parts).encode("utf-8"))

@@ -17,7 +17,6 @@ config, which is all :func:`innreg.inference.load_model` needs.
 from __future__ import annotations
 
 import csv
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from innreg.atomic import atomic_output
 from innreg.config import Config, LossConfig, RegLossKind
 from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
 from innreg.errors import InnregInputError
@@ -157,12 +157,8 @@ def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config)
 
 def save_atomic(obj: object, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_checkpoint(state: TrainState, config: Config, path: Path) -> None:
@@ -226,12 +222,10 @@ def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
     from innreg.reports import loss_curve
 
     keys = sorted({k for row in history for k in row})
-    tmp = run_dir / ".history.csv.tmp"
-    with tmp.open("w", newline="") as fh:
+    with atomic_output(run_dir / "history.csv") as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, run_dir / "history.csv")
     curves = {k: [row.get(k, float("nan")) for row in history] for k in keys if k not in ("step",)}
     loss_curve(run_dir / "loss_curve.png", curves, steps=[row["step"] for row in history])
 

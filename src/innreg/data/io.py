@@ -27,13 +27,13 @@ Displacement-field files (:func:`save_field`, :func:`load_field`):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from innreg.atomic import atomic_output
 from innreg.errors import InnregInputError
 
 FIELD_DESCRIPTION = "innreg ddf: pull-back x+u(x), voxel units, channel k = voxel axis k"
@@ -217,14 +217,8 @@ def _check_output_path(path: str | os.PathLike) -> Path:
 def _write_atomic(img: nib.Nifti1Image, path: Path) -> None:
     """Write ``img`` to a temporary file next to ``path`` (same suffix) and rename it over ``path``."""
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix) as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _output_header(reference: Image, dtype: np.dtype, description: str | None) -> nib.Nifti1Header:

@@ -58,6 +58,7 @@ from scipy import ndimage
 
 from innreg.data.deformations import DeformationParams, RngLike, apply_deformation, as_rng, random_deformation
 from innreg.data.io import Image, save_field, save_image
+from innreg.atomic import atomic_output
 from innreg.errors import InnregInputError
 
 
@@ -476,13 +477,11 @@ def save_contact_sheet(pairs: Sequence[PhantomPair], path: str | os.PathLike, gr
         row[2].set_ylim(height - 0.5, -0.5)
     fig.suptitle("innreg phantom pairs; label boundaries: brain (blue), CSF/GM (yellow), GM/WM (red)", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_output(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 
