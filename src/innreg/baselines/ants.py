@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import tempfile
 import time
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from innreg.baselines.base import FitInfo, Method, fit_info, pair_arrays
-from innreg.data import PairRecord, normalize_percentile
+from innreg.baselines.base import Method, pair_arrays
+from innreg.data import normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult
 
@@ -64,17 +62,6 @@ class AntsSyN(Method):
         self.grad_step = grad_step
         self.flow_sigma = flow_sigma
         self.total_sigma = total_sigma
-
-    def fit(
-        self,
-        train_pairs: str | Path | Sequence[PairRecord],
-        out_dir: str | Path,
-        steps: int,
-        device: str = "auto",
-        progress: bool = True,
-    ) -> FitInfo:
-        """Nothing to learn: ANTs optimises each pair on its own."""
-        return fit_info(0.0)
 
     def _image(self, array: np.ndarray):
         return self.ants.from_numpy(

@@ -67,7 +67,6 @@ class Method(ABC):
             raise InnregInputError(f"--dim: must be 2 or 3, got {dim}")
         self.dim = dim
 
-    @abstractmethod
     def fit(
         self,
         train_pairs: str | Path | Sequence[PairRecord],
@@ -77,7 +76,11 @@ class Method(ABC):
         progress: bool = True,
     ) -> FitInfo:
         """Learn from ``train_pairs`` (a manifest CSV or its records) for ``steps`` steps, keeping any
-        files in ``out_dir``; a method whose finished fit is found in ``out_dir`` loads it instead."""
+        files in ``out_dir``; a method whose finished fit is found in ``out_dir`` loads it instead.
+
+        Methods that learn nothing (``trains = False``) keep this default, which only reports memory.
+        """
+        return fit_info(0.0)
 
     @abstractmethod
     def register(self, moving, fixed, moving_seg=None) -> RegistrationResult:

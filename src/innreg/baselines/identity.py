@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from innreg.baselines.base import FitInfo, Method, fit_info, pair_arrays
-from innreg.data import PairRecord, normalize_percentile
+from innreg.baselines.base import Method, pair_arrays
+from innreg.data import normalize_percentile
 from innreg.inference import RegistrationResult
 
 
@@ -17,16 +15,6 @@ class IdentityMethod(Method):
     """Zero displacement: the warped image is the moving image itself."""
 
     name = "identity"
-
-    def fit(
-        self,
-        train_pairs: str | Path | Sequence[PairRecord],
-        out_dir: str | Path,
-        steps: int,
-        device: str = "auto",
-        progress: bool = True,
-    ) -> FitInfo:
-        return fit_info(0.0)
 
     def register(self, moving, fixed, moving_seg=None) -> RegistrationResult:
         start = time.perf_counter()
