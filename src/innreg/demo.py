@@ -24,8 +24,13 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
     from innreg.training import train
 
     out_dir = Path(out_dir)
-    print(f"[1/3] generating {n_pairs} phantom T2->T1 pairs in {out_dir / 'data'}")
-    data = generate_phantom_dataset(out_dir / "data", moving="t2", fixed="t1", n=n_pairs, dim=2, size=DEMO_SIZE, seed=0)
+    data_dir = out_dir / "data"
+    if (data_dir / "test.csv").is_file():  # a rerun reuses the data (and resumes or reuses the model)
+        print(f"[1/3] reusing the phantom pairs in {data_dir}")
+        data = {name: data_dir / f"{name}.csv" for name in ("train", "test")} | {"contact_sheet": data_dir / "contact_sheet.png"}
+    else:
+        print(f"[1/3] generating {n_pairs} phantom T2->T1 pairs in {data_dir}")
+        data = generate_phantom_dataset(data_dir, moving="t2", fixed="t1", n=n_pairs, dim=2, size=DEMO_SIZE, seed=0, overwrite=True)
     config = Config().updated(train={"steps": steps or DEMO_STEPS, "device": device})
     print(f"[2/3] training INNReg for {config.train.steps} steps (labels are not used)")
     model_path = train(data["train"], out_dir / "run", config, resume=True)
