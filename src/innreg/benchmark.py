@@ -77,7 +77,7 @@ class BenchmarkSettings:
     test: Path
     out: Path
     methods: tuple[str, ...] = DEFAULT_METHODS
-    steps: int = 1500
+    steps: int = 1200
     device: str = "auto"
     dim: int = 2
     config: Path | None = None
@@ -499,7 +499,7 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated methods (default: all; with --convergence: {','.join(CONVERGENCE_METHODS)}); "
         f"known: {', '.join(METHODS)}",
     )
-    parser.add_argument("--steps", type=_positive, default=1500, help="training steps of every learned method (default: 1500)")
+    parser.add_argument("--steps", type=_positive, default=1200, help="training steps of every learned method (default: 1200)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu or cuda[:k] (default: auto)")
     parser.add_argument("--dim", type=int, choices=(2, 3), default=2, help="2D or 3D images (default: 2)")
     parser.add_argument("--config", type=Path, help="YAML base config for the learned methods (their own switches override it)")

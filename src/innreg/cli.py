@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with columns moving,fixed (paths relative to the CSV)")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint.pt, model.pt, config.yaml, loss_curve.png")
     p.add_argument("--config", type=Path, help="YAML file with model/loss/train settings (any subset)")
-    p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1500)")
+    p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1200)")
     p.add_argument("--dim", type=int, choices=(2, 3), help="2: 2D images or random slices of 3D volumes; 3: volumes (default 2)")
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
