@@ -141,15 +141,17 @@ def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config)
         state.opt_d.step()
         logs["disc"] = d_loss.item()
         disc.requires_grad_(False)  # the generator step must not move the discriminator
-    terms = generator_losses(model, disc, moving, fixed, config.loss)
-    state.opt_g.zero_grad(set_to_none=True)
-    terms["total"].backward()
-    nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-    state.opt_g.step()
-    if disc is not None:
-        disc.requires_grad_(True)
-    if not torch.isfinite(terms["total"]):
-        raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
+    try:
+        terms = generator_losses(model, disc, moving, fixed, config.loss)
+        if not torch.isfinite(terms["total"]):  # checked before the update, so the weights stay usable
+            raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
+        state.opt_g.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        state.opt_g.step()
+    finally:
+        if disc is not None:
+            disc.requires_grad_(True)
     logs.update({k: v.item() for k, v in terms.items()})
     state.step += 1
     return logs
