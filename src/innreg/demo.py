@@ -33,7 +33,8 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
         data = generate_phantom_dataset(data_dir, moving="t2", fixed="t1", n=n_pairs, dim=2, size=DEMO_SIZE, seed=0, overwrite=True)
     config = Config().updated(train={"steps": steps or DEMO_STEPS, "device": device})
     print(f"[2/3] training INNReg for {config.train.steps} steps (labels are not used)")
-    model_path = train(data["train"], out_dir / "run", config, resume=True)
+    run_dir = out_dir / "run"
+    model_path = train(data["train"], run_dir, config, resume=(run_dir / "checkpoint.pt").exists())
     print("[3/3] evaluating on the held-out pairs")
     summary = evaluate_pairs(load_model(model_path, device), data["test"], out_dir / "evaluation")
     columns = ["method", "dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair", "epe_mm"]
