@@ -1,8 +1,9 @@
 """Suite-wide settings and shared fixtures: one torch thread (fast when another process shares the
-CPU), a tiny labelled phantom data set and a small network config."""
+CPU), deterministic ANTs, a tiny labelled phantom data set and a small network config."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from innreg.config import Config
 from innreg.data import generate_phantom_dataset
 
 torch.set_num_threads(1)
+# ANTs samples its affine metric at random and its multi-threaded sums differ run to run: fix the
+# seed and use one ITK thread (read when ANTs first runs), so its tests give the same result every time.
+os.environ.setdefault("ANTS_RANDOM_SEED", "1")
+os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 TINY = {
     "model": {
