@@ -6,7 +6,8 @@ from innreg.nn.discriminator import PatchDiscriminator
 from innreg.nn.registration import RegistrationNet, RegistrationOutput
 from innreg.nn.resnet import ResNetTranslator
 from innreg.nn.translator import INNTranslator
-from innreg.nn.unet import UNet, to_channels_last
+from innreg.nn.layers import to_channels_last
+from innreg.nn.unet import UNet
 from innreg.nn.warp import (
     InterpMode,
     PaddingMode,

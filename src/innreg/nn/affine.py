@@ -12,7 +12,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from innreg.nn.layers import check_dim
-from innreg.nn.unet import ConvAct, to_channels_last
+from innreg.nn.layers import to_channels_last
+from innreg.nn.unet import ConvAct
 from innreg.nn.warp import identity_grid
 
 

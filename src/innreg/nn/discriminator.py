@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from innreg.nn.layers import check_dim, conv, instance_norm
-from innreg.nn.unet import to_channels_last
+from innreg.nn.layers import to_channels_last
 
 _NEGATIVE_SLOPE = 0.2
 _KERNEL = 4

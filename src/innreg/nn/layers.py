@@ -1,4 +1,5 @@
-"""The one place where 2D/3D layer classes are chosen.
+"""The one place where 2D/3D layer classes are chosen, plus the padding and memory-layout helpers
+every network shares.
 
 Every network in :mod:`innreg.nn` takes ``dim`` (2 or 3) and asks this module for its layer types,
 so 2D and 3D share one code path.
@@ -6,6 +7,7 @@ so 2D and 3D share one code path.
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -66,3 +68,16 @@ def pad_to_multiple(x, multiple: int, mode: str = "constant"):
 def crop_to(x, shape):
     """Crop the spatial dims of ``x`` back to ``shape`` (inverse of :func:`pad_to_multiple`)."""
     return x[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory layout (``(N, C, H, W)`` or ``(N, C, D, H, W)``), same values.
+
+    On CPU, oneDNN convolutions run several times faster on channels-last tensors (measured ~10x for
+    1x1 and 3x3x3 convolutions on 2 cores), and conv outputs keep the input's layout, so converting a
+    network's input once is enough.
+    """
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    if fmt is None:
+        raise ValueError(f"expected a 4D or 5D tensor, got shape {tuple(x.shape)}")
+    return x.contiguous(memory_format=fmt)

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from innreg.nn.affine import AffineNet, affine_ddf, invert_affine
 from innreg.nn.layers import check_dim, conv, crop_to, pad_to_multiple
-from innreg.nn.unet import UNet, to_channels_last
+from innreg.nn.layers import to_channels_last
+from innreg.nn.unet import UNet
 from innreg.nn.warp import compose, integrate_velocity, invert_field, warp
 
 

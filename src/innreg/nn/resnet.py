@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from innreg.nn.layers import check_dim, conv, crop_to, instance_norm, pad_to_multiple
-from innreg.nn.unet import to_channels_last
+from innreg.nn.layers import to_channels_last
 
 _MIN_SIZE = 8
 

@@ -13,7 +13,7 @@ from torch import Tensor
 from innreg.config import SubnetKind
 from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
 from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
-from innreg.nn.unet import to_channels_last
+from innreg.nn.layers import to_channels_last
 
 
 class INNTranslator(nn.Module):
