@@ -17,14 +17,9 @@ def _smooth_field(shape: tuple[int, ...], amplitude: float, sigma: float, seed: 
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    """Fixed seed; one intra-op thread, since tiny test tensors only pay for thread synchronisation
-    (and OpenMP spin-waits stall badly when other processes share the cores)."""
+def _seed():
+    """Fixed seed (the suite-wide conftest already runs torch on one thread)."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
