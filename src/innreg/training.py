@@ -232,6 +232,33 @@ def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
     loss_curve(run_dir / "loss_curve.png", curves, steps=[row["step"] for row in history])
 
 
+class PairBatches:
+    """The training batches of a run (used by :func:`train` and the two-stage baselines).
+
+    ``batches(step)`` returns ``(moving, fixed)``, each ``(batch_size, 1, *S)`` on ``device``; the
+    indices depend only on ``(seed, step)``, so a resumed stage sees the batches it would have seen.
+    """
+
+    def __init__(self, records: Sequence[PairRecord], config: Config, device: torch.device) -> None:
+        t = config.train
+        self.dataset = PairDataset(
+            list(records),
+            dim=config.model.dim,
+            slice_axis=t.slice_axis,
+            slice_range=tuple(t.slice_range),
+            augment=t.augment,
+            seed=t.seed,
+        )
+        self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
+
+    def __call__(self, step: int) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng([self.seed, step])
+        n = len(self.dataset)
+        idx = rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
+        batch = pad_collate([self.dataset[int(i)] for i in idx])
+        return batch["moving"].to(self.device), batch["fixed"].to(self.device)
+
+
 def train(
     pairs: str | Path | Sequence[PairRecord],
     out_dir: str | Path,
@@ -273,23 +300,12 @@ def train(
     (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t = config.train
-    dataset = PairDataset(
-        records,
-        dim=config.model.dim,
-        slice_axis=t.slice_axis,
-        slice_range=tuple(t.slice_range),
-        augment=t.augment,
-        seed=t.seed,
-    )
+    batches = PairBatches(records, config, device)
     bar = tqdm(total=t.steps, initial=state.step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     try:
         while state.step < t.steps:
             start = time.perf_counter()
-            # Batch indices depend only on (seed, step), so a resumed run draws what the killed one would have.
-            rng = np.random.default_rng([t.seed, state.step])
-            idx = rng.choice(len(dataset), size=t.batch_size, replace=len(dataset) < t.batch_size)
-            batch = pad_collate([dataset[int(i)] for i in idx])
-            logs = train_step(state, batch["moving"].to(device), batch["fixed"].to(device), config)
+            logs = train_step(state, *batches(state.step), config)
             state.seconds += time.perf_counter() - start
             logs["step"] = state.step
             state.history.append(logs)

@@ -20,46 +20,18 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from innreg.baselines.base import FitInfo, Method, fit_info, model_info, pair_records
 from innreg.config import Config
-from innreg.data import PairDataset, PairRecord, pad_collate
+from innreg.data import PairRecord
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import INNReg, build_translator, resolve_device
 from innreg.nn import PatchDiscriminator
-from innreg.training import TrainState, save_atomic, save_model, seed_everything, train_step
-
-
-class PairBatches:
-    """Training batches drawn exactly as :func:`innreg.training.train` draws them.
-
-    ``batches(step)`` returns ``(moving, fixed)``, each ``(batch_size, 1, *S)`` on ``device``; the
-    indices depend only on ``(seed, step)``, so a resumed stage sees the batches it would have seen.
-    """
-
-    def __init__(self, records: Sequence[PairRecord], config: Config, device: torch.device) -> None:
-        t = config.train
-        self.dataset = PairDataset(
-            list(records),
-            dim=config.model.dim,
-            slice_axis=t.slice_axis,
-            slice_range=tuple(t.slice_range),
-            augment=t.augment,
-            seed=t.seed,
-        )
-        self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
-
-    def __call__(self, step: int) -> tuple[Tensor, Tensor]:
-        rng = np.random.default_rng([self.seed, step])
-        n = len(self.dataset)
-        idx = rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
-        batch = pad_collate([self.dataset[int(i)] for i in idx])
-        return batch["moving"].to(self.device), batch["fixed"].to(self.device)
+from innreg.training import PairBatches, TrainState, save_atomic, save_model, seed_everything, train_step
 
 
 def run_stage(
