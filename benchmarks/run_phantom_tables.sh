@@ -11,6 +11,6 @@ innreg benchmark --convergence --train "$work/data/t2-t1/train.csv" --test "$wor
   --out "$work/t2-t1" --steps "$steps" --eval-every 100 --device cpu --quiet
 innreg benchmark --train "$work/data/t2-t1/train.csv" --test "$work/data/t2-t1/test.csv" --out "$work/t2-t1" \
   --steps "$steps" --device cpu --quiet \
-  --methods identity,ants-syn,voxelmorph-nmi,innreg-no-translation,innreg-no-ddc,innreg,innreg-no-barrier,innreg-no-inn,reggan,cyclegan-voxelmorph
+  --methods identity,ants-syn,voxelmorph-nmi,innreg-no-translation,innreg-no-ddc,innreg,innreg-no-refine,innreg-no-barrier,innreg-no-inn,reggan,cyclegan-voxelmorph
 innreg benchmark --train "$work/data/ct-t1/train.csv" --test "$work/data/ct-t1/test.csv" --out "$work/ct-t1" \
-  --steps "$steps" --device cpu --quiet --methods identity,ants-syn,voxelmorph-nmi,innreg
+  --steps "$steps" --device cpu --quiet --methods identity,ants-syn,voxelmorph-nmi,innreg,innreg-no-refine

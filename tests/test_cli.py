@@ -76,6 +76,21 @@ def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys
     assert "| identity |" in (tmp_path / "summary.md").read_text()
 
 
+def test_evaluate_no_refine_registers_with_the_network_alone(trained, phantom, tmp_path, capsys):
+    from innreg.data import load_pair, read_manifest
+    from innreg.inference import load_model
+
+    code, _, err = run(capsys, "evaluate", "--model", trained / "model.pt", "--pairs", phantom["test"],
+                       "--out", tmp_path, "--quiet", "--no-refine")  # fmt: skip
+    assert code == 0, err
+    moving, fixed, moving_seg, _ = load_pair(read_manifest(phantom["test"])[0])
+    network = load_model(trained / "model.pt", "cpu", refine=False).register(moving.array, fixed.array, moving_seg.array)
+    refined = load_model(trained / "model.pt", "cpu").register(moving.array, fixed.array)
+    assert not np.allclose(network.ddf, refined.ddf)
+    written = nib.load(next(csv.DictReader((tmp_path / "per_pair.csv").open()))["warped_seg"])
+    np.testing.assert_array_equal(np.asarray(written.dataobj), network.warped_seg)
+
+
 def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
     import innreg.training as training
 

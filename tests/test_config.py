@@ -23,6 +23,8 @@ def test_round_trip_and_partial_update(tmp_path):
         ("train: {stepz: 3}\n", "stepz"),
         ("model: {dim: 4}\n", "dim"),
         ("model: [1, 2\n", "not valid YAML"),
+        ("refine: {factors: [4, 2], steps: [10]}\n", "one entry per level"),
+        ("refine: {grid_factor: 0}\n", "grid_factor"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, needle):
@@ -31,3 +33,11 @@ def test_bad_config_names_file_and_key(tmp_path, text, needle):
     with pytest.raises(InnregInputError, match=needle) as err:
         Config.from_yaml(path)
     assert "bad.yaml" in str(err.value)
+
+
+def test_refine_section_round_trips_and_old_files_get_its_defaults():
+    cfg = Config().updated(refine={"enabled": False, "steps": [5, 5, 5]})
+    assert Config.from_dict(cfg.to_dict()) == cfg and cfg.refine.steps == (5, 5, 5)
+    # A model.pt written before the section existed loads with the default (refinement on).
+    old = {k: v for k, v in Config().to_dict().items() if k != "refine"}
+    assert Config.from_dict(old).refine.enabled

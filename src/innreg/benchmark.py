@@ -46,6 +46,7 @@ DEFAULT_METHODS = (
     "cyclegan-voxelmorph",
     "reggan",
     "innreg",
+    "innreg-no-refine",
     "innreg-no-inn",
     "innreg-no-ddc",
     "innreg-no-barrier",
@@ -425,7 +426,8 @@ def convergence_study(
         # The benchmark's training run carries the curve, unless it finished before any curve existed.
         finished_without_curve = (shared_dir / "model.pt").exists() and not curve_path.exists()
         run_dir = own_dir if own_dir.exists() or finished_without_curve else shared_dir
-        run_config = method.run_config(steps, device)
+        # The curves follow the network's training, so they register without per-pair refinement.
+        run_config = method.run_config(steps, device).updated(refine={"enabled": False})
 
         def on_step(state, logs, curve=curve, curve_path=curve_path, run_config=run_config) -> None:
             if state.step % eval_every and state.step != steps:

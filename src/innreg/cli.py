@@ -33,6 +33,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_refine_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-refine", action="store_true", help="register with the network alone (skip the per-pair refinement)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from innreg.data import PHANTOM_MODALITIES
 
@@ -58,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a pair manifest (labels, if present, are not used)")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with columns moving,fixed (paths relative to the CSV)")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint.pt, model.pt, config.yaml, loss_curve.png")
-    p.add_argument("--config", type=Path, help="YAML file with model/loss/train settings (any subset)")
+    p.add_argument("--config", type=Path, help="YAML file with model/loss/train/refine settings (any subset)")
     p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1200)")
     p.add_argument("--dim", type=int, choices=(2, 3), help="2: 2D images or random slices of 3D volumes; 3: volumes (default 2)")
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
@@ -75,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, help="CSV manifest instead of --moving/--fixed; one sub-folder per pair")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _add_refine_flag(p)
 
     p = sub.add_parser("evaluate", help="register and score every pair of a labelled manifest")
     p.add_argument("--model", required=True, type=Path, help="model.pt written by innreg train")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with moving,fixed,moving_seg,fixed_seg")
     p.add_argument("--out", required=True, type=Path, help="folder for per_pair.csv, summary.json, summary.md, figures")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _add_refine_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("demo", help="phantom data, a short training run, evaluation and an HTML report, in minutes")
@@ -132,7 +140,7 @@ def cmd_register(args: argparse.Namespace) -> None:
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, refine=False if args.no_refine else None)
     if args.pairs is not None:
         records = read_manifest(args.pairs)
         for i, record in enumerate(records):
@@ -149,7 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from innreg.evaluation import evaluate_pairs
     from innreg.inference import load_model
 
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, refine=False if args.no_refine else None)
     summary = evaluate_pairs(model, args.pairs, args.out, progress=not args.quiet)
     ident = summary["identity"]
     print(

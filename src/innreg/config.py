@@ -1,4 +1,4 @@
-"""Every setting of a run in one serialisable object: model, losses, training.
+"""Every setting of a run in one serialisable object: model, losses, training, test-time refinement.
 
 A run's ``model.pt`` stores ``Config.to_dict()`` beside the weights, so a model can be rebuilt from
 its checkpoint alone. YAML config files hold the same nested structure (any subset of keys).
@@ -116,12 +116,39 @@ class TrainConfig:
 
 
 @dataclass
+class RefineConfig:
+    """Test-time refinement of the network's field for each pair (see :mod:`innreg.refinement`).
+
+    Not part of the paper: the network's field is the start of a short instance optimisation of a
+    stationary velocity field on a coarse-to-fine pyramid, with a MIND descriptor loss and diffusion
+    regularisation. ``enabled: false`` registers with the network alone, as the paper does.
+    """
+
+    enabled: bool = True
+    # Pyramid levels, coarse to fine: image downsampling factor and Adam steps per level.
+    factors: tuple[int, ...] = (4, 2, 1)
+    steps: tuple[int, ...] = (10, 10, 20)
+    # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, no folding.
+    grid_factor: int = 2
+    smooth: float = 0.3
+    # Adam step size in voxels of the full-resolution image (2.0: noisier fields, no better Dice).
+    lr: float = 1.0
+    int_steps: int = 3
+    mind_radius: int = 1
+    mind_dilation: int = 2
+
+
+SECTIONS = ("model", "loss", "train", "refine")
+
+
+@dataclass
 class Config:
     """The full configuration of a run."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (enums as strings, tuples as lists) for YAML/JSON/checkpoints."""
@@ -135,7 +162,7 @@ class Config:
 
         return {
             name: {f.name: plain(getattr(getattr(self, name), f.name)) for f in dataclasses.fields(getattr(self, name))}
-            for name in ("model", "loss", "train")
+            for name in SECTIONS
         }
 
     @classmethod
@@ -144,12 +171,12 @@ class Config:
         :class:`InnregInputError` naming ``source``."""
         data = data or {}
         if not isinstance(data, dict):
-            raise InnregInputError(f"{source}: expected a mapping with sections model/loss/train")
-        unknown = set(data) - {"model", "loss", "train"}
+            raise InnregInputError(f"{source}: expected a mapping with sections {'/'.join(SECTIONS)}")
+        unknown = set(data) - set(SECTIONS)
         if unknown:
-            raise InnregInputError(f"{source}: unknown section(s) {sorted(unknown)}; expected model, loss, train")
+            raise InnregInputError(f"{source}: unknown section(s) {sorted(unknown)}; expected {', '.join(SECTIONS)}")
         sections = {}
-        for name, section_cls in (("model", ModelConfig), ("loss", LossConfig), ("train", TrainConfig)):
+        for name, section_cls in zip(SECTIONS, (ModelConfig, LossConfig, TrainConfig, RefineConfig)):
             values = data.get(name) or {}
             sections[name] = _build_section(section_cls, values, f"{source}: {name}")
         return cls(**sections)
@@ -201,4 +228,9 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    if isinstance(section, RefineConfig):
+        if len(section.factors) != len(section.steps) or min(section.factors, default=1) < 1:
+            raise InnregInputError(f"{where}: factors and steps need one entry per level and factors >= 1")
+        if section.grid_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
+            raise InnregInputError(f"{where}: need grid_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0")
     return section

@@ -4,6 +4,8 @@ Inputs may be NumPy arrays, torch tensors, nibabel images or :class:`innreg.data
 (H, W) or 3D (D, H, W), matching the model's ``dim``. Both images must be on one grid (the CLI
 resamples the moving image onto the fixed grid first). Intensities are normalised to [0, 1] by
 percentiles, exactly as in training; the warped output keeps the moving image's own intensities.
+Unless the model's ``config.refine.enabled`` is off, the network's field is refined for each pair
+(:mod:`innreg.refinement`); the refinement's time counts in ``RegistrationResult.seconds``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.model import INNReg, resolve_device
 from innreg.nn import warp
+from innreg.refinement import optimise_velocity, refine_registration
 
 
 @dataclass
@@ -69,6 +72,10 @@ class RegistrationModel:
         self.model = model.eval().to(device)
         self.config = config
         self.device = device
+        if config.refine.enabled:
+            # The first optimiser run pays ~1 s of one-time torch set-up; pay it here, not per pair.
+            tiny = torch.zeros((1, 1) + (16,) * self.dim, device=device)
+            optimise_velocity(tiny, tiny, config.refine.__class__(factors=(1,), steps=(1,)))
 
     @property
     def dim(self) -> int:
@@ -95,18 +102,21 @@ class RegistrationModel:
         m = self._tensor(normalize_percentile(moving_arr))
         f = self._tensor(normalize_percentile(fixed_arr))
         out = self.model(m, f)
-        warped = warp(self._tensor(moving_arr), out.ddf)
+        ddf, inverse_ddf = out.ddf, out.inverse_ddf
+        if self.config.refine.enabled:
+            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, self.config.refine)
+        warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
             seg = as_array(moving_seg, "moving_seg")
             if seg.shape != moving_arr.shape:
                 raise InnregInputError(f"moving_seg {seg.shape} does not match moving {moving_arr.shape}")
-            warped_seg = warp(self._tensor(seg), out.ddf, mode="nearest")[0, 0].cpu().numpy().astype(seg.dtype)
+            warped_seg = warp(self._tensor(seg), ddf, mode="nearest")[0, 0].cpu().numpy().astype(seg.dtype)
         result = RegistrationResult(
             warped=warped[0, 0].cpu().numpy(),
             translated=out.translated[0, 0].cpu().numpy(),
-            ddf=out.ddf[0].cpu().numpy(),
-            inverse_ddf=out.inverse_ddf[0].cpu().numpy(),
+            ddf=ddf[0].cpu().numpy(),
+            inverse_ddf=inverse_ddf[0].cpu().numpy(),
             warped_seg=warped_seg,
             seconds=0.0,
         )
@@ -114,8 +124,14 @@ class RegistrationModel:
         return result
 
 
-def load_model(path: str | Path, device: str | torch.device = "auto") -> RegistrationModel:
-    """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together)."""
+def load_model(path: str | Path, device: str | torch.device = "auto", refine: bool | None = None) -> RegistrationModel:
+    """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together).
+
+    Args:
+        path: the model file.
+        device: ``auto``, ``cpu`` or ``cuda[:k]``.
+        refine: switch the per-pair refinement on or off; ``None`` keeps the model config's setting.
+    """
     from innreg.training import MODEL_FORMAT
 
     path = Path(path)
@@ -129,6 +145,8 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Registr
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     config = Config.from_dict(ckpt["config"], source=str(path))
+    if refine is not None:
+        config = config.updated(refine={"enabled": refine})
     model = INNReg(config.model)
     model.load_state_dict(ckpt["state_dict"])
     return RegistrationModel(model, config, dev)

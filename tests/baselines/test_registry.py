@@ -9,7 +9,7 @@ from innreg.config import Config, RegInput, RegLossKind, SubnetKind, TranslatorK
 from innreg.errors import InnregInputError
 
 EXPECTED = {
-    "identity", "ants-syn", "innreg", "innreg-no-inn", "innreg-no-ddc", "innreg-no-barrier",
+    "identity", "ants-syn", "innreg", "innreg-no-refine", "innreg-no-inn", "innreg-no-ddc", "innreg-no-barrier",
     "innreg-no-translation", "voxelmorph-nmi", "reggan", "cyclegan-voxelmorph",
 }  # fmt: skip
 
@@ -65,6 +65,7 @@ def test_variant_switches():
     bar, nmi = RegLossKind.BARRIER, RegLossKind.NMI
     tr, raw = RegInput.TRANSLATED, RegInput.RAW
     assert switches("innreg") == (inn, ddc, bar, tr, True)
+    assert switches("innreg-no-refine") == (inn, ddc, bar, tr, True)
     assert switches("innreg-no-inn") == (res, ddc, bar, tr, True)
     assert switches("innreg-no-ddc") == (inn, conv, bar, tr, True)
     assert switches("innreg-no-barrier") == (inn, ddc, nmi, tr, True)
@@ -74,6 +75,8 @@ def test_variant_switches():
     reggan = make_method("reggan").config
     assert (reggan.loss.w_sim, reggan.loss.w_l1, reggan.loss.w_smooth, reggan.loss.w_adv) == (0.0, 20.0, 10.0, 1.0)
     assert reggan.train.lr == pytest.approx(1e-4)
+    # Only the full method refines per pair; ablations and baselines are networks alone.
+    assert {name for name in EXPECTED - {"identity", "ants-syn"} if make_method(name).config.refine.enabled} == {"innreg"}
 
 
 def test_base_config_keeps_sizes_but_not_switches():

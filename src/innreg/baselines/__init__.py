@@ -11,7 +11,8 @@ Methods (``make_method(name)``):
 
 * ``identity``: the zero field (the "before registration" row).
 * ``ants-syn``: ANTs SyN with Mattes MI, affine + deformable (needs the ``antspyx`` extra).
-* ``innreg`` and its ablations ``innreg-no-inn``, ``innreg-no-ddc``, ``innreg-no-barrier``,
+* ``innreg`` (network + per-pair refinement), ``innreg-no-refine`` (the network alone, as in the
+  paper) and the network ablations ``innreg-no-inn``, ``innreg-no-ddc``, ``innreg-no-barrier``,
   ``innreg-no-translation``; ``voxelmorph-nmi`` (direct learned registration with plain NMI) and
   ``reggan`` (ResNet translator, plain displacement, RegGAN's loss weights): all trained by
   :func:`innreg.training.train` with a variant of the run config.

@@ -127,14 +127,17 @@ def model_info(path: Path, config: Config) -> dict | None:
 
     Raises:
         InnregInputError: the model there was trained under another config than ``config`` (apart
-            from ``train.steps`` and ``train.device``), so reusing it would mislabel a result.
+            from ``train.steps``, ``train.device`` and the test-time ``refine`` section), so reusing it
+            would mislabel a result.
     """
     if not path.is_file():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=False)
 
     def comparable(settings: dict) -> dict:
-        return settings | {"train": {k: v for k, v in settings["train"].items() if k not in ("steps", "device")}}
+        # Refinement is test-time only, so a model is reusable under any refine settings.
+        training = {k: v for k, v in settings.items() if k != "refine"}
+        return training | {"train": {k: v for k, v in settings["train"].items() if k not in ("steps", "device")}}
 
     if comparable(saved.get("config", {})) != comparable(config.to_dict()):
         raise InnregInputError(f"{path}: trained under another config than this run; delete its folder or use another --out")

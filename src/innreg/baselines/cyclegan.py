@@ -100,6 +100,7 @@ class CycleGanVoxelMorph(Method):
         self.config = base.updated(
             model={"dim": dim, "translator": "resnet", "reg_input": "translated"},
             loss={"w_sim": 0.0, "w_adv": 0.0},
+            refine={"enabled": False},
         )
         self.gan_fraction = gan_fraction
         self.w_cycle = w_cycle
@@ -131,7 +132,7 @@ class CycleGanVoxelMorph(Method):
             model, reg_seconds = self._fit_registration(batches, config, dev, g_ab, gan_steps, steps, out_dir, progress)
             info = {"steps": steps, "gan_steps": gan_steps, "train_seconds": gan_seconds + reg_seconds, "n_pairs": len(records)}
             save_model(model, config, model_path, info)
-        self.model = load_model(model_path, device)
+        self.model = load_model(model_path, device, refine=False)
         return fit_info(float(info["train_seconds"]))
 
     def _fit_cyclegan(

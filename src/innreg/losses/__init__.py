@@ -1,6 +1,7 @@
-"""Losses: NMI and its barrier (registration), LSGAN (translation), field smoothness."""
+"""Losses: NMI and its barrier (registration), LSGAN (translation), field smoothness, MIND (refinement)."""
 
 from innreg.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
+from innreg.losses.mind import mind_descriptor, mind_offsets
 from innreg.losses.nmi import NMIBarrierLoss, NMILoss, NMINormalization, nmi, nmi_barrier
 from innreg.losses.smoothness import gradient_smoothness
 
@@ -11,6 +12,8 @@ __all__ = [
     "gradient_smoothness",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "mind_descriptor",
+    "mind_offsets",
     "nmi",
     "nmi_barrier",
 ]

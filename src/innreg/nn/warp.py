@@ -15,6 +15,7 @@ Displacement-field convention (used everywhere in innreg, and written into every
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 
 import torch
@@ -40,6 +41,19 @@ def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> T
     """Voxel coordinates of a grid, shape ``(len(shape), *shape)``; channel k holds the index along axis k."""
     axes = [torch.arange(s, device=device, dtype=dtype) for s in shape]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)
+
+
+@functools.lru_cache(maxsize=32)
+def _sampling_grid(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The identity in ``grid_sample`` coordinates and the voxel-to-``[-1, 1]`` scale of ``shape``.
+
+    ``grid_sample`` wants coordinates in [-1, 1] (``align_corners=True``), channels-last, in
+    (x, y[, z]) = reversed axis order. Cached: warping runs many times per step on the same grids.
+    """
+    dim = len(shape)
+    scale = torch.tensor([2.0 / max(s - 1, 1) for s in shape], device=device, dtype=dtype).view(1, dim, *([1] * dim))
+    base = identity_grid(shape, device, dtype).unsqueeze(0) * scale - 1.0
+    return base.permute(0, *range(2, dim + 2), 1).flip(-1).contiguous(), scale
 
 
 def _check_pair(image: Tensor, ddf: Tensor) -> int:
@@ -74,12 +88,8 @@ def warp(
     """
     dim = _check_pair(image, ddf)
     mode, padding = InterpMode(mode), PaddingMode(padding)
-    shape = ddf.shape[2:]
-    loc = identity_grid(tuple(shape), ddf.device, ddf.dtype).unsqueeze(0) + ddf
-    # grid_sample wants coordinates in [-1, 1], channels-last, in (x, y[, z]) = reversed axis order.
-    scale = torch.tensor([2.0 / max(s - 1, 1) for s in shape], device=ddf.device, dtype=ddf.dtype)
-    loc = loc * scale.view(1, dim, *([1] * dim)) - 1.0
-    grid = loc.permute(0, *range(2, dim + 2), 1).flip(-1)
+    base, scale = _sampling_grid(tuple(ddf.shape[2:]), ddf.device, ddf.dtype)
+    grid = base + (ddf * scale).permute(0, *range(2, dim + 2), 1).flip(-1)
     n = max(image.shape[0], ddf.shape[0])
     image = image.expand(n, *image.shape[1:])
     grid = grid.expand(n, *grid.shape[1:])

@@ -1,0 +1,59 @@
+"""MIND: modality independent neighbourhood descriptor (Heinrich et al., MedIA 2012).
+
+Each voxel is described by how similar its patch is to the patches at a few neighbouring offsets,
+``exp(-D(x, r) / V(x))``, where ``D`` is the patch-averaged squared difference to the voxel shifted by
+``r`` and ``V`` the local variance estimate (mean of ``D`` over the offsets). The descriptor depends on
+local structure, not on the intensity mapping, so the squared difference of two images' descriptors
+is a mono-modal loss for a multi-modal pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from innreg.nn.layers import check_dim
+
+
+def mind_offsets(dim: int) -> list[tuple[int, ...]]:
+    """Neighbour directions: every offset in ``{-1, 0, 1}^dim`` with one or two non-zero entries
+    (8 in 2D, 18 in 3D)."""
+    return [o for o in itertools.product((-1, 0, 1), repeat=check_dim(dim)) if 1 <= sum(map(abs, o)) <= 2]
+
+
+def mind_descriptor(image: Tensor, radius: int = 1, dilation: int = 2) -> Tensor:
+    """MIND descriptor of ``image``.
+
+    Args:
+        image: ``(N, 1, *spatial)`` image, 2D or 3D.
+        radius: patch half-width in voxels (box patch of ``2 * radius + 1`` voxels per axis).
+        dilation: distance in voxels to the neighbours along each offset direction.
+
+    Returns:
+        ``(N, K, *spatial)`` descriptor in ``(0, 1]`` (maximum 1 per voxel), ``K`` as
+        :func:`mind_offsets`.
+    """
+    dim = image.dim() - 2
+    if dim not in (2, 3) or image.shape[1] != 1:
+        raise ValueError(f"image must be (N, 1, *spatial) with 2 or 3 spatial dims, got {tuple(image.shape)}")
+    if radius < 0 or dilation < 1:
+        raise ValueError(f"need radius >= 0 and dilation >= 1, got {radius} and {dilation}")
+    shape = image.shape[2:]
+    padded = F.pad(image, [dilation] * (2 * dim), mode="replicate")
+    distances = []
+    for offset in mind_offsets(dim):
+        window = tuple(slice(dilation + o * dilation, dilation + o * dilation + s) for o, s in zip(offset, shape))
+        distances.append((image - padded[(slice(None), slice(None), *window)]) ** 2)
+    d = torch.cat(distances, dim=1)
+    if radius:
+        pool = (F.avg_pool2d, F.avg_pool3d)[dim - 2]
+        d = pool(F.pad(d, [radius] * (2 * dim), mode="replicate"), 2 * radius + 1, stride=1)
+    variance = d.mean(dim=1, keepdim=True)
+    # Bound V around its image mean so flat regions (background) neither divide by ~0 nor saturate.
+    level = variance.mean(dim=tuple(range(1, dim + 2)), keepdim=True)
+    variance = torch.maximum(torch.minimum(variance, level * 1e3), level * 1e-3 + 1e-12)
+    descriptor = torch.exp(-d / variance)
+    return descriptor / descriptor.amax(dim=1, keepdim=True)
