@@ -36,8 +36,8 @@ def test_bad_config_names_file_and_key(tmp_path, text, needle):
 
 
 def test_refine_section_round_trips_and_old_files_get_its_defaults():
-    cfg = Config().updated(refine={"enabled": False, "steps": [5, 5, 5]})
-    assert Config.from_dict(cfg.to_dict()) == cfg and cfg.refine.steps == (5, 5, 5)
+    cfg = Config().updated(refine={"enabled": False, "init": "network", "steps": [5, 5, 5, 5]})
+    assert Config.from_dict(cfg.to_dict()) == cfg and cfg.refine.steps == (5, 5, 5, 5)
     # A model.pt written before the section existed loads with the default (refinement on).
     old = {k: v for k, v in Config().to_dict().items() if k != "refine"}
     assert Config.from_dict(old).refine.enabled

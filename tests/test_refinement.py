@@ -9,7 +9,7 @@ import torch
 
 from innreg.config import RefineConfig
 from innreg.nn import compose, warp
-from innreg.refinement import refine_registration
+from innreg.refinement import affine_start, refine_registration
 
 
 def blobs(shape: tuple[int, ...]) -> torch.Tensor:
@@ -76,3 +76,13 @@ def test_rejects_batches():
     image = torch.rand(2, 1, 16, 16)
     with pytest.raises(ValueError, match="one pair"):
         refine_registration(image, image, torch.zeros(2, 2, 16, 16), None, RefineConfig())
+
+
+def test_affine_start_is_the_affine_field_and_its_inverse():
+    shape = (20, 24)
+    angle = torch.tensor(0.1)
+    matrix = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])[None]
+    ddf, inverse = affine_start((matrix, torch.tensor([[1.5, -2.0]])), shape, torch.zeros(1))
+    assert interior(compose(ddf, inverse), 4).abs().max() < 1e-3
+    zero, zero_inverse = affine_start(None, shape, torch.zeros(1))
+    assert zero.shape == (1, 2, *shape) and not zero.any() and not zero_inverse.any()

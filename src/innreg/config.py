@@ -115,19 +115,31 @@ class TrainConfig:
     slice_range: tuple[float, float] = (0.3, 0.7)
 
 
+class RefineInit(str, Enum):
+    """Where the per-pair refinement starts: ``affine``: the network's affine stage only (the
+    U-Net's local field is replaced); ``network``: the network's full field."""
+
+    AFFINE = "affine"
+    NETWORK = "network"
+
+
 @dataclass
 class RefineConfig:
     """Test-time refinement of the network's field for each pair (see :mod:`innreg.refinement`).
 
-    Not part of the paper: the network's field is the start of a short instance optimisation of a
-    stationary velocity field on a coarse-to-fine pyramid, with a MIND descriptor loss and diffusion
-    regularisation. ``enabled: false`` registers with the network alone, as the paper does.
+    Not part of the paper: the network's output (see ``init``) is the start of a short instance
+    optimisation of a stationary velocity field on a coarse-to-fine pyramid, with a MIND descriptor
+    loss and diffusion regularisation. ``enabled: false`` registers with the network alone, as the
+    paper does.
     """
 
     enabled: bool = True
+    # Measured on the phantom (RESULTS.md): after a CPU-sized training run, starting from the affine
+    # stage beats starting from the full field, whose local errors the refinement does not undo.
+    init: RefineInit = RefineInit.AFFINE
     # Pyramid levels, coarse to fine: image downsampling factor and Adam steps per level.
-    factors: tuple[int, ...] = (4, 2, 1)
-    steps: tuple[int, ...] = (10, 10, 20)
+    factors: tuple[int, ...] = (8, 4, 2, 1)
+    steps: tuple[int, ...] = (40, 30, 10, 20)
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, no folding.
     grid_factor: int = 2
     smooth: float = 0.3

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from innreg.config import Config
+from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.model import INNReg, resolve_device
 from innreg.nn import warp
-from innreg.refinement import optimise_velocity, refine_registration
+from innreg.refinement import affine_start, optimise_velocity, refine_registration
 
 
 @dataclass
@@ -104,6 +104,8 @@ class RegistrationModel:
         out = self.model(m, f)
         ddf, inverse_ddf = out.ddf, out.inverse_ddf
         if self.config.refine.enabled:
+            if RefineInit(self.config.refine.init) is RefineInit.AFFINE:
+                ddf, inverse_ddf = affine_start(out.affine, tuple(m.shape[2:]), m)
             ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, self.config.refine)
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None

@@ -20,7 +20,7 @@ class ModelOutput:
     """What one forward pass returns; images ``(N, 1, *S)``, fields ``(N, dim, *S)`` in voxels, pull-back.
 
     ``local_ddf`` is the U-Net's part of ``ddf`` (without the affine stage); ``inverse_ddf`` is
-    ``None`` when not requested.
+    ``None`` when not requested; ``affine`` is the affine stage's ``(A, t)`` (``None`` without one).
     """
 
     translated: Tensor
@@ -28,6 +28,7 @@ class ModelOutput:
     inverse_ddf: Tensor | None
     velocity: Tensor | None
     local_ddf: Tensor
+    affine: tuple[Tensor, Tensor] | None = None
 
 
 def build_translator(config: ModelConfig) -> nn.Module | None:
@@ -88,7 +89,7 @@ class INNReg(nn.Module):
         translated = self.translate(moving)
         use_translated = RegInput(self.config.reg_input) is RegInput.TRANSLATED
         reg = self.registration(translated if use_translated else moving, fixed, with_inverse=with_inverse)
-        return ModelOutput(translated, reg.ddf, reg.inverse_ddf, reg.velocity, reg.local_ddf)
+        return ModelOutput(translated, reg.ddf, reg.inverse_ddf, reg.velocity, reg.local_ddf, reg.affine)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

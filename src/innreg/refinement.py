@@ -1,7 +1,8 @@
 """Test-time refinement: a short instance optimisation that starts from the network's field.
 
 The network predicts a field in one pass; its accuracy is limited by how far a CPU-sized training
-budget takes it. Refinement then optimises, for this one pair, a stationary velocity field ``v`` on a
+budget takes it. Refinement then starts from the network's affine stage (``RefineConfig.init``,
+default) or its full field and optimises, for this one pair, a stationary velocity field ``v`` on a
 coarse-to-fine pyramid (``RefineConfig.factors``) so that the MIND descriptors of the network-warped
 moving image match those of the fixed image, with diffusion regularisation on ``exp(v)``. MIND is a
 structural descriptor, so the loss is mono-modal although the pair is not; the same pyramid with NMI
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from innreg.config import RefineConfig
 from innreg.losses import gradient_smoothness, mind_descriptor
+from innreg.nn.affine import affine_ddf, invert_affine
 from innreg.nn.warp import compose, integrate_velocity, resize_field, warp
 
 
@@ -69,6 +71,14 @@ def optimise_velocity(warped: Tensor, fixed: Tensor, config: RefineConfig) -> Te
     if velocity is None:
         return torch.zeros(1, dim, *_level_shape(shape, config.grid_factor), device=fixed.device, dtype=fixed.dtype)
     return velocity.detach()
+
+
+def affine_start(affine: tuple[Tensor, Tensor] | None, shape: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor]:
+    """Field and inverse of the network's affine stage ``(A, t)`` (zero fields when there is none)."""
+    if affine is None:
+        zero = torch.zeros(1, len(shape), *shape, device=like.device, dtype=like.dtype)
+        return zero, zero.clone()
+    return affine_ddf(*affine, shape), affine_ddf(*invert_affine(*affine), shape)
 
 
 @torch.no_grad()
