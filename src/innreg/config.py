@@ -139,7 +139,7 @@ class RefineConfig:
     init: RefineInit = RefineInit.AFFINE
     # Pyramid levels, coarse to fine: image downsampling factor and Adam steps per level.
     factors: tuple[int, ...] = (8, 4, 2, 1)
-    steps: tuple[int, ...] = (40, 30, 10, 20)
+    steps: tuple[int, ...] = (40, 30, 10, 10)
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, no folding.
     grid_factor: int = 2
     smooth: float = 0.3
