@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from innreg.config import Config, RefineInit
+from innreg.config import Config, RefineConfig, RefineInit
 from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.model import INNReg, resolve_device
@@ -75,7 +75,7 @@ class RegistrationModel:
         if config.refine.enabled:
             # The first optimiser run pays ~1 s of one-time torch set-up; pay it here, not per pair.
             tiny = torch.zeros((1, 1) + (16,) * self.dim, device=device)
-            optimise_velocity(tiny, tiny, config.refine.__class__(factors=(1,), steps=(1,)))
+            optimise_velocity(tiny, tiny, RefineConfig(factors=(1,), steps=(1,)))
 
     @property
     def dim(self) -> int:

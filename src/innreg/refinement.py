@@ -1,4 +1,4 @@
-"""Test-time refinement: a short instance optimisation that starts from the network's field.
+"""Test-time refinement: a short instance optimisation that starts from the network's output.
 
 The network predicts a field in one pass; its accuracy is limited by how far a CPU-sized training
 budget takes it. Refinement then starts from the network's affine stage (``RefineConfig.init``,
