@@ -101,12 +101,15 @@ class RegistrationModel:
         start = time.perf_counter()
         m = self._tensor(normalize_percentile(moving_arr))
         f = self._tensor(normalize_percentile(fixed_arr))
-        out = self.model(m, f)
-        ddf, inverse_ddf = out.ddf, out.inverse_ddf
-        if self.config.refine.enabled:
-            if RefineInit(self.config.refine.init) is RefineInit.AFFINE:
-                ddf, inverse_ddf = affine_start(out.affine, tuple(m.shape[2:]), m)
-            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, self.config.refine)
+        refine = self.config.refine
+        if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
+            translated, affine = self.model.affine_alignment(m, f)
+            ddf, inverse_ddf = affine_start(affine, tuple(m.shape[2:]), m)
+        else:
+            out = self.model(m, f)
+            translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
+        if refine.enabled:
+            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine)
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
@@ -116,7 +119,7 @@ class RegistrationModel:
             warped_seg = warp(self._tensor(seg), ddf, mode="nearest")[0, 0].cpu().numpy().astype(seg.dtype)
         result = RegistrationResult(
             warped=warped[0, 0].cpu().numpy(),
-            translated=out.translated[0, 0].cpu().numpy(),
+            translated=translated[0, 0].cpu().numpy(),
             ddf=ddf[0].cpu().numpy(),
             inverse_ddf=inverse_ddf[0].cpu().numpy(),
             warped_seg=warped_seg,

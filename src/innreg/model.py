@@ -83,13 +83,23 @@ class INNReg(nn.Module):
         """Moving image in the fixed modality (identity when there is no translator)."""
         return moving if self.translator is None else self.translator(moving)
 
-    def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True) -> ModelOutput:
+    def _registration_input(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
         if moving.shape != fixed.shape:
             raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape")
         translated = self.translate(moving)
-        use_translated = RegInput(self.config.reg_input) is RegInput.TRANSLATED
-        reg = self.registration(translated if use_translated else moving, fixed, with_inverse=with_inverse)
+        return translated, translated if RegInput(self.config.reg_input) is RegInput.TRANSLATED else moving
+
+    def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True) -> ModelOutput:
+        translated, source = self._registration_input(moving, fixed)
+        reg = self.registration(source, fixed, with_inverse=with_inverse)
         return ModelOutput(translated, reg.ddf, reg.inverse_ddf, reg.velocity, reg.local_ddf, reg.affine)
+
+    def affine_alignment(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """The translated moving image and the affine stage's ``(A, t)`` (``None`` without one),
+        skipping the U-Net: all that a refinement starting from the affine alignment needs."""
+        translated, source = self._registration_input(moving, fixed)
+        affine = self.registration.affine
+        return translated, None if affine is None else affine(source, fixed)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
