@@ -19,9 +19,14 @@ from innreg.nn.layers import check_dim
 
 
 def mind_offsets(dim: int) -> list[tuple[int, ...]]:
-    """Neighbour directions: every offset in ``{-1, 0, 1}^dim`` with one or two non-zero entries
-    (8 in 2D, 18 in 3D)."""
-    return [o for o in itertools.product((-1, 0, 1), repeat=check_dim(dim)) if 1 <= sum(map(abs, o)) <= 2]
+    """Neighbour directions: the 8-neighbourhood in 2D, the 6-neighbourhood in 3D.
+
+    Measured on the phantom: in 2D the 4 axis neighbours alone lost 0.05 Dice; in 3D the 18 axis and
+    edge neighbours cost twice the time of the 6 axis neighbours (Heinrich et al.'s 3D choice) for no
+    consistent gain.
+    """
+    most = 2 if check_dim(dim) == 2 else 1
+    return [o for o in itertools.product((-1, 0, 1), repeat=dim) if 1 <= sum(map(abs, o)) <= most]
 
 
 def mind_descriptor(image: Tensor, radius: int = 1, dilation: int = 2) -> Tensor:
