@@ -91,6 +91,21 @@ def test_evaluate_no_refine_registers_with_the_network_alone(trained, phantom, t
     np.testing.assert_array_equal(np.asarray(written.dataobj), network.warped_seg)
 
 
+def test_refinement_can_start_from_the_full_network_field(trained, phantom):
+    from innreg.data import load_pair, read_manifest
+    from innreg.inference import load_model
+    from innreg.metrics import neg_jacobian_fraction
+
+    moving, fixed, _, _ = load_pair(read_manifest(phantom["test"])[0])
+    model = load_model(trained / "model.pt", "cpu")
+    from_affine = model.register(moving.array, fixed.array)
+    model.config = model.config.updated(refine={"init": "network"})
+    from_network = model.register(moving.array, fixed.array)
+    assert not np.allclose(from_affine.ddf, from_network.ddf)
+    assert from_network.ddf.shape == from_network.inverse_ddf.shape == (2, *fixed.shape)
+    assert neg_jacobian_fraction(from_network.ddf) < 0.01
+
+
 def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
     import innreg.training as training
 

@@ -140,7 +140,7 @@ class RefineConfig:
     # Pyramid levels, coarse to fine: image downsampling factor and Adam steps per level.
     factors: tuple[int, ...] = (8, 4, 2, 1)
     steps: tuple[int, ...] = (40, 30, 10, 10)
-    # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, no folding.
+    # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, fewer folds.
     grid_factor: int = 2
     smooth: float = 0.3
     # Adam step size in voxels of the full-resolution image (2.0: noisier fields, no better Dice).
