@@ -137,6 +137,9 @@ class RefineConfig:
     # Measured on the phantom (RESULTS.md): after a CPU-sized training run, starting from the affine
     # stage beats starting from the full field, whose local errors the refinement does not undo.
     init: RefineInit = RefineInit.AFFINE
+    # Affine correction first (capture range): downsampling factors and Adam steps per level.
+    affine_factors: tuple[int, ...] = (8, 4)
+    affine_steps: tuple[int, ...] = (30, 20)
     # Pyramid levels, coarse to fine: image downsampling factor and Adam steps per level.
     factors: tuple[int, ...] = (8, 4, 2, 1)
     steps: tuple[int, ...] = (40, 30, 10, 10)
@@ -241,8 +244,9 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
     if isinstance(section, RefineConfig):
-        if len(section.factors) != len(section.steps) or min(section.factors, default=1) < 1:
-            raise InnregInputError(f"{where}: factors and steps need one entry per level and factors >= 1")
+        for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
+            if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:
+                raise InnregInputError(f"{where}: factors and steps need one entry per level, factors >= 1, steps >= 0")
         if section.grid_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
             raise InnregInputError(f"{where}: need grid_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0")
     return section
