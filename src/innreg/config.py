@@ -139,7 +139,7 @@ class RefineConfig:
     init: RefineInit = RefineInit.AFFINE
     # Affine correction first (capture range): downsampling factors and Adam steps per level.
     affine_factors: tuple[int, ...] = (8, 4)
-    affine_steps: tuple[int, ...] = (30, 20)
+    affine_steps: tuple[int, ...] = (15, 10)
     # Pyramid levels, coarse to fine: image downsampling factor and Adam steps per level.
     factors: tuple[int, ...] = (8, 4, 2, 1)
     steps: tuple[int, ...] = (40, 30, 10, 10)
