@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from innreg.config import RefineConfig
 from innreg.nn import compose, warp
 from innreg.nn.affine import affine_ddf
-from innreg.refinement import affine_start, optimise_affine, refine_registration
+from innreg.refinement import affine_fields, optimise_affine, refine_registration
 
 
 def blobs(shape: tuple[int, ...]) -> torch.Tensor:
@@ -81,13 +81,13 @@ def test_rejects_batches():
         refine_registration(image, image, torch.zeros(2, 2, 16, 16), None, RefineConfig())
 
 
-def test_affine_start_is_the_affine_field_and_its_inverse():
+def test_affine_fields_are_the_affine_field_and_its_inverse():
     shape = (20, 24)
     angle = torch.tensor(0.1)
     matrix = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])[None]
-    ddf, inverse = affine_start((matrix, torch.tensor([[1.5, -2.0]])), shape, torch.zeros(1))
+    ddf, inverse = affine_fields((matrix, torch.tensor([[1.5, -2.0]])), shape, torch.zeros(1))
     assert interior(compose(ddf, inverse), 4).abs().max() < 1e-3
-    zero, zero_inverse = affine_start(None, shape, torch.zeros(1))
+    zero, zero_inverse = affine_fields(None, shape, torch.zeros(1))
     assert zero.shape == (1, 2, *shape) and not zero.any() and not zero_inverse.any()
 
 
@@ -102,7 +102,7 @@ def test_affine_stage_recovers_a_rotation_and_shift():
     matrix = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])[None]
     shift = torch.tensor([[3.0, -2.0]])
     true = affine_ddf(matrix, shift, shape)
-    moving = 1.0 - warp(fixed, affine_start((matrix, shift), shape, fixed)[1])  # fixed = moving warped by true
+    moving = 1.0 - warp(fixed, affine_fields((matrix, shift), shape, fixed)[1])  # fixed = moving warped by true
     found_matrix, found_shift = optimise_affine(moving, fixed, RefineConfig(affine_factors=(2, 1), affine_steps=(60, 40)))
     error = interior(affine_ddf(found_matrix, found_shift, shape) - true, 8).norm(dim=1).mean()
     assert error < 0.2 * interior(true, 8).norm(dim=1).mean()

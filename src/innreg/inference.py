@@ -22,7 +22,7 @@ from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.model import INNReg, resolve_device
 from innreg.nn import warp
-from innreg.refinement import affine_start, optimise_velocity, refine_registration
+from innreg.refinement import affine_fields, refine_registration
 
 
 @dataclass
@@ -73,9 +73,10 @@ class RegistrationModel:
         self.config = config
         self.device = device
         if config.refine.enabled:
-            # The first optimiser run pays ~1 s of one-time torch set-up; pay it here, not per pair.
+            # The first refinement pays ~1 s of one-time torch set-up; pay it here, not per pair.
             tiny = torch.zeros((1, 1) + (16,) * self.dim, device=device)
-            optimise_velocity(tiny, tiny, RefineConfig(factors=(1,), steps=(1,)))
+            one_step = RefineConfig(affine_factors=(1,), affine_steps=(1,), factors=(1,), steps=(1,))
+            refine_registration(tiny, tiny, tiny.new_zeros((1, self.dim) + (16,) * self.dim), None, one_step)
 
     @property
     def dim(self) -> int:
@@ -104,7 +105,7 @@ class RegistrationModel:
         refine = self.config.refine
         if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
             translated, affine = self.model.affine_alignment(m, f)
-            ddf, inverse_ddf = affine_start(affine, tuple(m.shape[2:]), m)
+            ddf, inverse_ddf = affine_fields(affine, tuple(m.shape[2:]), m)
         else:
             out = self.model(m, f)
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf

@@ -110,8 +110,9 @@ def optimise_velocity(warped: Tensor, fixed: Tensor, config: RefineConfig) -> Te
     return velocity.detach()
 
 
-def affine_start(affine: tuple[Tensor, Tensor] | None, shape: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor]:
-    """Field and inverse of the network's affine stage ``(A, t)`` (zero fields when there is none)."""
+def affine_fields(affine: tuple[Tensor, Tensor] | None, shape: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor]:
+    """Field and inverse field of an affine map ``(A, t)`` on ``shape`` (zero fields for ``None``, e.g. a
+    network without affine stage); ``like`` gives the device and dtype."""
     if affine is None:
         zero = torch.zeros(1, len(shape), *shape, device=like.device, dtype=like.dtype)
         return zero, zero.clone()
@@ -141,12 +142,12 @@ def refine_registration(
             f"refinement takes one pair: moving {tuple(moving.shape)}, fixed {tuple(fixed.shape)}, ddf {tuple(ddf.shape)}"
         )
     shape = tuple(fixed.shape[2:])
-    affine = optimise_affine(warp(moving, ddf), fixed, config)
-    ddf = compose(ddf, affine_ddf(*affine, shape))
+    correction, correction_inverse = affine_fields(optimise_affine(warp(moving, ddf), fixed, config), shape, ddf)
+    ddf = compose(ddf, correction)
     velocity = optimise_velocity(warp(moving, ddf), fixed, config)
     refined = compose(ddf, resize_field(integrate_velocity(velocity, config.int_steps), shape))
     if inverse_ddf is None:
         return refined, None
-    inverse_ddf = compose(affine_ddf(*invert_affine(*affine), shape), inverse_ddf)
+    inverse_ddf = compose(correction_inverse, inverse_ddf)
     inverse = compose(resize_field(integrate_velocity(-velocity, config.int_steps), shape), inverse_ddf)
     return refined, inverse
