@@ -106,6 +106,18 @@ def test_refinement_can_start_from_the_full_network_field(trained, phantom):
     assert neg_jacobian_fraction(from_network.ddf) < 0.01
 
 
+def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(trained, tmp_path):
+    import torch
+
+    from innreg.config import RefineConfig
+    from innreg.inference import load_model
+
+    ckpt = torch.load(trained / "model.pt", weights_only=False)
+    ckpt["config"]["refine"] = {"enabled": False, "init": "network", "steps": [40, 30, 10, 10], "lr": 1.0, "smooth": 0.3}
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt", "cpu").config.refine == RefineConfig(enabled=False, init="network")
+
+
 def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
     import innreg.training as training
 

