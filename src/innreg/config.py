@@ -149,10 +149,12 @@ class RefineConfig:
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, fewer folds.
     grid_factor: int = 2
     # The regulariser: Gaussian sigma (voxels of the velocity grid) applied to the velocity after
-    # every update (1.0: -0.01 Dice in 2D; 2.0: less stable).
+    # every update (measured on five 2D sets: 1.0 lost 0.011-0.016 Dice, 2.0 up to 0.005).
     smooth_sigma: float = 1.5
-    # Demons step: a scale of the Gauss-Newton step, and the weight of the squared residual in its
-    # denominator, which bounds the step where the descriptors are flat (Thirion's 1 / sigma_x^2).
+    # Demons step (see refinement.demons_update): a scale of the Gauss-Newton step, and the weight of
+    # the squared residual in its denominator, which bounds the step where the descriptors are flat
+    # (Thirion's 1 / sigma_x^2).
+    # Measured: 0.75-1.25 give the same Dice within 0.005; 1.5 loses 0.01-0.03, 2.0 diverges.
     step_size: float = 1.0
     residual_damping: float = 0.025
     int_steps: int = 3
