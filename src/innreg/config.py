@@ -130,8 +130,8 @@ class RefineConfig:
     Not part of the paper: the network's output (see ``init``) is the start of a short instance
     optimisation, an affine Gauss-Newton correction and then log-domain demons on a stationary
     velocity field, both matching MIND descriptors on a coarse-to-fine pyramid. ``enabled: false``
-    registers with the network alone, as the paper does. Defaults were chosen on the phantom T2/CT
-    pairs and checked on unseen PD and FLAIR slices (``benchmarks/RESULTS.md``).
+    registers with the network alone, as the paper does. Defaults were chosen on phantom T2, CT, PD
+    and FLAIR slices and checked on a held-out T2 sagittal set (``benchmarks/RESULTS.md``).
     """
 
     enabled: bool = True
@@ -153,8 +153,8 @@ class RefineConfig:
     smooth_sigma: float = 1.5
     # Demons step (see refinement.demons_update): a scale of the Gauss-Newton step, and the weight of
     # the squared residual in its denominator, which bounds the step where the descriptors are flat
-    # (Thirion's 1 / sigma_x^2).
-    # Measured: 0.75-1.25 give the same Dice within 0.005; 1.5 loses 0.01-0.03, 2.0 diverges.
+    # (Thirion's 1 / sigma_x^2). Measured: step_size 0.75-1.25 give the same Dice within 0.005; 1.5
+    # loses 0.01-0.03, 2.0 diverges.
     step_size: float = 1.0
     residual_damping: float = 0.025
     int_steps: int = 3
