@@ -26,7 +26,7 @@ def jacobian_determinant(ddf: Tensor) -> Tensor:
 
     Returns:
         ``(N, *spatial)`` determinants, from central differences inside and one-sided ones at the
-        border (``torch.gradient``). Values <= 0 mark folding.
+        border (:func:`innreg.nn.filters.spatial_gradient`). Values <= 0 mark folding.
     """
     dim = ddf.shape[1]
     if dim not in (2, 3) or ddf.dim() != dim + 2:

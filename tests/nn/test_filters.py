@@ -44,6 +44,14 @@ def test_spatial_gradient_hand_computed_2d():
     torch.testing.assert_close(grad[1], torch.tensor([[1.0, 2.0, 3.0], [1.0, 3.0, 5.0]]))
 
 
-def test_spatial_gradient_rejects_1d():
+@pytest.mark.parametrize("shape", [(2, 5), (7, 9), (3, 4, 6)])
+def test_spatial_gradient_equals_torch_gradient(shape):
+    x = torch.rand(2, 3, *shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack(torch.gradient(x, dim=tuple(range(2, x.dim()))), dim=2)
+    torch.testing.assert_close(spatial_gradient(x), expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8), (1, 1, 1, 6)])
+def test_spatial_gradient_rejects_1d_and_single_voxel_axes(shape):
     with pytest.raises(ValueError, match="spatial"):
-        spatial_gradient(torch.rand(1, 1, 8))
+        spatial_gradient(torch.rand(*shape))
