@@ -135,3 +135,12 @@ def test_affine_stage_recovers_a_shift_in_3d():
     matrix, found = optimise_affine(moving, fixed, RefineConfig(affine_factors=(2, 1), affine_steps=(8, 8)))
     torch.testing.assert_close(found, shift, atol=0.1, rtol=0)
     torch.testing.assert_close(matrix, eye, atol=0.03, rtol=0)
+
+
+def test_affine_stage_rejects_a_step_that_scales_the_area_by_more_than_two(monkeypatch):
+    # Force a diverged Gauss-Newton step (A + 5 everywhere: determinant 11); the stage keeps the identity.
+    monkeypatch.setattr(torch.linalg, "solve", lambda normal, rhs: -torch.tensor([5.0, 5.0, 5.0, 5.0, 1.0, 1.0]))
+    image = blobs((24, 20))
+    matrix, translation = optimise_affine(image, image, RefineConfig(affine_factors=(1,), affine_steps=(3,)))
+    torch.testing.assert_close(matrix, torch.eye(2)[None])
+    assert not translation.any()

@@ -10,9 +10,9 @@ descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/R
 1. An affine correction (Levenberg-Marquardt on the 6 (2D) or 12 (3D) parameters) on the coarse
    levels ``RefineConfig.affine_factors``: it widens the capture range.
 2. Log-domain diffeomorphic demons (Vercauteren et al. 2009) on a stationary velocity field ``v``:
-   each step adds the per-voxel Gauss-Newton update of the descriptor residual (efficient
-   second-order gradients, the mean of the fixed and warped-moving image gradients) and smooths
-   ``v`` with a Gaussian, the regulariser. ``v`` lives on a grid at most ``1 / grid_factor`` as fine
+   each step adds the per-voxel Gauss-Newton update of the descriptor residual (with the ESM
+   gradient, the mean of the fixed and the warped moving descriptors' gradients) and smooths ``v``
+   with a Gaussian, the regulariser. ``v`` lives on a grid at most ``1 / grid_factor`` as fine
    as the image, which keeps the field smooth and fold-free; ``exp(-v)`` is the exact inverse.
 
 The result is the exact composition of the network's map, the affine correction ``a`` and the
