@@ -118,6 +118,39 @@ def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(
     assert load_model(tmp_path / "old.pt", "cpu").config.refine == RefineConfig(enabled=False, init="network")
 
 
+def test_refine_config_overrides_the_models_refinement(trained, phantom, tmp_path, capsys):
+    from innreg.inference import load_model
+
+    model = load_model(trained / "model.pt", "cpu", refine={"smooth_sigma": 1.0, "steps": [2, 2, 2, 2]})
+    assert model.config.refine.enabled and model.config.refine.smooth_sigma == 1.0
+    assert model.config.refine.steps == (2, 2, 2, 2)
+    cfg = tmp_path / "refine.yaml"
+    cfg.write_text("refine: {smooth_sigma: 1.0, mind_dilation: 1}\n")
+    code, out, err = run(capsys, "evaluate", "--model", trained / "model.pt", "--pairs", phantom["test"],
+                         "--out", tmp_path / "e", "--refine-config", cfg, "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["n_pairs"] > 0
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [("model: {dim: 3}\n", "only a refine section"), ("refine: {sigma: 1}\n", "sigma"), ("refine: {step_size: 0}\n", "step_size")],
+)
+def test_bad_refine_config_names_the_file(trained, phantom, tmp_path, capsys, text, needle):
+    cfg = tmp_path / "bad_refine.yaml"
+    cfg.write_text(text)
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"],
+                       "--out", tmp_path / "o", "--refine-config", cfg)  # fmt: skip
+    assert code == 2 and "bad_refine.yaml" in err and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_refine_and_refine_config_exclude_each_other(trained, phantom, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", str(trained / "model.pt"), "--pairs", str(phantom["test"]), "--out",
+              str(tmp_path), "--no-refine", "--refine-config", str(tmp_path / "r.yaml")])  # fmt: skip
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
     import innreg.training as training
 

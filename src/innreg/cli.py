@@ -33,10 +33,25 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_refine_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def _add_refine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
         "--no-refine", action="store_true", help="register with the network alone (skip the per-pair refinement)"
     )
+    group.add_argument(
+        "--refine-config", type=Path,
+        help="YAML file whose refine section overrides the model's per-pair refinement settings, e.g. "
+        "'refine: {smooth_sigma: 1.0, mind_dilation: 1}' for coarse (~3 mm) voxels; keys: innreg.config.RefineConfig",
+    )
+
+
+def _refine_choice(args: argparse.Namespace):
+    """``load_model``'s ``refine`` argument from ``--no-refine`` / ``--refine-config``."""
+    from innreg.config import refine_overrides_from_yaml
+
+    if args.no_refine:
+        return False
+    return refine_overrides_from_yaml(args.refine_config) if args.refine_config else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,14 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, help="CSV manifest instead of --moving/--fixed; one sub-folder per pair")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    _add_refine_flag(p)
+    _add_refine_options(p)
 
     p = sub.add_parser("evaluate", help="register and score every pair of a labelled manifest")
     p.add_argument("--model", required=True, type=Path, help="model.pt written by innreg train")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with moving,fixed,moving_seg,fixed_seg")
     p.add_argument("--out", required=True, type=Path, help="folder for per_pair.csv, summary.json, summary.md, figures")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    _add_refine_flag(p)
+    _add_refine_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("demo", help="phantom data, a short training run, evaluation and an HTML report, in minutes")
@@ -140,7 +155,7 @@ def cmd_register(args: argparse.Namespace) -> None:
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
-    model = load_model(args.model, args.device, refine=False if args.no_refine else None)
+    model = load_model(args.model, args.device, refine=_refine_choice(args))
     if args.pairs is not None:
         records = read_manifest(args.pairs)
         for i, record in enumerate(records):
@@ -157,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from innreg.evaluation import evaluate_pairs
     from innreg.inference import load_model
 
-    model = load_model(args.model, args.device, refine=False if args.no_refine else None)
+    model = load_model(args.model, args.device, refine=_refine_choice(args))
     summary = evaluate_pairs(model, args.pairs, args.out, progress=not args.quiet)
     ident = summary["identity"]
     print(

@@ -208,14 +208,7 @@ class Config:
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:
         """Read a YAML config file (any subset of keys; the rest keep their defaults)."""
-        path = Path(path)
-        if not path.is_file():
-            raise InnregInputError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise InnregInputError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(_read_yaml(path), source=str(path))
 
     def updated(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
@@ -223,6 +216,27 @@ class Config:
         for name, values in sections.items():
             merged[name].update(values)
         return Config.from_dict(merged)
+
+
+def _read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InnregInputError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InnregInputError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
+
+
+def refine_overrides_from_yaml(path: str | Path) -> dict[str, Any]:
+    """The checked ``refine`` section of a YAML file, to change a trained model's per-pair refinement
+    (e.g. ``refine: {smooth_sigma: 1.0, mind_dilation: 1}``); the other sections are fixed at training
+    and refused here."""
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict) or set(data) - {"refine"}:
+        raise InnregInputError(f"{path}: expected only a refine section (the other settings are fixed when the model is trained)")
+    Config.from_dict(data, source=str(path))
+    return dict(data.get("refine") or {})
 
 
 def _build_section(section_cls: type, values: dict[str, Any], where: str):

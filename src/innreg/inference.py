@@ -11,8 +11,10 @@ Unless the model's ``config.refine.enabled`` is off, the network's field is refi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,13 +141,16 @@ def _current_refine_section(config: dict) -> dict:
     return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
 
 
-def load_model(path: str | Path, device: str | torch.device = "auto", refine: bool | None = None) -> RegistrationModel:
+def load_model(
+    path: str | Path, device: str | torch.device = "auto", refine: bool | Mapping[str, Any] | None = None
+) -> RegistrationModel:
     """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together).
 
     Args:
         path: the model file.
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
-        refine: switch the per-pair refinement on or off; ``None`` keeps the model config's setting.
+        refine: ``True``/``False`` switch the per-pair refinement on or off; a mapping overrides keys
+            of the model's ``refine`` section (e.g. ``{"smooth_sigma": 1.0}``); ``None`` keeps it.
     """
     from innreg.training import MODEL_FORMAT
 
@@ -161,7 +166,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto", refine: bo
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
     if refine is not None:
-        config = config.updated(refine={"enabled": refine})
+        config = config.updated(refine={"enabled": refine} if isinstance(refine, bool) else dict(refine))
     model = INNReg(config.model)
     model.load_state_dict(ckpt["state_dict"])
     return RegistrationModel(model, config, dev)
