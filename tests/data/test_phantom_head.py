@@ -65,7 +65,7 @@ def test_every_tissue_has_the_physical_contrast():
     for m in mr:
         table = HEAD_INTENSITY[m]
         assert table[bone] < 0.2 and table[air] == 0.0, m  # bone and air dark in MR
-    assert HEAD_INTENSITY[Modality.CT][bone] == 1.0 and HEAD_INTENSITY[Modality.CT][air] == 0.0
+    assert HEAD_INTENSITY[Modality.CT][bone] > 1.0 and HEAD_INTENSITY[Modality.CT][air] < 0.0  # beyond the window
     assert fat > 1.0 and HEAD_INTENSITY[Modality.T2][HeadLabel.FAT] > TISSUE_INTENSITY[Modality.T2][1]  # fat bright
     # PD: weak grey/white contrast, below T2's
     t2, pd = TISSUE_INTENSITY[Modality.T2], TISSUE_INTENSITY[Modality.PD]
@@ -88,7 +88,8 @@ def test_moving_as_fixed_is_the_moving_anatomy_in_the_fixed_contrast(moving, fix
     for k in (1, 2, 3):
         assert means[k] == pytest.approx(fixed_means[k], rel=0.35)
     # without acquisition effects, warping it with the true field gives the fixed image exactly
-    clean = make_phantom_pair(moving, fixed, 2, (64, 56), rng=4, contrast=NO_CONTRAST_VARIATION)
+    # (an MR fixed contrast: CT's window clips after warping, so it commutes only approximately)
+    clean = make_phantom_pair(moving, "t2", 2, (64, 56), rng=4, contrast=NO_CONTRAST_VARIATION)
     ddf = torch.from_numpy(clean.ddf)[None]
     warped = warp(torch.from_numpy(clean.moving_as_fixed)[None, None], ddf)[0, 0].numpy()
     np.testing.assert_allclose(warped, clean.fixed, atol=1e-5)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from innreg.data.phantom.contrast import Modality
+from innreg.data.phantom.contrast import Modality, windowed
 
 
 @dataclass
@@ -208,7 +208,7 @@ def corrupt(
     if modality == Modality.CT:
         if acquisition.ct_noise_hu:
             image = image + rng.standard_normal(image.shape) * acquisition.ct_noise_hu / 80.0  # window width
-        return np.clip(image, 0.0, 1.0).astype(np.float32)
+        return windowed(modality, image)
     if acquisition.bias_coefficients is not None:
         image = image * _bias_field(image.shape, acquisition.bias_coefficients)
     if not acquisition.snr:

@@ -24,7 +24,8 @@ Fat's T2 is its apparent value in turbo spin echo (J-coupling), which is why fat
 Sequences: ``t1`` spin echo TR 500 / TE 12 for the head classes and the real template T1 for the
 brain (scaled so that its white matter meets the equation's value); ``t2`` TR 5000 / TE 100;
 ``pd`` TR 6000 / TE 15 (GM/WM ~1.26, below T2's ~1.5); ``flair`` TR 9000 / TE 120 with the TI that
-nulls CSF; ``ct`` in the brain window (level 40, width 80 HU), so bone is white and fat black.
+nulls CSF; ``ct`` in the brain window (level 40, width 80 HU), so bone is white and fat black
+(values beyond the window are kept up to half a window until the noise is added, then clipped).
 Every contrast is scaled so that its brightest brain tissue is 1. Per case each tissue value is
 jittered (:attr:`ContrastParams.jitter <innreg.data.phantom.acquisition.ContrastParams>`).
 """
@@ -83,7 +84,9 @@ _TISSUE_TABLE: dict[Modality, np.ndarray] = {
     Modality.T2: _scaled(_spin_echo(tr=5000.0, te=100.0)),
     Modality.PD: _scaled(_spin_echo(tr=6000.0, te=15.0)),
     Modality.FLAIR: _scaled(_flair(tr=9000.0, te=120.0)),
-    Modality.CT: np.clip((_HU - (_CT_WINDOW[0] - _CT_WINDOW[1] / 2)) / _CT_WINDOW[1], 0.0, 1.0),
+    # Kept half a window beyond the display range, so that noise (added in HU) leaves air black and
+    # bone white once :func:`windowed` clips; partial volume with bone still brightens its neighbours.
+    Modality.CT: np.clip((_HU - (_CT_WINDOW[0] - _CT_WINDOW[1] / 2)) / _CT_WINDOW[1], -0.5, 1.5),
 }
 
 # Mean intensity of (CSF, GM, WM) in each synthetic brain contrast (t1 uses the real template instead).
@@ -94,6 +97,11 @@ TISSUE_INTENSITY: dict[Modality, tuple[float, float, float]] = {
 HEAD_INTENSITY: dict[Modality, tuple[float, ...]] = {
     m: (0.0, *(float(v) for v in _TISSUE_TABLE[m][_N_BRAIN:])) for m in Modality
 }
+
+
+def windowed(modality: Modality, image: np.ndarray) -> np.ndarray:
+    """The displayed image: CT clipped to its window ``[0, 1]``, MR unchanged."""
+    return np.clip(image, 0.0, 1.0).astype(np.float32) if modality == Modality.CT else image
 
 
 @dataclass
