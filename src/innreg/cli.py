@@ -187,6 +187,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         f"non-positive Jacobians {100 * summary['neg_jacobian_fraction']:.3f}%, "
         f"{summary['seconds_per_pair']:.3f} s/pair"
     )
+    if "translation_ncc" in summary:
+        print(
+            f"translation vs moving_as_fixed: NCC {summary['translation_ncc']:.3f} (untranslated "
+            f"{ident['translation_ncc']:.3f}), SSIM {summary['translation_ssim']:.3f} (untranslated {ident['translation_ssim']:.3f})"
+        )
     print(f"results: {args.out / 'summary.md'}")
 
 
