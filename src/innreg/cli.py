@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the brain alone with mild acquisition effects (the original phantom) instead of a whole head",
     )
     p.add_argument("--spacing", type=float, help="voxel size in mm (default: fit the head, or brain, into --size)")
+    p.add_argument(
+        "--workers", type=_positive, help="processes generating pairs (default: the cores, at most 4, from 32 pairs on; else 1)"
+    )
 
     p = sub.add_parser("train", help="train a model on a pair manifest (labels, if present, are not used)")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with columns moving,fixed (paths relative to the CSV)")
@@ -136,6 +139,7 @@ def _train_config(args: argparse.Namespace):
 
 def cmd_phantom(args: argparse.Namespace) -> None:
     from innreg.data import generate_phantom_dataset
+    from innreg.data.phantom.dataset import default_workers
 
     size = args.size or ((192, 160) if args.dim == 2 else (64, 64, 64))
     if len(size) != args.dim:
@@ -143,6 +147,7 @@ def cmd_phantom(args: argparse.Namespace) -> None:
     paths = generate_phantom_dataset(
         args.out, moving=args.moving, fixed=args.fixed, n=args.n, dim=args.dim, size=size, seed=args.seed,
         test_fraction=args.test_fraction, axis=args.axis, skull_stripped=args.skull_stripped, spacing=args.spacing,
+        workers=args.workers or default_workers(args.n),
     )
     for key, path in paths.items():
         print(f"{key}: {path}")

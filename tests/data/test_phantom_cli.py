@@ -14,7 +14,8 @@ def run(argv, capsys):
 
 
 def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
-    code, out = run(["phantom", "--out", tmp_path / "head", "--n", 2, "--size", "40x32", "--moving", "PD"], capsys)
+    code, out = run(["phantom", "--out", tmp_path / "head", "--n", 2, "--size", "40x32", "--moving", "PD", "--workers", 1],
+                    capsys)
     assert code == 0 and "train:" in out.out
     header = (tmp_path / "head" / "train.csv").read_text().splitlines()[0].split(",")
     assert header[-3:] == ["moving_as_fixed", "moving_head_labels", "fixed_head_labels"]
