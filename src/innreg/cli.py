@@ -1,4 +1,4 @@
-"""The ``innreg`` command line: phantom, train, register, evaluate, demo, benchmark.
+"""The ``innreg`` command line: phantom, train, register, apply, evaluate, demo, benchmark.
 
 Bad input ends with one line ``innreg: error: <file or option>: <problem>`` and exit status 2, never a
 traceback; Ctrl-C ends with status 130 after the last checkpoint is safely written.
@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     _add_refine_options(p)
 
+    p = sub.add_parser("apply", help="warp another image or label map with a registration that innreg register wrote")
+    p.add_argument("--registration", required=True, type=Path, help="output folder of innreg register (one pair)")
+    p.add_argument("--image", required=True, type=Path, help="image or label map (NIfTI, any grid) in moving space (fixed space with --inverse)")
+    p.add_argument("--out", required=True, type=Path, help="output NIfTI; on the fixed grid (the moving grid with --inverse)")
+    p.add_argument("--labels", action="store_true", help="label map: nearest-neighbour interpolation, integer output")
+    p.add_argument("--inverse", action="store_true", help="map fixed-space data back onto the moving image's grid")
+
     p = sub.add_parser("evaluate", help="register and score every pair of a labelled manifest")
     p.add_argument("--model", required=True, type=Path, help="model.pt written by innreg train")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with moving,fixed,moving_seg,fixed_seg")
@@ -168,6 +175,13 @@ def cmd_register(args: argparse.Namespace) -> None:
         print(f"outputs: {args.out}")
 
 
+def cmd_apply(args: argparse.Namespace) -> None:
+    from innreg.warping import apply
+
+    apply(args.registration, args.image, args.out, labels=args.labels, inverse=args.inverse)
+    print(f"output: {args.out}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from innreg.evaluation import evaluate_pairs
     from innreg.inference import load_model
@@ -201,6 +215,7 @@ COMMANDS = {
     "phantom": cmd_phantom,
     "train": cmd_train,
     "register": cmd_register,
+    "apply": cmd_apply,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
     "benchmark": cmd_benchmark,

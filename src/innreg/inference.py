@@ -177,12 +177,16 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
 
     Files: ``warped.nii.gz`` (moving intensities), ``translated.nii.gz``, ``ddf.nii.gz`` and
     ``inverse_ddf.nii.gz`` (voxel units, pull-back, component k along voxel axis k; the convention is
-    also in each file's header description), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set,
-    and ``overview.png``.
+    also in each file's header description), the same two maps as ITK/ANTs displacement fields
+    ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
+    ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
+    (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, and ``overview.png``.
     """
-    from innreg.data import load_pair, save_field, save_image
+    from innreg.data import load_image, load_pair, save_field, save_image
+    from innreg.data.itk import save_itk_field
     from innreg.metrics import jacobian_determinant
     from innreg.reports import registration_overview
+    from innreg.warping import save_grids
 
     out_dir = Path(out_dir)
     moving, fixed, moving_seg, fixed_seg = load_pair(record)
@@ -192,6 +196,10 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
     save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)
     save_field(out_dir / "ddf.nii.gz", result.ddf, fixed)
     save_field(out_dir / "inverse_ddf.nii.gz", result.inverse_ddf, fixed)
+    save_itk_field(out_dir / "ddf_itk.nii.gz", result.ddf, fixed)
+    save_itk_field(out_dir / "inverse_ddf_itk.nii.gz", result.inverse_ddf, fixed)
+    # load_pair returned the moving image resampled onto the fixed grid; apply needs its own grid
+    save_grids(out_dir, fixed, load_image(record.moving))
     if result.warped_seg is not None:
         save_image(out_dir / "warped_seg.nii.gz", result.warped_seg, fixed, dtype=np.int16)
     jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
