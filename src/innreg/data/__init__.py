@@ -10,7 +10,7 @@ from innreg.data.deformations import (
 )
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_field, load_image, load_labels, save_field, save_image, voxel_spacing
-from innreg.data.pairs import PairDataset, PairRecord, load_pair, pad_collate, read_manifest
+from innreg.data.pairs import PairDataset, PairRecord, load_masks, load_pair, pad_collate, read_manifest
 from innreg.data.phantom import (
     PHANTOM_MODALITIES,
     TISSUE_INTENSITY,
@@ -39,6 +39,7 @@ __all__ = [
     "load_field",
     "load_image",
     "load_labels",
+    "load_masks",
     "load_pair",
     "make_phantom_pair",
     "normalize_percentile",

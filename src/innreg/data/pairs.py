@@ -1,8 +1,12 @@
 """Pair manifests, the training dataset and whole-image pair loading.
 
 A manifest is a CSV file with a header row and the columns ``moving`` and ``fixed`` (required) and
-``moving_seg``, ``fixed_seg``, ``true_ddf`` (optional; empty cells allowed). Relative paths are
-resolved against the CSV file's folder; other columns are ignored.
+``moving_seg``, ``fixed_seg``, ``true_ddf``, ``fixed_mask``, ``moving_mask`` (optional; empty cells
+allowed). Relative paths are resolved against the CSV file's folder; other columns are ignored.
+
+Masks (non-zero = use the voxel) restrict the image similarity to a region, e.g. a brain mask or the
+complement of a lesion: in training (masked NMI) and in the per-pair refinement. Each mask has the
+shape of its image.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from innreg.data.io import Image, load_image, load_labels
 from innreg.errors import InnregInputError
 
 REQUIRED_COLUMNS = ("moving", "fixed")
-OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf")
+OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "fixed_mask", "moving_mask")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class PairRecord:
     moving_seg: Path | None = None
     fixed_seg: Path | None = None
     true_ddf: Path | None = None
+    fixed_mask: Path | None = None
+    moving_mask: Path | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -108,6 +114,25 @@ def load_pair(record: PairRecord) -> tuple[Image, Image, Image | None, Image | N
     if moving_seg is not None and resampled is not moving:
         moving_seg = resample_to(moving_seg, fixed, Interpolation.NEAREST)
     return resampled, fixed, moving_seg, fixed_seg
+
+
+def load_masks(record: PairRecord, fixed: Image) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The record's masks as float32 ``{0, 1}`` arrays on the fixed grid: ``(moving_mask, fixed_mask)``.
+
+    The moving mask stays in moving space (it is resampled onto the fixed grid with nearest neighbour,
+    like the moving image, and not warped); ``None`` where the record has no mask.
+
+    Raises:
+        InnregInputError: unreadable mask, or a mask whose shape differs from its image's.
+    """
+    fixed_mask = moving_mask = None
+    if record.fixed_mask is not None:
+        fixed_mask = (load_labels(record.fixed_mask, like=fixed).array != 0).astype(np.float32)
+    if record.moving_mask is not None:
+        moving = load_image(record.moving)
+        mask = load_labels(record.moving_mask, like=moving)
+        moving_mask = (_on_fixed_grid(mask, fixed, Interpolation.NEAREST).array != 0).astype(np.float32)
+    return moving_mask, fixed_mask
 
 
 class PairDataset(Dataset):
