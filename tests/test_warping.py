@@ -176,3 +176,15 @@ def test_apply_bad_input_gives_one_line(phantom_2d, oblique_3d, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert "2D image, but the registration is 3D" in err and str(phantom_2d["moving"]) in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["oblique_3d", "phantom_2d"])
+def test_greedy_reslices_with_ddf_itk_like_innreg(case, request, tmp_path):
+    """greedy (the engine of ITK-SNAP's registration) reads the exported field the same way."""
+    picsl_greedy = pytest.importorskip("picsl_greedy")
+    data = request.getfixturevalue(case)
+    dim = load_image(data["fixed"]).dim
+    greedy = (picsl_greedy.Greedy2D if dim == 2 else picsl_greedy.Greedy3D)()
+    out = tmp_path / "greedy.nii.gz"
+    greedy.execute(f"-d {dim} -rf {data['fixed']} -rm {data['moving']} {out} -r {data['reg'] / 'ddf_itk.nii.gz'}")
+    assert ncc(load_image(out).array, load_image(data["reg"] / "warped.nii.gz").array) >= 0.99
