@@ -52,7 +52,8 @@ def _add_mask_options(parser: argparse.ArgumentParser, per_pair: bool) -> None:
         help=f"mask of the fixed image (NIfTI, non-zero = use): the similarity ignores voxels outside it{scope}",
     )
     parser.add_argument(
-        "--moving-mask", type=Path, help=f"mask of the moving image (NIfTI, non-zero = use), e.g. excluding a lesion{scope}"
+        "--moving-mask", type=Path,
+        help=f"mask of the moving image (NIfTI, non-zero = use), e.g. excluding a lesion{scope}",
     )
 
 
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="innreg",
         description="Unsupervised multi-modal image registration via invertible translation (INNReg). "
         "Fields are written in voxels of the fixed image, channel k along voxel axis k, as pull-back "
-        "maps: warped(x) = moving(x + u(x)).",
+        "maps: warped(x) = moving(x + u(x)); ddf_itk.nii.gz holds the same map for ITK/ANTs (mm, LPS).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -105,7 +105,8 @@ def evaluate_pairs(
     rows: list[dict] = []
     for i, record in enumerate(tqdm(records, desc=f"evaluate {method}", unit="pair", disable=not progress)):
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
-        result = registrar.register(moving.array, fixed.array, moving_seg.array, **_masks(registrar, record, fixed, method))
+        masks = _masks(registrar, record, fixed, method)
+        result = registrar.register(moving.array, fixed.array, moving_seg.array, **masks)
         spacing = voxel_spacing(fixed)
         name = f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
         warped_seg_path = out_dir / "pairs" / f"{name}_warped_seg.nii.gz"

@@ -63,7 +63,9 @@ def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | No
     return None if mask is None else _downsample(mask, level)
 
 
-def _similarity_weight(fixed_mask: Tensor | None, moving_mask: Tensor | None, field: Tensor, padding: str) -> Tensor | None:
+def _similarity_weight(
+    fixed_mask: Tensor | None, moving_mask: Tensor | None, field: Tensor, padding: str
+) -> Tensor | None:
     """Voxel weights ``(1, 1, *L)`` of the descriptor residual on a level: the fixed mask times the moving
     mask pulled through ``field`` (the map the descriptors are warped with); ``None`` without masks."""
     moved = None if moving_mask is None else warp(moving_mask, field, padding=padding)
@@ -79,7 +81,11 @@ def _residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tenso
 
 
 def optimise_affine(
-    warped: Tensor, fixed: Tensor, config: RefineConfig, fixed_mask: Tensor | None = None, moving_mask: Tensor | None = None
+    warped: Tensor,
+    fixed: Tensor,
+    config: RefineConfig,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Affine ``(A, t)`` (``(1, dim, dim)``, ``(1, dim)`` full-resolution voxels, the parametrisation of
     :func:`~innreg.nn.affine.affine_ddf`) aligning ``warped`` to ``fixed`` by MIND on the coarse levels
@@ -153,7 +159,11 @@ def demons_update(
 
 
 def optimise_velocity(
-    warped: Tensor, fixed: Tensor, config: RefineConfig, fixed_mask: Tensor | None = None, moving_mask: Tensor | None = None
+    warped: Tensor,
+    fixed: Tensor,
+    config: RefineConfig,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
 ) -> Tensor:
     """Velocity ``(1, dim, *G)`` (voxels of its grid ``G``) aligning ``warped`` to ``fixed``.
 

@@ -197,7 +197,8 @@ class PairDataset(Dataset):
             if self.has_masks:
                 ones = np.ones(fixed.shape, np.float32)
                 masks = tuple(ones if m is None else m for m in load_masks(record, fixed))
-                arrays = tuple(normalize_percentile(image.array, mask=mask > 0) for image, mask in zip((moving, fixed), masks))
+                images = (moving.array, fixed.array)
+                arrays = tuple(normalize_percentile(a, mask=m > 0) for a, m in zip(images, masks))
                 self._cache[index] = arrays + masks
             else:
                 self._cache[index] = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
