@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from innreg.data import Image, resample_to, save_image
+from innreg.data import Image, load_image, resample_to, save_image
 from innreg.data.itk import itk_displacement, save_itk_field
 from innreg.nn import warp
 
@@ -95,3 +96,20 @@ def test_itk_displacement_is_world_millimetres_in_lps():
     out = itk_displacement(ddf, reference)
     assert out.shape == (4, 5, 6, 3)
     np.testing.assert_allclose(out[0, 0, 0], [-2.0, 3.0, 2.0])
+
+
+def test_ants_applies_the_field_of_a_coronal_slice_stored_with_a_singleton_middle_axis(tmp_path):
+    """A 2D slice stored as H x 1 x W is a 3D image to ITK: the field gets 3 components and still applies."""
+    rng = np.random.default_rng(0)
+    data = rng.random((20, 1, 16)).astype(np.float32)
+    affine = np.diag([2.0, 1.5, 3.0, 1.0])
+    affine[:3, 3] = [5.0, -7.0, 11.0]
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / "slice.nii.gz"))
+    image = load_image(tmp_path / "slice.nii.gz")
+    ddf = np.zeros((2, *image.shape), np.float32)
+    ddf[0] = 1.0  # one voxel along the first array axis: out(i) = in(i + 1)
+    field = save_itk_field(tmp_path / "ddf_itk.nii.gz", ddf, image)
+    assert nib.load(str(field)).shape == (20, 1, 16, 1, 3)
+    reference = ants.image_read(str(tmp_path / "slice.nii.gz"))
+    out = ants.apply_transforms(reference, reference, [str(field)]).numpy()[:, 0, :]
+    np.testing.assert_allclose(out[:-1], image.array[1:], atol=1e-5)
