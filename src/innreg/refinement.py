@@ -37,7 +37,15 @@ from innreg.config import RefineConfig
 from innreg.losses import mind_descriptor
 from innreg.nn.affine import affine_ddf, invert_affine
 from innreg.nn.filters import gaussian_smooth, spatial_gradient
-from innreg.nn.warp import PaddingMode, compose, identity_grid, integrate_velocity, resize_field, warp
+from innreg.nn.warp import (
+    PaddingMode,
+    compose,
+    identity_grid,
+    integrate_velocity,
+    resize_field,
+    similarity_weight,
+    warp,
+)
 
 # A correction of the network's affine stage that changes the area/volume by more than this factor
 # is a diverged step, not an alignment; the affine stage then keeps its last good estimate.
@@ -61,17 +69,6 @@ def _descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: 
 
 def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | None:
     return None if mask is None else _downsample(mask, level)
-
-
-def _similarity_weight(
-    fixed_mask: Tensor | None, moving_mask: Tensor | None, field: Tensor, padding: str
-) -> Tensor | None:
-    """Voxel weights ``(1, 1, *L)`` of the descriptor residual on a level: the fixed mask times the moving
-    mask pulled through ``field`` (the map the descriptors are warped with); ``None`` without masks."""
-    moved = None if moving_mask is None else warp(moving_mask, field, padding=padding)
-    if fixed_mask is None or moved is None:
-        return fixed_mask if moved is None else moved
-    return fixed_mask * moved
 
 
 def _residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor) -> tuple[Tensor, Tensor]:
@@ -116,7 +113,7 @@ def optimise_affine(
             field = affine_ddf(level_matrix, level_translation, level)
             moved = warp(source, field, padding=PaddingMode.BORDER)
             residual, gradient = _residual_and_gradient(moved, target, target_gradient)
-            weight = _similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.BORDER)
+            weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.BORDER)
             if weight is not None:
                 residual, gradient = residual * weight, gradient * weight.unsqueeze(2)
             # d moved / d A_ij = g_i (p_j - c_j) and d moved / d t_i = g_i, per descriptor channel.
@@ -188,7 +185,7 @@ def optimise_velocity(
         for _ in range(steps):
             field = resize_field(integrate_velocity(velocity, config.int_steps), level)
             moved = warp(source, field)
-            weight = _similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.ZEROS)
+            weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.ZEROS)
             update = resize_field(demons_update(moved, target, target_gradient, config, weight), grid)
             # First-order log-domain update (v <- v + u), then the Gaussian regulariser.
             velocity = gaussian_smooth(velocity + update, config.smooth_sigma)

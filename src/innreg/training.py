@@ -35,6 +35,7 @@ from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_g
 from innreg.model import INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
+from innreg.nn.warp import similarity_weight
 
 MODEL_FORMAT = "innreg-model/1"
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"
@@ -117,8 +118,7 @@ def generator_losses(
     out = model(moving, fixed, with_inverse=False)
     warped = warp(moving, out.ddf)
     # The warped mask is a constant weight: the network must not gain NMI by moving the mask itself.
-    moved_mask = None if moving_mask is None else warp(moving_mask, out.ddf.detach())
-    weight = moved_mask if fixed_mask is None else (fixed_mask if moved_mask is None else fixed_mask * moved_mask)
+    weight = similarity_weight(fixed_mask, moving_mask, out.ddf.detach())
     nmi_values = multiscale_nmi(warped, fixed, loss.nmi_bins, loss.nmi_scales, weight)
     terms: dict[str, Tensor] = {
         "sim": similarity_loss(nmi_values, loss),
