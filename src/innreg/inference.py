@@ -200,8 +200,7 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
     ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
     (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, and ``overview.png``.
     """
-    from innreg.data import load_image, load_masks, load_pair, save_field, save_image
-    from innreg.data.itk import save_itk_field
+    from innreg.data import load_image, load_masks, load_pair, save_field, save_image, save_itk_field
     from innreg.metrics import jacobian_determinant
     from innreg.reports import registration_overview
     from innreg.warping import save_grids
