@@ -37,6 +37,7 @@ def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
         (["--size", "12x32"], "at least 16"),
         (["--size", "32x32x32"], "needs 2 values"),
         (["--n", "1"], "n=1: need at least 2 pairs"),
+        (["--spacing", "0"], "spacing=0.0: must be positive"),
     ],
 )
 def test_bad_options_give_one_line_and_status_2(tmp_path, capsys, options, needle):

@@ -194,6 +194,8 @@ def generate_phantom_dataset(
         raise InnregInputError(f"n={n}: need at least 2 pairs (one for training, one for testing)")
     if workers < 1:
         raise InnregInputError(f"workers={workers}: need at least 1")
+    if spacing is not None and spacing <= 0:
+        raise InnregInputError(f"spacing={spacing}: must be positive")
     if not 0.0 < test_fraction < 1.0:
         raise InnregInputError(f"test_fraction={test_fraction}: must be between 0 and 1")
     _prepare_destination(out_dir, overwrite)
