@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints (overrides the config; default 100)")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -122,7 +123,10 @@ def _train_config(args: argparse.Namespace):
     from innreg.config import Config
 
     config = Config.from_yaml(args.config) if args.config else Config()
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device}
+    overrides = {
+        "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+        "checkpoint_every": args.checkpoint_every,
+    }  # fmt: skip
     train = {k: v for k, v in overrides.items() if v is not None}
     model = {"dim": args.dim} if args.dim else {}
     return config.updated(train=train, model=model)
@@ -150,11 +154,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> None:
+    from innreg.atomic import check_output_dir
     from innreg.data import PairRecord, read_manifest
     from innreg.inference import load_model, write_registration
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
+    check_output_dir(args.out)  # an unusable --out fails now, not after the registration
     model = load_model(args.model, args.device, refine=_refine_choice(args))
     if args.pairs is not None:
         records = read_manifest(args.pairs)
@@ -169,9 +175,11 @@ def cmd_register(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from innreg.atomic import check_output_dir
     from innreg.evaluation import evaluate_pairs
     from innreg.inference import load_model
 
+    check_output_dir(args.out)
     model = load_model(args.model, args.device, refine=_refine_choice(args))
     summary = evaluate_pairs(model, args.pairs, args.out, progress=not args.quiet)
     ident = summary["identity"]
@@ -215,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except InnregInputError as err:
         print(f"innreg: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:  # not about a file the user named: a real failure, keep the traceback
+            raise
+        print(f"innreg: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("innreg: interrupted; progress so far is saved (use --resume to continue a training run)", file=sys.stderr)

@@ -54,14 +54,24 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InnregInputError(f"{csv_path}: manifest file not found")
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        for column in REQUIRED_COLUMNS:
-            if column not in header:
-                columns = ", ".join(header) or "none"
-                raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {columns})")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if not header:
+                raise InnregInputError(f"{csv_path}: manifest is empty (needs a header row with moving,fixed)")
+            for column in REQUIRED_COLUMNS:
+                if column not in header:
+                    raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {', '.join(header)})")
+            repeated = sorted({h for h in header if h and header.count(h) > 1})
+            if repeated:
+                raise InnregInputError(f"{csv_path}: manifest repeats the column(s) {', '.join(repeated)}")
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str) or v is None} for row in reader]
+    except UnicodeDecodeError as err:
+        raise InnregInputError(f"{csv_path}: manifest is not UTF-8 text (byte {err.start})") from None
+    except csv.Error as err:
+        raise InnregInputError(f"{csv_path}: not a readable CSV manifest ({err})") from None
     rows = [row for row in rows if any(row.values())]
     if not rows:
         raise InnregInputError(f"{csv_path}: manifest lists no pairs")
@@ -174,9 +184,15 @@ class PairDataset(Dataset):
         return lo, max(lo, hi)
 
     def __getitem__(self, index: int) -> dict[str, Tensor | int]:
-        moving, fixed = self.volumes(index)
         self._calls += 1
-        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, self._calls])
+        return self.sample(index, self._calls)
+
+    def sample(self, index: int, draw: int) -> dict[str, Tensor | int]:
+        """Item ``index`` with the random slice / augmentation number ``draw`` (``__getitem__`` counts
+        its calls); a caller that numbers its draws itself (e.g. by training step) repeats exactly
+        after a restart."""
+        moving, fixed = self.volumes(index)
+        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, draw])
         if self.dim == 2 and fixed.ndim == 3:
             lo, hi = self.slice_bounds(fixed.shape[self.slice_axis])
             k = int(rng.integers(lo, hi + 1))
