@@ -215,6 +215,11 @@ COMMANDS = {
 }
 
 
+def _one_line(message: object) -> str:
+    """A message on one line (library errors quoted in ours may span several)."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``innreg`` console script; returns the exit status."""
     parser = build_parser()
@@ -222,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except InnregInputError as err:
-        print(f"innreg: error: {err}", file=sys.stderr)
+        print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:
         if err.filename is None:  # not about a file the user named: a real failure, keep the traceback
             raise
-        print(f"innreg: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        print(f"innreg: error: {err.filename}: {_one_line(err.strerror or err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("innreg: interrupted; progress so far is saved (use --resume to continue a training run)", file=sys.stderr)

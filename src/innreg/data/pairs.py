@@ -57,7 +57,7 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
     try:
         # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, skipinitialspace=True)  # also reads 'a.nii, "b c.nii"'
             header = [h.strip() for h in (reader.fieldnames or [])]
             if not header:
                 raise InnregInputError(f"{csv_path}: manifest is empty (needs a header row with moving,fixed)")
