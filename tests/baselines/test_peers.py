@@ -105,3 +105,37 @@ def test_missing_peer_package_is_a_clear_input_error(name, monkeypatch):
     monkeypatch.setattr("importlib.import_module", lambda module: no_peer(module))
     with pytest.raises(InnregInputError, match=r"pip install 'innreg\[peers\]'"):
         make_method(name, dim=3)
+
+
+def test_benchmark_smoke_with_the_peers(tmp_path_factory, tiny_dict, capsys):
+    """``innreg benchmark --methods identity,ants-syn,greedy,elastix,innreg`` on tiny phantom pairs:
+    a row per installed method, a clear 'not run' line per missing package."""
+    import csv
+
+    import yaml
+
+    from innreg.cli import main
+
+    root = tmp_path_factory.mktemp("bench_peers")
+    paths = generate_phantom_dataset(root / "data", n=3, dim=2, size=(64, 64), seed=2, test_fraction=0.34, progress=False)
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_dict))
+    methods = ["identity", "ants-syn", "greedy", "elastix", "innreg"]
+    status = main([
+        "benchmark", "--train", str(paths["train"]), "--test", str(paths["test"]), "--out", str(root / "out"),
+        "--methods", ",".join(methods), "--steps", "2", "--device", "cpu", "--config", str(config),
+        "--in-process", "--quiet",
+    ])  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    with (root / "out" / "results.csv").open(newline="") as fh:
+        rows = {row["method"]: row for row in csv.DictReader(fh)}
+    text = (root / "out" / "results.md").read_text()
+    packages = PACKAGES | {"ants-syn": "ants"}
+    for name in methods:
+        if name in packages and importlib.util.find_spec(packages[name]) is None:
+            assert f"`{name}` not run: {name}: needs the" in text
+            continue
+        assert 0.0 < float(rows[name]["dice_mean"]) <= 1.0 and float(rows[name]["seconds_per_pair"]) > 0
+    for peer in ("greedy", "elastix"):
+        if peer in rows:
+            assert float(rows[peer]["dice_mean"]) > float(rows["identity"]["dice_mean"]), rows
