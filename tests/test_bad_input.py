@@ -259,7 +259,7 @@ def test_register_out_is_an_existing_file(capsys, model, pair, tmp_path):
 def test_register_out_below_a_file(capsys, model, pair, tmp_path):
     (tmp_path / "file").write_text("")
     out = tmp_path / "file" / "sub"
-    _fails(capsys, _register(model, pair[0], pair[1], out), str(out), "is a file")
+    _fails(capsys, _register(model, pair[0], pair[1], out), str(out), "cannot be created", "is a file")
 
 
 def test_register_out_unwritable(capsys, model, pair):

@@ -59,9 +59,10 @@ def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Pa
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if existing == path and not path.is_dir():
+        raise InnregInputError(f"{path}: exists and is not a folder; needed as the {what}")
     if not existing.is_dir():
-        where = "" if existing == path else f" (its parent {existing} is a file)"
-        raise InnregInputError(f"{path}: exists and is not a folder{where}; needed as the {what}")
+        raise InnregInputError(f"{path}: the {what} cannot be created: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InnregInputError(f"{path}: the {what} cannot be written ({existing} is not writable)")
     return path
