@@ -2,7 +2,8 @@
 
 A manifest is a CSV file with a header row and the columns ``moving`` and ``fixed`` (required) and
 ``moving_seg``, ``fixed_seg``, ``true_ddf`` (optional; empty cells allowed). Relative paths are
-resolved against the CSV file's folder; other columns are ignored.
+resolved against the CSV file's folder; other columns are ignored. A UTF-8 byte-order mark, quoted cells and
+spaces after the commas are accepted; a repeated column is refused.
 """
 
 from __future__ import annotations
@@ -60,14 +61,15 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
             reader = csv.DictReader(fh, skipinitialspace=True)  # also reads 'a.nii, "b c.nii"'
             header = [h.strip() for h in (reader.fieldnames or [])]
             if not header:
-                raise InnregInputError(f"{csv_path}: manifest is empty (needs a header row with moving,fixed)")
+                raise InnregInputError(f"{csv_path}: manifest is empty (needs a header row with 'moving' and 'fixed' columns)")
             for column in REQUIRED_COLUMNS:
                 if column not in header:
                     raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {', '.join(header)})")
             repeated = sorted({h for h in header if h and header.count(h) > 1})
             if repeated:
                 raise InnregInputError(f"{csv_path}: manifest repeats the column(s) {', '.join(repeated)}")
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str) or v is None} for row in reader]
+            # cells beyond the header come as a list under the key None: ignored, like other columns
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if not isinstance(v, list)} for row in reader]
     except UnicodeDecodeError as err:
         raise InnregInputError(f"{csv_path}: manifest is not UTF-8 text (byte {err.start})") from None
     except csv.Error as err:
