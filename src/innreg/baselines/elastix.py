@@ -29,6 +29,7 @@ transformix is turned into innreg's convention by reversing its components.
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import numpy as np
@@ -102,7 +103,8 @@ class Elastix(Method):
         itk = self.itk
         moving_arr, fixed_arr, seg_arr = pair_arrays(moving, fixed, moving_seg, self.dim)
         moving_img = self._image(moving_arr)
-        with quiet_stdout():
+        # transformix writes deformationField.nii into its output folder (the working directory by default)
+        with quiet_stdout(), tempfile.TemporaryDirectory(prefix="innreg-elastix-") as tmp:
             start = time.perf_counter()
             warped, transform = itk.elastix_registration_method(
                 self._image(fixed_arr), moving_img, parameter_object=self.parameters(), log_to_console=False
@@ -110,10 +112,12 @@ class Elastix(Method):
             warped_seg = None
             if seg_arr is not None:
                 transform.SetParameter("FinalBSplineInterpolationOrder", "0")
-                resampled = itk.transformix_filter(self._image(seg_arr), transform, log_to_console=False)
+                resampled = itk.transformix_filter(
+                    self._image(seg_arr), transform, log_to_console=False, output_directory=tmp
+                )
                 warped_seg = np.rint(itk.array_from_image(resampled)).astype(seg_arr.dtype)
             seconds = time.perf_counter() - start
-            field = itk.array_from_image(itk.transformix_deformation_field(moving_img, transform))
+            field = itk.array_from_image(itk.transformix_deformation_field(moving_img, transform, output_directory=tmp))
         ddf = np.moveaxis(field[..., ::-1], -1, 0).astype(np.float32)  # (*S, dim) x, y(, z) -> (dim, *S) axes
         return RegistrationResult(
             warped=itk.array_from_image(warped).astype(np.float32),
