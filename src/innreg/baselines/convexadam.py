@@ -6,7 +6,9 @@ half-width 4 grid cells, inverse-consistent convex step, 80 Adam iterations on a
 diffusion weight 1.25), in float32 (its default float16 is for CUDA). Both images are normalised to
 [0, 1] by percentiles first, so the MIND descriptors see the same range whatever the scanner units.
 ConvexAdam has no affine stage and searches +-24 voxels at most, which fits the pairs of one grid
-the benchmark hands it.
+the benchmark hands it. Not tuned: the defaults were measured as they are on a 3D phantom set
+(``innreg phantom --dim 3 --n 8 --size 64x64x64 --test-fraction 0.5 --seed 3``, 4 test pairs: Dice
+0.679 against 0.383 unregistered).
 
 ConvexAdam returns a displacement of shape ``(*S, 3)`` in voxels of the fixed grid, component k along
 array axis k, pulling the moving image back (``warped = moving(x + u(x))``): innreg's convention
