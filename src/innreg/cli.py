@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints (overrides the config; default 100)")
     _add_mask_options(p, per_pair=False)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -163,7 +164,10 @@ def _train_config(args: argparse.Namespace):
     from innreg.config import Config
 
     config = Config.from_yaml(args.config) if args.config else Config()
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device}
+    overrides = {
+        "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+        "checkpoint_every": args.checkpoint_every,
+    }  # fmt: skip
     train = {k: v for k, v in overrides.items() if v is not None}
     model = {"dim": args.dim} if args.dim else {}
     return config.updated(train=train, model=model)
@@ -196,11 +200,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> None:
+    from innreg.atomic import check_output_dir
     from innreg.data import PairRecord, read_manifest
     from innreg.inference import load_model, write_registration
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
+    check_output_dir(args.out)  # an unusable --out fails now, not after the registration
     model = load_model(args.model, args.device, refine=_refine_choice(args))
     if args.pairs is not None:
         records = _with_masks(read_manifest(args.pairs), args)
@@ -225,9 +231,11 @@ def cmd_apply(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from innreg.atomic import check_output_dir
     from innreg.evaluation import evaluate_pairs
     from innreg.inference import load_model
 
+    check_output_dir(args.out)
     model = load_model(args.model, args.device, refine=_refine_choice(args))
     from innreg.data import read_manifest
 
@@ -272,6 +280,11 @@ COMMANDS = {
 }
 
 
+def _one_line(message: object) -> str:
+    """A message on one line (library errors quoted in ours may span several)."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``innreg`` console script; returns the exit status."""
     parser = build_parser()
@@ -279,7 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except InnregInputError as err:
-        print(f"innreg: error: {err}", file=sys.stderr)
+        print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:  # not about a file the user named: a real failure, keep the traceback
+            raise
+        print(f"innreg: error: {err.filename}: {_one_line(err.strerror or err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("innreg: interrupted; progress so far is saved (use --resume to continue a training run)", file=sys.stderr)

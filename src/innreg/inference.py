@@ -179,8 +179,11 @@ def load_model(
     try:
         ckpt = torch.load(path, map_location=dev, weights_only=False)
     except Exception as err:
-        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__})") from err
+        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__}; truncated or not a model.pt)") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else None
+        if isinstance(found, str) and found.startswith(MODEL_FORMAT.split("/")[0] + "/"):
+            raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
     if refine is not None:

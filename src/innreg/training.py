@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from innreg.atomic import atomic_output
+from innreg.atomic import atomic_output, check_output_dir, write_text
 from innreg.config import Config, LossConfig, RegLossKind
 from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
 from innreg.errors import InnregInputError
@@ -257,7 +258,8 @@ class PairBatches:
     """The training batches of a run (used by :func:`train` and the two-stage baselines).
 
     ``batches(step)`` returns ``(moving, fixed)``, each ``(batch_size, 1, *S)`` on ``device``; the
-    indices depend only on ``(seed, step)``, so a resumed stage sees the batches it would have seen.
+    indices, slices and augmentations depend only on ``(seed, step)``, so a resumed stage sees the batches it
+    would have seen.
     """
 
     def __init__(self, records: Sequence[PairRecord], config: Config, device: torch.device) -> None:
@@ -277,7 +279,8 @@ class PairBatches:
         rng = np.random.default_rng([self.seed, step])
         n = len(self.dataset)
         idx = rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
-        batch = pad_collate([self.dataset[int(i)] for i in idx])
+        # Slices and augmentations are numbered by step too, so a resumed run draws the same ones.
+        batch = pad_collate([self.dataset.sample(int(i), step * self.batch_size + j) for j, i in enumerate(idx)])
         keys = ("moving", "fixed", "moving_mask", "fixed_mask")
         return {key: batch[key].to(self.device) for key in keys if key in batch}
 
@@ -306,13 +309,34 @@ def train(
         progress: show a progress bar with the losses.
         on_step: optional callback after each step (e.g. for convergence studies).
     """
+    out_dir = Path(out_dir)
+    records = _records(pairs)
+    ckpt_path = out_dir / "checkpoint.pt"
+    check_output_dir(out_dir, "run folder")
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train(records, out_dir, ckpt_path, config, resume, progress, on_step)
+    except BaseException:
+        # A run that failed before its first checkpoint leaves nothing behind (no empty run folder).
+        if created and not ckpt_path.exists():
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _train(
+    records: list[PairRecord],
+    out_dir: Path,
+    ckpt_path: Path,
+    config: Config | None,
+    resume: bool,
+    progress: bool,
+    on_step: Callable[[TrainState, dict[str, float]], None] | None,
+) -> Path:
+    """The body of :func:`train`, in a run folder that exists."""
     import yaml
     from tqdm.auto import tqdm
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = _records(pairs)
-    ckpt_path = out_dir / "checkpoint.pt"
     config = config or Config()
     device = resolve_device(config.train.device)
     if resume and ckpt_path.exists():
@@ -324,7 +348,7 @@ def train(
         if resume:
             print(f"innreg: no checkpoint in {out_dir}, starting a new run")
         state = build_state(config, device)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t = config.train
     batches = PairBatches(records, config, device)

@@ -4,7 +4,8 @@ A manifest is a CSV file with a header row and the columns ``moving`` and ``fixe
 ``moving_seg``, ``fixed_seg``, ``true_ddf``, ``fixed_mask``, ``moving_mask``, ``moving_as_fixed``
 (optional; empty cells allowed; ``moving_as_fixed`` is the moving anatomy imaged in the fixed
 contrast, the translation's truth, as the phantom writes it). Relative paths are resolved against
-the CSV file's folder; other columns are ignored.
+the CSV file's folder; other columns are ignored. A UTF-8 byte-order mark, quoted cells and spaces
+after the commas are accepted; a repeated column is refused.
 
 Masks (non-zero = use the voxel) restrict the image similarity to a region, e.g. a brain mask or the
 complement of a lesion: in training (masked NMI) and in the per-pair refinement. Each mask has the
@@ -63,14 +64,25 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InnregInputError(f"{csv_path}: manifest file not found")
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        for column in REQUIRED_COLUMNS:
-            if column not in header:
-                columns = ", ".join(header) or "none"
-                raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {columns})")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, skipinitialspace=True)  # also reads 'a.nii, "b c.nii"'
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if not header:
+                raise InnregInputError(f"{csv_path}: manifest is empty (needs a header row with 'moving' and 'fixed' columns)")
+            for column in REQUIRED_COLUMNS:
+                if column not in header:
+                    raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {', '.join(header)})")
+            repeated = sorted({h for h in header if h and header.count(h) > 1})
+            if repeated:
+                raise InnregInputError(f"{csv_path}: manifest repeats the column(s) {', '.join(repeated)}")
+            # cells beyond the header come as a list under the key None: ignored, like other columns
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if not isinstance(v, list)} for row in reader]
+    except UnicodeDecodeError as err:
+        raise InnregInputError(f"{csv_path}: manifest is not UTF-8 text (byte {err.start})") from None
+    except csv.Error as err:
+        raise InnregInputError(f"{csv_path}: not a readable CSV manifest ({err})") from None
     rows = [row for row in rows if any(row.values())]
     if not rows:
         raise InnregInputError(f"{csv_path}: manifest lists no pairs")
@@ -214,10 +226,16 @@ class PairDataset(Dataset):
         return lo, max(lo, hi)
 
     def __getitem__(self, index: int) -> dict[str, Tensor | int]:
+        self._calls += 1
+        return self.sample(index, self._calls)
+
+    def sample(self, index: int, draw: int) -> dict[str, Tensor | int]:
+        """Item ``index`` with the random slice / augmentation number ``draw`` (``__getitem__`` counts
+        its calls); a caller that numbers its draws itself (e.g. by training step) repeats exactly
+        after a restart."""
         arrays = self.volumes(index)
         fixed = arrays[1]
-        self._calls += 1
-        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, self._calls])
+        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, draw])
         if self.dim == 2 and fixed.ndim == 3:
             lo, hi = self.slice_bounds(fixed.shape[self.slice_axis])
             k = int(rng.integers(lo, hi + 1))
