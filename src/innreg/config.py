@@ -58,6 +58,8 @@ class ModelConfig:
     subnet: SubnetKind = SubnetKind.DDC
     ddc_kernel: int = 5
     clamp: float = 1.5
+    # Backprop through the INN without storing its activations (rebuilt with the exact inverse).
+    memory_efficient: bool = True
     resnet_channels: int = 32
     resnet_blocks: int = 6
     unet_encoder: tuple[int, ...] = (16, 32, 32, 32)
