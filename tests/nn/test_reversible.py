@@ -97,11 +97,16 @@ def test_stores_only_the_output():
     assert efficient_count < 0.1 * stored_count
 
 
-def test_plain_path_without_gradients():
+def test_steps_compose_to_the_blocks_without_gradients():
     model = _perturbed(2, "conv").float()
     z = torch.rand(1, 4, 5, 6)
+    steps = [step for block in model.blocks for step in block.steps()]
     with torch.no_grad():
-        y = run_invertible(model.blocks, z, memory_efficient=True)
-        expected = run_invertible(model.blocks, z, memory_efficient=False)
+        y = run_invertible(steps, z, memory_efficient=True)
+        expected = z
+        for block in model.blocks:
+            expected = block(expected)
+        back = run_invertible(steps, y, reverse=True)
     assert not y.requires_grad
     torch.testing.assert_close(y, expected, rtol=0, atol=0)
+    torch.testing.assert_close(back, z, rtol=1e-5, atol=1e-5)

@@ -84,5 +84,6 @@ class INNTranslator(nn.Module):
             real = torch.ones((1, self.in_channels, *shape), dtype=x.dtype, device=x.device)
             mask = to_channels_last(squeeze(pad_to_multiple(real, 2)[0]))
         z = to_channels_last(squeeze(padded))
-        z = run_invertible(self.blocks, z, mask, reverse, self.memory_efficient)
+        steps = [step for block in self.blocks for step in block.steps()]
+        z = run_invertible(steps, z, mask, reverse, self.memory_efficient)
         return crop_to(unsqueeze(z, self.dim), shape).contiguous()
