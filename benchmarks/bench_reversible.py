@@ -12,9 +12,14 @@ Each variant runs in a fresh subprocess and is measured two ways:
   high-water mark reset through ``/proc/self/clear_refs``) minus its resident size just before, with
   the model and the input built: the extra RAM the pass needs (activations, gradients, workspace,
   allocator slack).
+  Measured twice: with glibc's ``default`` allocator, whose dynamic mmap threshold keeps freed
+  activation memory in the heap (allocator slack counts as extra RSS, and depends on the allocation
+  order), and with ``mmap`` (``MALLOC_MMAP_THRESHOLD_=65536``: every large tensor is its own mapping,
+  returned on free), where the peak RSS follows the live tensors, i.e. what the pass really needs.
 * **saved tensors**: the bytes autograd keeps for backward at the end of a forward pass, counted with
   ``torch.autograd.graph.saved_tensors_hooks`` (allocator-independent; parameters counted too).
-* **time**: median of ``--repeats`` further forward + backward passes.
+* **time**: median of ``--repeats`` further forward + backward passes (default allocator rows are the
+  representative ones; ``mmap`` pays a page fault per fresh tensor).
 
 Example (2 cores, ~2 minutes)::
 
@@ -36,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_networks import _cpu_name, _rss_kib  # noqa: E402  (shared /proc helpers)
 
 VARIANTS = ("stored", "memory-efficient")
+ALLOCATORS = {"default": {}, "mmap": {"MALLOC_MMAP_THRESHOLD_": "65536"}}
 
 
 def worker(variant: str, size: tuple[int, ...], threads: int, repeats: int) -> dict:
@@ -99,26 +105,33 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     rows = {}
-    for variant in VARIANTS:
-        cmd = [sys.executable, __file__, "--worker", variant, "--size", args.size,
-               "--threads", str(args.threads), "--repeats", str(args.repeats)]  # fmt: skip
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(rows[variant], flush=True)
-    stored, efficient = rows["stored"], rows["memory-efficient"]
+    for allocator, env in ALLOCATORS.items():
+        for variant in VARIANTS:
+            cmd = [sys.executable, __file__, "--worker", variant, "--size", args.size,
+                   "--threads", str(args.threads), "--repeats", str(args.repeats)]  # fmt: skip
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **env})
+            rows[allocator, variant] = {**json.loads(out.stdout.strip().splitlines()[-1]), "allocator": allocator}
+            print(rows[allocator, variant], flush=True)
     lines = [
-        "| variant | size | params | forward+backward median (s) | extra RSS (MiB) | saved for backward (MiB) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| variant | allocator | size | params | forward+backward median (s) | extra RSS (MiB) | saved for backward (MiB) |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in rows.values():
         lines.append(
-            f"| {r['variant']} | {r['size']} | {r['params']:,} | {r['median_s']:.2f} | "
+            f"| {r['variant']} | {r['allocator']} | {r['size']} | {r['params']:,} | {r['median_s']:.2f} | "
             f"{r['extra_rss_mib']:.0f} | {r['saved_mib']:.1f} |"
         )
+    ratios = []
+    for allocator in ALLOCATORS:
+        stored, efficient = rows[allocator, "stored"], rows[allocator, "memory-efficient"]
+        ratios.append(
+            f"{allocator} allocator: extra RSS {efficient['extra_rss_mib'] / stored['extra_rss_mib']:.1%}, "
+            f"time {efficient['median_s'] / stored['median_s']:.2f}x"
+        )
+    stored, efficient = rows["default", "stored"], rows["default", "memory-efficient"]
     summary = (
-        f"Memory-efficient / stored: extra RSS {efficient['extra_rss_mib'] / stored['extra_rss_mib']:.1%}, "
-        f"saved tensors {efficient['saved_mib'] / stored['saved_mib']:.1%}; "
-        f"time {efficient['median_s'] / stored['median_s']:.2f}x."
+        "Memory-efficient / stored: " + "; ".join(ratios)
+        + f"; saved tensors {efficient['saved_mib'] / stored['saved_mib']:.1%}."
     )
     table = "\n".join(lines)
     print(table + "\n\n" + summary)

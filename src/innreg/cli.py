@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"),
+        help="training arithmetic: fp32 (default), bf16 autocast (CUDA or CPU), fp16 autocast + loss scaling (CUDA)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("register", help="register one pair (--moving/--fixed) or every pair of a manifest (--pairs)")
@@ -122,7 +126,10 @@ def _train_config(args: argparse.Namespace):
     from innreg.config import Config
 
     config = Config.from_yaml(args.config) if args.config else Config()
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device}
+    overrides = {
+        "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+        "precision": args.precision,
+    }  # fmt: skip
     train = {k: v for k, v in overrides.items() if v is not None}
     model = {"dim": args.dim} if args.dim else {}
     return config.updated(train=train, model=model)
@@ -145,8 +152,11 @@ def cmd_phantom(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from innreg.training import train
 
+    import os
+
     model_path = train(args.pairs, args.out, _train_config(args), resume=args.resume, progress=not args.quiet)
-    print(f"model: {model_path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+        print(f"model: {model_path}")
 
 
 def cmd_register(args: argparse.Namespace) -> None:

@@ -47,6 +47,15 @@ class RegInput(str, Enum):
     RAW = "raw"
 
 
+class Precision(str, Enum):
+    """Training arithmetic: ``fp32``; ``bf16`` autocast (CUDA or CPU); ``fp16`` autocast with loss
+    scaling (CUDA only). Losses are always computed in float32."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
 @dataclass
 class ModelConfig:
     """Networks. Defaults are sized so a 2-core CPU trains a useful 2D model in minutes."""
@@ -112,6 +121,7 @@ class TrainConfig:
     device: str = "auto"
     augment: bool = True
     checkpoint_every: int = 100
+    precision: Precision = Precision.FP32
     # 2D training from 3D volumes: axis and fraction of central slices to draw from.
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)

@@ -97,6 +97,10 @@ def depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
     """
     if weight.shape[0] != x.shape[1] or weight.shape[1] != 1 or any(k % 2 == 0 for k in weight.shape[2:]):
         raise ValueError(f"need ({x.shape[1]}, 1, *odd kernel) weights, got {tuple(weight.shape)}")
+    # Under autocast x may be bf16/fp16 while the parameters stay float32 (the raw convolution op is
+    # not autocast); the casts are differentiable, so the float32 parameters get their gradients.
+    weight = weight.to(x.dtype)
+    bias = None if bias is None else bias.to(x.dtype)
     return _DepthwiseConvFunction.apply(x, weight, bias)
 
 
