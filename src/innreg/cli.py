@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with columns moving,fixed (paths relative to the CSV)")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint.pt, model.pt, config.yaml, loss_curve.png")
     p.add_argument("--config", type=Path, help="YAML file with model/loss/train/refine settings (any subset)")
-    p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1200)")
-    p.add_argument("--dim", type=int, choices=(2, 3), help="2: 2D images or random slices of 3D volumes; 3: volumes (default 2)")
+    p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1200, 400 for 3D on a CPU)")
+    p.add_argument(
+        "--dim", type=int, choices=(2, 3),
+        help="2: 2D images or random slices of 3D volumes; 3: volumes, on a CPU trained at half resolution (default 2)",
+    )
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -124,8 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_config(args: argparse.Namespace):
     from innreg.config import Config
+    from innreg.model import resolve_device
 
+    # Defaults sized to dim and device (3D on a CPU trains at half resolution), then the file, then options.
     config = Config.from_yaml(args.config) if args.config else Config()
+    dim = args.dim or config.model.dim
+    device = resolve_device(args.device or config.train.device).type
+    sized = Config.sized_for(dim, device)
+    config = Config.from_yaml(args.config, base=sized) if args.config else sized
     overrides = {
         "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
         "precision": args.precision,

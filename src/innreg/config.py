@@ -80,6 +80,9 @@ class ModelConfig:
     reg_input: RegInput = RegInput.TRANSLATED
     disc_channels: int = 32
     disc_layers: int = 3
+    # The networks run on images downsampled by this factor (trained so, and at registration their
+    # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
+    input_factor: int = 1
 
 
 @dataclass
@@ -218,9 +221,29 @@ class Config:
         return cls(**sections)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Config:
-        """Read a YAML config file (any subset of keys; the rest keep their defaults)."""
-        return cls.from_dict(_read_yaml(path), source=str(path))
+    def from_yaml(cls, path: str | Path, base: Config | None = None) -> Config:
+        """Read a YAML config file (any subset of keys; the rest keep the values of ``base``, by
+        default the defaults)."""
+        data = _read_yaml(path)
+        config = cls.from_dict(data, source=str(path))  # checks the file, naming it in errors
+        if base is None:
+            return config
+        return base.updated(**{name: dict(values or {}) for name, values in (data or {}).items()})
+
+    @classmethod
+    def sized_for(cls, dim: int, device_type: str) -> Config:
+        """Defaults sized to the problem: the plain defaults, except 3D on a CPU.
+
+        3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
+        to the full grid for the per-pair refinement, which runs at full resolution) for
+        ``train.steps: 400``, so a 96x128x64 volume set trains in about 10-20 minutes on 2 cores
+        instead of about 3 hours (see ``benchmarks/scale3d.md``). A GPU (``--device cuda``) gets the
+        full budget: full resolution, 1200 steps. Explicit settings (config file, options) win.
+        """
+        config = cls()
+        if dim == 3 and device_type == "cpu":
+            return config.updated(model={"dim": 3, "input_factor": 2}, train={"steps": 400})
+        return config.updated(model={"dim": dim})
 
     def updated(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
@@ -278,6 +301,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    if getattr(section, "input_factor", 1) < 1:
+        raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):
         for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
             if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError
-from innreg.model import INNReg, resolve_device
-from innreg.nn import warp
+from innreg.model import INNReg, check_network_size, resolve_device
+from innreg.nn import resize_field, warp
+from innreg.nn.filters import downsample
 from innreg.refinement import affine_fields, refine_registration
 
 
@@ -96,16 +98,24 @@ class RegistrationModel:
             raise InnregInputError(
                 f"moving {moving_arr.shape} and fixed {fixed_arr.shape} differ in shape; resample onto one grid first"
             )
+        check_network_size(moving_arr.shape, self.config.model.input_factor, "moving")
         start = time.perf_counter()
         m = self._tensor(normalize_percentile(moving_arr))
         f = self._tensor(normalize_percentile(fixed_arr))
+        # The networks run at their working resolution; their fields are upsampled to the full grid.
+        factor, shape = self.config.model.input_factor, tuple(m.shape[2:])
+        m_net, f_net = downsample(m, factor), downsample(f, factor)
         refine = self.config.refine
         if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
-            translated, affine = self.model.affine_alignment(m, f)
-            ddf, inverse_ddf = affine_fields(affine, tuple(m.shape[2:]), m)
+            translated, affine = self.model.affine_alignment(m_net, f_net)
+            ddf, inverse_ddf = affine_fields(affine, tuple(m_net.shape[2:]), m_net)
         else:
-            out = self.model(m, f)
+            out = self.model(m_net, f_net)
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
+        if factor > 1:
+            ddf, inverse_ddf = resize_field(ddf, shape), resize_field(inverse_ddf, shape)
+            mode = ("bilinear", "trilinear")[self.dim - 2]
+            translated = F.interpolate(translated, size=shape, mode=mode, align_corners=True)
         if refine.enabled:
             ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine)
         warped = warp(self._tensor(moving_arr), ddf)

@@ -103,6 +103,28 @@ class INNReg(nn.Module):
         return translated, None if affine is None else affine(source, fixed)
 
 
+# Smallest axis the networks accept on their working grid: below it the U-Net's coarsest level and the
+# NMI pyramid have nothing left to work with.
+MIN_NETWORK_SIZE = 8
+
+
+def check_network_size(shape: tuple[int, ...], input_factor: int, name: str) -> None:
+    """Refuse an image whose working grid (``shape`` downsampled by ``input_factor``) is too small.
+
+    Raises:
+        InnregInputError: naming ``name`` (a file or an argument).
+    """
+    from innreg.errors import InnregInputError
+    from innreg.nn.filters import coarse_shape
+
+    if min(coarse_shape(tuple(shape), input_factor)) < MIN_NETWORK_SIZE:
+        need = (MIN_NETWORK_SIZE - 1) * input_factor + 1
+        raise InnregInputError(
+            f"{name}: image of size {'x'.join(map(str, shape))} is too small for the network "
+            f"(every axis needs at least {need} voxels with model.input_factor {input_factor})"
+        )
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else the CPU; ``cpu``/``cuda[:k]`` are taken as given."""
     if isinstance(device, torch.device):

@@ -289,6 +289,7 @@ class PairBatches:
             slice_range=tuple(t.slice_range),
             augment=t.augment,
             seed=seed,
+            factor=config.model.input_factor,  # the networks train at their working resolution
         )
         self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
         self.rank = rank

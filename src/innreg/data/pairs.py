@@ -22,6 +22,7 @@ from innreg.data.deformations import DeformationParams, apply_deformation, rando
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_image, load_labels
 from innreg.errors import InnregInputError
+from innreg.nn.filters import downsample
 
 REQUIRED_COLUMNS = ("moving", "fixed")
 OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf")
@@ -119,6 +120,8 @@ class PairDataset(Dataset):
     * ``dim=2`` and 3D volumes: one slice drawn at random along ``slice_axis`` (of the loaded
       array) between the fractions ``slice_range`` of its length; the same slice of both images.
     * ``dim=2`` and 2D images, or ``dim=3`` and 3D volumes: the whole image.
+    * ``factor``: volumes are downsampled by this factor (:func:`innreg.nn.filters.downsample`) when
+      first loaded, so slicing, augmentation and training run on the networks' working grid.
     * ``augment``: a random affine + elastic deformation (:func:`random_deformation`) of the moving
       image only; ``True`` uses the default :class:`DeformationParams`.
 
@@ -135,6 +138,7 @@ class PairDataset(Dataset):
         slice_range: tuple[float, float] = (0.3, 0.7),
         augment: DeformationParams | bool | None = None,
         seed: int = 0,
+        factor: int = 1,
     ) -> None:
         if dim not in (2, 3):
             raise InnregInputError(f"dim={dim}: must be 2 or 3")
@@ -150,6 +154,7 @@ class PairDataset(Dataset):
         self.slice_range = tuple(slice_range)
         self.augment = DeformationParams() if augment is True else (augment or None)
         self.seed = seed
+        self.factor = factor
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._calls = 0
 
@@ -164,7 +169,10 @@ class PairDataset(Dataset):
             if self.dim == 3 and fixed.dim == 2:
                 raise InnregInputError(f"{record.fixed}: 2D image, but the dataset was built with dim=3")
             moving = _on_fixed_grid(load_image(record.moving), fixed, Interpolation.LINEAR)
-            self._cache[index] = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+            arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+            if self.factor > 1:  # working resolution of the networks: augment and train there
+                arrays = tuple(downsample(torch.from_numpy(a)[None, None].float(), self.factor)[0, 0].numpy() for a in arrays)
+            self._cache[index] = arrays
         return self._cache[index]
 
     def slice_bounds(self, length: int) -> tuple[int, int]:
