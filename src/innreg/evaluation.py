@@ -23,7 +23,7 @@ import torch
 
 from innreg.atomic import write_text
 from innreg.data import PairRecord, load_field, load_pair, normalize_percentile, read_manifest, save_image, voxel_spacing
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, about_file
 from innreg.inference import RegistrationResult
 from innreg.losses import nmi
 from innreg.metrics import dice_per_label, hd95_per_label, neg_jacobian_fraction
@@ -94,7 +94,8 @@ def evaluate_pairs(
     rows: list[dict] = []
     for i, record in enumerate(tqdm(records, desc=f"evaluate {method}", unit="pair", disable=not progress)):
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
-        result = registrar.register(moving.array, fixed.array, moving_seg.array)
+        with about_file(record.moving):
+            result = registrar.register(moving.array, fixed.array, moving_seg.array)
         spacing = voxel_spacing(fixed)
         name = f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
         warped_seg_path = out_dir / "pairs" / f"{name}_warped_seg.nii.gz"

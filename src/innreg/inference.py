@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, about_file
 from innreg.model import INNReg, check_network_size, resolve_device
 from innreg.nn import resize_field, warp
 from innreg.nn.filters import downsample
@@ -196,7 +196,8 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
 
     out_dir = Path(out_dir)
     moving, fixed, moving_seg, fixed_seg = load_pair(record)
-    result = model.register(moving.array, fixed.array, None if moving_seg is None else moving_seg.array)
+    with about_file(record.moving):
+        result = model.register(moving.array, fixed.array, None if moving_seg is None else moving_seg.array)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
     save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from innreg.config import ModelConfig, RegInput, TranslatorKind
 from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator
+from innreg.nn.filters import check_working_size
 
 
 @dataclass
@@ -109,20 +110,9 @@ MIN_NETWORK_SIZE = 8
 
 
 def check_network_size(shape: tuple[int, ...], input_factor: int, name: str) -> None:
-    """Refuse an image whose working grid (``shape`` downsampled by ``input_factor``) is too small.
-
-    Raises:
-        InnregInputError: naming ``name`` (a file or an argument).
-    """
-    from innreg.errors import InnregInputError
-    from innreg.nn.filters import coarse_shape
-
-    if min(coarse_shape(tuple(shape), input_factor)) < MIN_NETWORK_SIZE:
-        need = (MIN_NETWORK_SIZE - 1) * input_factor + 1
-        raise InnregInputError(
-            f"{name}: image of size {'x'.join(map(str, shape))} is too small for the network "
-            f"(every axis needs at least {need} voxels with model.input_factor {input_factor})"
-        )
+    """Refuse an image whose working grid (``shape`` downsampled by ``input_factor``) is too small for
+    the networks; the :class:`~innreg.errors.InnregInputError` names ``name`` (a file or argument)."""
+    check_working_size(shape, input_factor, MIN_NETWORK_SIZE, name)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

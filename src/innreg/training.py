@@ -38,7 +38,7 @@ from innreg.config import Config, LossConfig, Precision, RegLossKind
 from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
 from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
-from innreg.model import INNReg, resolve_device
+from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
 
@@ -290,6 +290,7 @@ class PairBatches:
             augment=t.augment,
             seed=seed,
             factor=config.model.input_factor,  # the networks train at their working resolution
+            min_size=MIN_NETWORK_SIZE,
         )
         self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
         self.rank = rank

@@ -22,7 +22,7 @@ from innreg.data.deformations import DeformationParams, apply_deformation, rando
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_image, load_labels
 from innreg.errors import InnregInputError
-from innreg.nn.filters import downsample
+from innreg.nn.filters import check_working_size, downsample
 
 REQUIRED_COLUMNS = ("moving", "fixed")
 OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf")
@@ -121,7 +121,8 @@ class PairDataset(Dataset):
       array) between the fractions ``slice_range`` of its length; the same slice of both images.
     * ``dim=2`` and 2D images, or ``dim=3`` and 3D volumes: the whole image.
     * ``factor``: volumes are downsampled by this factor (:func:`innreg.nn.filters.downsample`) when
-      first loaded, so slicing, augmentation and training run on the networks' working grid.
+      first loaded, so slicing, augmentation and training run on the networks' working grid; an image
+      whose working grid has an axis under ``min_size`` voxels is refused, naming its file.
     * ``augment``: a random affine + elastic deformation (:func:`random_deformation`) of the moving
       image only; ``True`` uses the default :class:`DeformationParams`.
 
@@ -139,6 +140,7 @@ class PairDataset(Dataset):
         augment: DeformationParams | bool | None = None,
         seed: int = 0,
         factor: int = 1,
+        min_size: int = 1,
     ) -> None:
         if dim not in (2, 3):
             raise InnregInputError(f"dim={dim}: must be 2 or 3")
@@ -154,7 +156,7 @@ class PairDataset(Dataset):
         self.slice_range = tuple(slice_range)
         self.augment = DeformationParams() if augment is True else (augment or None)
         self.seed = seed
-        self.factor = factor
+        self.factor, self.min_size = factor, min_size
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._calls = 0
 
@@ -168,6 +170,10 @@ class PairDataset(Dataset):
             fixed = load_image(record.fixed)
             if self.dim == 3 and fixed.dim == 2:
                 raise InnregInputError(f"{record.fixed}: 2D image, but the dataset was built with dim=3")
+            spatial = fixed.array.shape
+            if self.dim == 2 and fixed.dim == 3:  # 2D slices of a volume
+                spatial = tuple(n for axis, n in enumerate(spatial) if axis != self.slice_axis)
+            check_working_size(spatial, self.factor, self.min_size, str(record.fixed))
             moving = _on_fixed_grid(load_image(record.moving), fixed, Interpolation.LINEAR)
             arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
             if self.factor > 1:  # working resolution of the networks: augment and train there

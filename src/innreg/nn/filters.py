@@ -63,6 +63,19 @@ def coarse_shape(shape: tuple[int, ...], factor: int) -> tuple[int, ...]:
     return tuple((s - 1) // factor + 1 for s in shape)
 
 
+def check_working_size(shape: tuple[int, ...], factor: int, min_size: int, name: str) -> None:
+    """Raise :class:`~innreg.errors.InnregInputError` naming ``name`` if an axis of ``shape``
+    downsampled by ``factor`` (:func:`coarse_shape`) has fewer than ``min_size`` voxels."""
+    from innreg.errors import InnregInputError
+
+    if min(coarse_shape(tuple(shape), factor)) < min_size:
+        need = (min_size - 1) * factor + 1
+        raise InnregInputError(
+            f"{name}: image of size {'x'.join(map(str, shape))} is too small for the network "
+            f"(every axis needs at least {need} voxels with model.input_factor {factor})"
+        )
+
+
 def downsample(x: Tensor, factor: int) -> Tensor:
     """``x`` (``(N, C, *spatial)``) on the :func:`coarse_shape` grid, Gaussian-smoothed first
     (sigma ``factor / 2`` voxels) against aliasing; ``factor = 1`` returns ``x``."""
