@@ -1,4 +1,4 @@
-"""The ``innreg`` command line: phantom, train, register, evaluate, demo, benchmark.
+"""The ``innreg`` command line: phantom, train, register, apply, evaluate, demo, benchmark.
 
 Bad input ends with one line ``innreg: error: <file or option>: <problem>`` and exit status 2, never a
 traceback; Ctrl-C ends with status 130 after the last checkpoint is safely written.
@@ -45,6 +45,28 @@ def _add_refine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_mask_options(parser: argparse.ArgumentParser, per_pair: bool) -> None:
+    scope = "" if per_pair else " (for every pair without a mask column in the manifest)"
+    parser.add_argument(
+        "--fixed-mask", type=Path,
+        help=f"mask of the fixed image (NIfTI, non-zero = use): the similarity ignores voxels outside it{scope}",
+    )
+    parser.add_argument(
+        "--moving-mask", type=Path,
+        help=f"mask of the moving image (NIfTI, non-zero = use), e.g. excluding a lesion{scope}",
+    )
+
+
+def _with_masks(records: list, args: argparse.Namespace) -> list:
+    """Records with ``--fixed-mask`` / ``--moving-mask`` filled in where the manifest has no mask."""
+    from dataclasses import replace
+
+    return [
+        replace(r, fixed_mask=r.fixed_mask or args.fixed_mask, moving_mask=r.moving_mask or args.moving_mask)
+        for r in records
+    ]
+
+
 def _refine_choice(args: argparse.Namespace):
     """``load_model``'s ``refine`` argument from ``--no-refine`` / ``--refine-config``."""
     from innreg.config import refine_overrides_from_yaml
@@ -61,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="innreg",
         description="Unsupervised multi-modal image registration via invertible translation (INNReg). "
         "Fields are written in voxels of the fixed image, channel k along voxel axis k, as pull-back "
-        "maps: warped(x) = moving(x + u(x)).",
+        "maps: warped(x) = moving(x + u(x)); ddf_itk.nii.gz holds the same map for ITK/ANTs (mm, LPS).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -88,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_mask_options(p, per_pair=False)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument(
         "--precision", choices=("fp32", "bf16", "fp16"),
@@ -103,13 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, help="CSV manifest instead of --moving/--fixed; one sub-folder per pair")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _add_mask_options(p, per_pair=True)
     _add_refine_options(p)
+
+    p = sub.add_parser("apply", help="warp another image or label map with a registration that innreg register wrote")
+    p.add_argument("--registration", required=True, type=Path, help="output folder of innreg register (one pair)")
+    p.add_argument("--image", required=True, type=Path, help="image or label map (NIfTI, any grid) in moving space (fixed space with --inverse)")
+    p.add_argument("--out", required=True, type=Path, help="output NIfTI; on the fixed grid (the moving grid with --inverse)")
+    p.add_argument("--labels", action="store_true", help="label map: nearest-neighbour interpolation, integer output")
+    p.add_argument("--inverse", action="store_true", help="map fixed-space data back onto the moving image's grid")
 
     p = sub.add_parser("evaluate", help="register and score every pair of a labelled manifest")
     p.add_argument("--model", required=True, type=Path, help="model.pt written by innreg train")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with moving,fixed,moving_seg,fixed_seg")
     p.add_argument("--out", required=True, type=Path, help="folder for per_pair.csv, summary.json, summary.md, figures")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _add_mask_options(p, per_pair=False)
     _add_refine_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -163,7 +195,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     import os
 
-    model_path = train(args.pairs, args.out, _train_config(args), resume=args.resume, progress=not args.quiet)
+    from innreg.data import read_manifest
+
+    pairs = _with_masks(read_manifest(args.pairs), args) if args.fixed_mask or args.moving_mask else args.pairs
+    model_path = train(pairs, args.out, _train_config(args), resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
         print(f"model: {model_path}")
 
@@ -176,15 +211,25 @@ def cmd_register(args: argparse.Namespace) -> None:
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
     model = load_model(args.model, args.device, refine=_refine_choice(args))
     if args.pairs is not None:
-        records = read_manifest(args.pairs)
+        records = _with_masks(read_manifest(args.pairs), args)
         for i, record in enumerate(records):
             folder = args.out / f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
             write_registration(model, record, folder)
             print(f"pair {i}: {folder}")
     else:
-        record = PairRecord(moving=args.moving, fixed=args.fixed, moving_seg=args.moving_seg)
+        record = PairRecord(
+            moving=args.moving, fixed=args.fixed, moving_seg=args.moving_seg,
+            fixed_mask=args.fixed_mask, moving_mask=args.moving_mask,
+        )
         write_registration(model, record, args.out)
         print(f"outputs: {args.out}")
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    from innreg.warping import apply
+
+    apply(args.registration, args.image, args.out, labels=args.labels, inverse=args.inverse)
+    print(f"output: {args.out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -192,7 +237,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from innreg.inference import load_model
 
     model = load_model(args.model, args.device, refine=_refine_choice(args))
-    summary = evaluate_pairs(model, args.pairs, args.out, progress=not args.quiet)
+    from innreg.data import read_manifest
+
+    pairs = _with_masks(read_manifest(args.pairs), args) if args.fixed_mask or args.moving_mask else args.pairs
+    summary = evaluate_pairs(model, pairs, args.out, progress=not args.quiet)
     ident = summary["identity"]
     print(
         f"{summary['n_pairs']} pairs: Dice {summary['dice_mean']:.3f} (identity {ident['dice_mean']:.3f}), "
@@ -220,6 +268,7 @@ COMMANDS = {
     "phantom": cmd_phantom,
     "train": cmd_train,
     "register": cmd_register,
+    "apply": cmd_apply,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
     "benchmark": cmd_benchmark,

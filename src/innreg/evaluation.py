@@ -7,12 +7,14 @@ against the true field where the manifest has one; wall seconds of the registrat
 numbers for the identity transform are reported beside them.
 
 A method is anything with ``register(moving, fixed, moving_seg=None) -> RegistrationResult``
-(:class:`innreg.inference.RegistrationModel` and the baselines).
+(:class:`innreg.inference.RegistrationModel` and the baselines). Pairs with ``fixed_mask`` /
+``moving_mask`` need a method whose ``register`` also takes ``fixed_mask=`` and ``moving_mask=`` (innreg).
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from innreg.atomic import write_text
-from innreg.data import PairRecord, load_field, load_pair, normalize_percentile, read_manifest, save_image, voxel_spacing
+from innreg.data import PairRecord, load_field, load_masks, load_pair, normalize_percentile, read_manifest, save_image, voxel_spacing
 from innreg.errors import InnregInputError, about_file
 from innreg.inference import RegistrationResult
 from innreg.losses import nmi
@@ -57,6 +59,15 @@ def overlap_metrics(seg: np.ndarray, fixed_seg: np.ndarray, spacing: Sequence[fl
     row["dice_mean"] = _mean(dice.values())
     row["hd95_mean"] = _mean(hd95.values())
     return row
+
+
+def _masks(registrar: Registrar, record: PairRecord, fixed, method: str) -> dict[str, np.ndarray]:
+    """The record's masks as keyword arguments of ``register`` (none when the record has none)."""
+    moving_mask, fixed_mask = load_masks(record, fixed)
+    masks = {k: v for k, v in (("fixed_mask", fixed_mask), ("moving_mask", moving_mask)) if v is not None}
+    if masks and "fixed_mask" not in inspect.signature(registrar.register).parameters:
+        raise InnregInputError(f"{record.fixed}: method {method} does not take masks (fixed_mask/moving_mask)")
+    return masks
 
 
 def endpoint_error_mm(ddf: np.ndarray, true_ddf: np.ndarray, spacing: Sequence[float], mask: np.ndarray | None) -> float:
@@ -94,8 +105,9 @@ def evaluate_pairs(
     rows: list[dict] = []
     for i, record in enumerate(tqdm(records, desc=f"evaluate {method}", unit="pair", disable=not progress)):
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
+        masks = _masks(registrar, record, fixed, method)
         with about_file(record.moving):
-            result = registrar.register(moving.array, fixed.array, moving_seg.array)
+            result = registrar.register(moving.array, fixed.array, moving_seg.array, **masks)
         spacing = voxel_spacing(fixed)
         name = f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
         warped_seg_path = out_dir / "pairs" / f"{name}_warped_seg.nii.gz"

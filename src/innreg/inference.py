@@ -84,9 +84,23 @@ class RegistrationModel:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None].to(self.device)
 
+    @staticmethod
+    def _mask(mask, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Boolean mask array (``None`` stays ``None``), checked against the images' shape."""
+        if mask is None:
+            return None
+        array = as_array(mask, name)
+        if array.shape != shape:
+            raise InnregInputError(f"{name} {array.shape} does not match the images {shape}")
+        return array != 0
+
     @torch.no_grad()
-    def register(self, moving, fixed, moving_seg=None) -> RegistrationResult:
+    def register(self, moving, fixed, moving_seg=None, fixed_mask=None, moving_mask=None) -> RegistrationResult:
         """Register ``moving`` onto ``fixed`` (same grid) and optionally warp ``moving_seg``.
+
+        ``fixed_mask`` / ``moving_mask`` (same grid, non-zero = use the voxel; the moving mask in
+        moving space) restrict the refinement's similarity to the masked region; they have no effect
+        when the refinement is off (the network alone sees the whole images).
 
         Returns:
             A :class:`RegistrationResult` (see its fields for shapes and conventions).
@@ -99,9 +113,13 @@ class RegistrationModel:
                 f"moving {moving_arr.shape} and fixed {fixed_arr.shape} differ in shape; resample onto one grid first"
             )
         check_network_size(moving_arr.shape, self.config.model.input_factor, "moving")
+        fixed_in = self._mask(fixed_mask, "fixed_mask", fixed_arr.shape)
+        moving_in = self._mask(moving_mask, "moving_mask", fixed_arr.shape)
         start = time.perf_counter()
-        m = self._tensor(normalize_percentile(moving_arr))
-        f = self._tensor(normalize_percentile(fixed_arr))
+        # Intensity percentiles from inside the masks: an excluded artefact must not set the scale either.
+        m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
+        f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
+        masks = tuple(None if x is None else self._tensor(x) for x in (fixed_in, moving_in))
         # The networks run at their working resolution; their fields are upsampled to the full grid.
         factor, shape = self.config.model.input_factor, tuple(m.shape[2:])
         m_net, f_net = downsample(m, factor), downsample(f, factor)
@@ -117,7 +135,7 @@ class RegistrationModel:
             mode = ("bilinear", "trilinear")[self.dim - 2]
             translated = F.interpolate(translated, size=shape, mode=mode, align_corners=True)
         if refine.enabled:
-            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine)
+            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks)
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
@@ -187,22 +205,32 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
 
     Files: ``warped.nii.gz`` (moving intensities), ``translated.nii.gz``, ``ddf.nii.gz`` and
     ``inverse_ddf.nii.gz`` (voxel units, pull-back, component k along voxel axis k; the convention is
-    also in each file's header description), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set,
-    and ``overview.png``.
+    also in each file's header description), the same two maps as ITK/ANTs displacement fields
+    ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
+    ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
+    (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, and ``overview.png``.
     """
-    from innreg.data import load_pair, save_field, save_image
+    from innreg.data import load_image, load_masks, load_pair, save_field, save_image, save_itk_field
     from innreg.metrics import jacobian_determinant
     from innreg.reports import registration_overview
+    from innreg.warping import save_grids
 
     out_dir = Path(out_dir)
     moving, fixed, moving_seg, fixed_seg = load_pair(record)
+    moving_mask, fixed_mask = load_masks(record, fixed)
     with about_file(record.moving):
-        result = model.register(moving.array, fixed.array, None if moving_seg is None else moving_seg.array)
+        result = model.register(
+            moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
     save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)
     save_field(out_dir / "ddf.nii.gz", result.ddf, fixed)
     save_field(out_dir / "inverse_ddf.nii.gz", result.inverse_ddf, fixed)
+    save_itk_field(out_dir / "ddf_itk.nii.gz", result.ddf, fixed)
+    save_itk_field(out_dir / "inverse_ddf_itk.nii.gz", result.inverse_ddf, fixed)
+    # load_pair returned the moving image resampled onto the fixed grid; apply needs its own grid
+    save_grids(out_dir, fixed, load_image(record.moving))
     if result.warped_seg is not None:
         save_image(out_dir / "warped_seg.nii.gz", result.warped_seg, fixed, dtype=np.int16)
     jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()

@@ -41,6 +41,7 @@ from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_g
 from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
+from innreg.nn.warp import similarity_weight
 
 MODEL_FORMAT = "innreg-model/1"
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"
@@ -93,8 +94,9 @@ def similarity_loss(nmi_values: Tensor, loss: LossConfig) -> Tensor:
     return (1.0 - nmi_values).mean()
 
 
-def multiscale_nmi(warped: Tensor, fixed: Tensor, bins: int, scales: int) -> Tensor:
-    """Per-sample NMI ``(N,)`` averaged over ``scales`` levels of an average-pooling pyramid."""
+def multiscale_nmi(warped: Tensor, fixed: Tensor, bins: int, scales: int, mask: Tensor | None = None) -> Tensor:
+    """Per-sample NMI ``(N,)`` averaged over ``scales`` levels of an average-pooling pyramid; ``mask``
+    (``(N, 1, *S)`` voxel weights, pooled alongside) restricts the joint histogram to a region."""
     pool = avg_pool(warped.dim() - 2)(2)
     values = []
     for level in range(scales):
@@ -102,7 +104,8 @@ def multiscale_nmi(warped: Tensor, fixed: Tensor, bins: int, scales: int) -> Ten
             if min(warped.shape[2:]) < 16:
                 break
             warped, fixed = pool(warped), pool(fixed)
-        values.append(nmi(warped, fixed, bins=bins))
+            mask = None if mask is None else pool(mask)
+        values.append(nmi(warped, fixed, bins=bins, mask=mask))
     return torch.stack(values).mean(0)
 
 
@@ -112,6 +115,8 @@ def generator_losses(
     moving: Tensor,
     fixed: Tensor,
     loss: LossConfig,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
     amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, Tensor]:
     """All loss terms of the translator/registration update, and their weighted ``total``.
@@ -119,6 +124,8 @@ def generator_losses(
     Args:
         model: the :class:`INNReg`, or its DDP wrapper (whose forward all-reduces the gradients).
         moving, fixed: ``(N, 1, *S)`` images in [0, 1] on one grid.
+        fixed_mask, moving_mask: optional ``(N, 1, *S)`` masks (moving space for the moving one): the
+            NMI counts only voxels inside the fixed mask and the moving mask warped with the current field.
         amp: autocast context for the networks' forward passes; the losses are computed in float32.
     """
     core: INNReg = getattr(model, "module", model)
@@ -128,7 +135,9 @@ def generator_losses(
         critic = discriminator(out.translated) if core.translator is not None and discriminator is not None else None
     ddf = out.ddf.float()
     warped = warp(moving, ddf)
-    nmi_values = multiscale_nmi(warped, fixed, loss.nmi_bins, loss.nmi_scales)
+    # The warped mask is a constant weight: the network must not gain NMI by moving the mask itself.
+    weight = similarity_weight(fixed_mask, moving_mask, ddf.detach())
+    nmi_values = multiscale_nmi(warped, fixed, loss.nmi_bins, loss.nmi_scales, weight)
     terms: dict[str, Tensor] = {
         "sim": similarity_loss(nmi_values, loss),
         "smooth": gradient_smoothness(out.local_ddf.float()),
@@ -148,8 +157,16 @@ def generator_losses(
     return terms
 
 
-def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config) -> dict[str, float]:
-    """One discriminator update and one translator/registration update; returns the loss terms."""
+def train_step(
+    state: TrainState,
+    moving: Tensor,
+    fixed: Tensor,
+    config: Config,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
+) -> dict[str, float]:
+    """One discriminator update and one translator/registration update; returns the loss terms
+    (masks: see :func:`generator_losses`)."""
     model, disc = state.model, state.discriminator
     model.train()
     precision = Precision(config.train.precision)
@@ -172,7 +189,7 @@ def train_step(state: TrainState, moving: Tensor, fixed: Tensor, config: Config)
         logs["disc"] = d_loss.item()
         disc.requires_grad_(False)  # the generator step must not move the discriminator
     try:
-        terms = generator_losses(state.ddp_model or model, disc, moving, fixed, config.loss, amp)
+        terms = generator_losses(state.ddp_model or model, disc, moving, fixed, config.loss, fixed_mask, moving_mask, amp)
         if not torch.isfinite(terms["total"]):  # checked before the update, so the weights stay usable
             raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
         state.opt_g.zero_grad(set_to_none=True)
@@ -295,12 +312,18 @@ class PairBatches:
         self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
         self.rank = rank
 
-    def __call__(self, step: int) -> tuple[Tensor, Tensor]:
+    def batch(self, step: int) -> dict[str, Tensor]:
+        """The images of step ``step`` (and ``fixed_mask``/``moving_mask`` if the pairs have masks) on ``device``."""
         rng = np.random.default_rng([self.seed, step] if self.rank is None else [self.seed, step, self.rank])
         n = len(self.dataset)
         idx = rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
         batch = pad_collate([self.dataset[int(i)] for i in idx])
-        return batch["moving"].to(self.device), batch["fixed"].to(self.device)
+        keys = ("moving", "fixed", "moving_mask", "fixed_mask")
+        return {key: batch[key].to(self.device) for key in keys if key in batch}
+
+    def __call__(self, step: int) -> tuple[Tensor, Tensor]:
+        batch = self.batch(step)
+        return batch["moving"], batch["fixed"]
 
 
 def train(
@@ -356,7 +379,9 @@ def train(
     try:
         while state.step < t.steps:
             start = time.perf_counter()
-            logs = train_step(state, *batches(state.step), config)
+            batch = batches.batch(state.step)
+            masks = {key: batch[key] for key in ("fixed_mask", "moving_mask") if key in batch}
+            logs = train_step(state, batch["moving"], batch["fixed"], config, **masks)
             state.seconds += time.perf_counter() - start
             logs = distributed.mean_over_ranks(logs, ctx, device)
             logs["step"] = state.step

@@ -21,7 +21,8 @@ Displacement-field files (:func:`save_field`, :func:`load_field`):
   (padded to three), a singleton fourth (time) axis and the vector in the fifth axis, with intent
   ``VECTOR``; e.g. a 2D field on a ``192 x 160`` image is stored as ``192 x 160 x 1 x 1 x 2``.
   The header description says ``innreg ddf: pull-back x+u(x), voxel units, channel k = voxel axis k``.
-* These are **not** ITK/ANTs displacement fields (those are in physical millimetres, LPS).
+* These are not ITK/ANTs displacement fields (physical millimetres, LPS); :mod:`innreg.data.itk`
+  converts and writes those.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """Pair manifests, the training dataset and whole-image pair loading.
 
 A manifest is a CSV file with a header row and the columns ``moving`` and ``fixed`` (required) and
-``moving_seg``, ``fixed_seg``, ``true_ddf`` (optional; empty cells allowed). Relative paths are
-resolved against the CSV file's folder; other columns are ignored.
+``moving_seg``, ``fixed_seg``, ``true_ddf``, ``fixed_mask``, ``moving_mask`` (optional; empty cells
+allowed). Relative paths are resolved against the CSV file's folder; other columns are ignored.
+
+Masks (non-zero = use the voxel) restrict the image similarity to a region, e.g. a brain mask or the
+complement of a lesion: in training (masked NMI) and in the per-pair refinement. Each mask has the
+shape of its image.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from innreg.errors import InnregInputError
 from innreg.nn.filters import check_working_size, downsample
 
 REQUIRED_COLUMNS = ("moving", "fixed")
-OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf")
+OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "fixed_mask", "moving_mask")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class PairRecord:
     moving_seg: Path | None = None
     fixed_seg: Path | None = None
     true_ddf: Path | None = None
+    fixed_mask: Path | None = None
+    moving_mask: Path | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -111,6 +117,25 @@ def load_pair(record: PairRecord) -> tuple[Image, Image, Image | None, Image | N
     return resampled, fixed, moving_seg, fixed_seg
 
 
+def load_masks(record: PairRecord, fixed: Image) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The record's masks as float32 ``{0, 1}`` arrays on the fixed grid: ``(moving_mask, fixed_mask)``.
+
+    The moving mask stays in moving space (it is resampled onto the fixed grid with nearest neighbour,
+    like the moving image, and not warped); ``None`` where the record has no mask.
+
+    Raises:
+        InnregInputError: unreadable mask, or a mask whose shape differs from its image's.
+    """
+    fixed_mask = moving_mask = None
+    if record.fixed_mask is not None:
+        fixed_mask = (load_labels(record.fixed_mask, like=fixed).array != 0).astype(np.float32)
+    if record.moving_mask is not None:
+        moving = load_image(record.moving)
+        mask = load_labels(record.moving_mask, like=moving)
+        moving_mask = (_on_fixed_grid(mask, fixed, Interpolation.NEAREST).array != 0).astype(np.float32)
+    return moving_mask, fixed_mask
+
+
 class PairDataset(Dataset):
     """Training pairs as tensors normalised to ``[0, 1]`` (percentiles 1/99 of each image).
 
@@ -125,6 +150,9 @@ class PairDataset(Dataset):
       whose working grid has an axis under ``min_size`` voxels is refused, naming its file.
     * ``augment``: a random affine + elastic deformation (:func:`random_deformation`) of the moving
       image only; ``True`` uses the default :class:`DeformationParams`.
+    * Masks: when any record has a ``fixed_mask`` or ``moving_mask``, every item also holds
+      ``"fixed_mask"`` and ``"moving_mask"`` (``(1, *S)`` float32 in {0, 1}; all ones where a record has
+      none), sliced and deformed like their images; the intensity percentiles come from inside them.
 
     Loaded, resampled and normalised volumes are cached in memory. Random draws come from
     ``numpy.random.default_rng([seed, torch.initial_seed(), index, call count])``: reproducible in one
@@ -157,14 +185,16 @@ class PairDataset(Dataset):
         self.augment = DeformationParams() if augment is True else (augment or None)
         self.seed = seed
         self.factor, self.min_size = factor, min_size
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.has_masks = any(r.fixed_mask is not None or r.moving_mask is not None for r in self.records)
+        self._cache: dict[int, tuple[np.ndarray, ...]] = {}
         self._calls = 0
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def volumes(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised ``(moving, fixed)`` arrays of a pair on the fixed grid (cached)."""
+    def volumes(self, index: int) -> tuple[np.ndarray, ...]:
+        """Normalised ``(moving, fixed)`` arrays of a pair on the fixed grid (cached), followed by
+        ``(moving_mask, fixed_mask)`` when the dataset has masks."""
         if index not in self._cache:
             record = self.records[index]
             fixed = load_image(record.fixed)
@@ -175,9 +205,15 @@ class PairDataset(Dataset):
                 spatial = tuple(n for axis, n in enumerate(spatial) if axis != self.slice_axis)
             check_working_size(spatial, self.factor, self.min_size, str(record.fixed))
             moving = _on_fixed_grid(load_image(record.moving), fixed, Interpolation.LINEAR)
-            arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+            if self.has_masks:
+                ones = np.ones(fixed.shape, np.float32)
+                masks = tuple(ones if m is None else m for m in load_masks(record, fixed))
+                images = (moving.array, fixed.array)
+                arrays = tuple(normalize_percentile(a, mask=m > 0) for a, m in zip(images, masks)) + masks
+            else:
+                arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
             if self.factor > 1:  # working resolution of the networks: augment and train there
-                arrays = tuple(downsample(torch.from_numpy(a)[None, None].float(), self.factor)[0, 0].numpy() for a in arrays)
+                arrays = tuple(_downsampled(a, self.factor, is_mask=k >= 2) for k, a in enumerate(arrays))
             self._cache[index] = arrays
         return self._cache[index]
 
@@ -188,20 +224,32 @@ class PairDataset(Dataset):
         return lo, max(lo, hi)
 
     def __getitem__(self, index: int) -> dict[str, Tensor | int]:
-        moving, fixed = self.volumes(index)
+        arrays = self.volumes(index)
+        fixed = arrays[1]
         self._calls += 1
         rng = np.random.default_rng([self.seed, torch.initial_seed(), index, self._calls])
         if self.dim == 2 and fixed.ndim == 3:
             lo, hi = self.slice_bounds(fixed.shape[self.slice_axis])
             k = int(rng.integers(lo, hi + 1))
-            moving, fixed = (np.take(a, k, axis=self.slice_axis) for a in (moving, fixed))
+            arrays = tuple(np.take(a, k, axis=self.slice_axis) for a in arrays)
         # copies, so that callers may modify the tensors without touching the cache
-        moving_t = torch.from_numpy(np.array(moving, dtype=np.float32))[None]
-        fixed_t = torch.from_numpy(np.array(fixed, dtype=np.float32))[None]
+        tensors = [torch.from_numpy(np.array(a, dtype=np.float32))[None] for a in arrays]
         if self.augment is not None:
-            ddf = random_deformation(tuple(fixed.shape), self.augment, rng)
-            moving_t = apply_deformation(moving_t, None, ddf)[0]
-        return {"moving": moving_t, "fixed": fixed_t, "index": index}
+            ddf = random_deformation(tuple(arrays[1].shape), self.augment, rng)
+            moving_mask = tensors[2].to(torch.int64) if self.has_masks else None
+            tensors[0], moving_mask = apply_deformation(tensors[0], moving_mask, ddf)
+            if moving_mask is not None:
+                tensors[2] = moving_mask.to(torch.float32)
+        item: dict[str, Tensor | int] = {"moving": tensors[0], "fixed": tensors[1], "index": index}
+        if self.has_masks:
+            item["moving_mask"], item["fixed_mask"] = tensors[2], tensors[3]
+        return item
+
+
+def _downsampled(array: np.ndarray, factor: int, is_mask: bool) -> np.ndarray:
+    """``array`` on the coarse grid of :func:`innreg.nn.filters.downsample`; masks stay in {0, 1}."""
+    out = downsample(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None], factor)[0, 0].numpy()
+    return (out > 0.5).astype(np.float32) if is_mask else out
 
 
 def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:
@@ -209,7 +257,8 @@ def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:
 
     Returns:
         ``{"moving": (N, 1, *S_max), "fixed": (N, 1, *S_max), "index": (N,), "shape": (N, dim)}``,
-        where ``shape`` holds each item's original spatial size (to crop results back).
+        where ``shape`` holds each item's original spatial size (to crop results back), plus
+        ``"moving_mask"`` and ``"fixed_mask"`` (padding reads 0) when the items have masks.
     """
     if not batch:
         raise ValueError("pad_collate: empty batch")
@@ -221,9 +270,8 @@ def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:
         widths = [w for k in reversed(range(len(target))) for w in (0, target[k] - x.shape[1 + k])]
         return torch.nn.functional.pad(x, widths)
 
-    return {
-        "moving": torch.stack([pad(item["moving"]) for item in batch]),
-        "fixed": torch.stack([pad(item["fixed"]) for item in batch]),
+    images = [key for key in ("moving", "fixed", "moving_mask", "fixed_mask") if key in batch[0]]
+    return {key: torch.stack([pad(item[key]) for item in batch]) for key in images} | {
         "index": torch.tensor([int(item["index"]) for item in batch]),
         "shape": torch.tensor(shapes),
     }
