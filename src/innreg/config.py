@@ -236,8 +236,9 @@ class Config:
 
         3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
         to the full grid for the per-pair refinement, which runs at full resolution) for
-        ``train.steps: 400``, so a 96x128x64 volume set trains in about 10-20 minutes on 2 cores
-        instead of about 3 hours (see ``benchmarks/scale3d.md``). A GPU (``--device cuda``) gets the
+        ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
+        minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
+        step at full resolution (see ``benchmarks/scale3d.md``). A GPU (``--device cuda``) gets the
         full budget: full resolution, 1200 steps. Explicit settings (config file, options) win.
         """
         config = cls()
