@@ -15,3 +15,4 @@ innreg train --pairs "$work/head3d/train.csv" --out "$work/run6" --dim 3 --devic
 innreg evaluate --model "$work/run6/model.pt" --pairs "$work/head3d/test.csv" --out "$work/eval6" --device cpu --quiet
 innreg benchmark --train "$work/head3d/train.csv" --test "$work/head3d/test.csv" --methods identity,ants-syn --dim 3 \
   --out "$work/bench_ants" --device cpu --quiet
+python "$(dirname "$0")/convexadam_scale3d.py" "$work/head3d/test.csv"
