@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -72,12 +71,6 @@ def teardown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def barrier(ctx: DistContext) -> None:
-    """Wait for every rank (no-op on one process)."""
-    if ctx.enabled:
-        dist.barrier()
-
-
 def wrap(module: nn.Module | None, ctx: DistContext, device: torch.device) -> nn.Module | None:
     """``DistributedDataParallel(module)`` in a multi-process run (gradients all-reduced in backward),
     else ``module`` itself. DDP broadcasts rank 0's weights at construction, so all ranks start equal."""
@@ -116,13 +109,3 @@ def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractC
 def grad_scaler(precision: Precision, device: torch.device) -> torch.amp.GradScaler:
     """Loss scaler: active for fp16 only (bf16 has float32's exponent range)."""
     return torch.amp.GradScaler(device.type, enabled=precision is Precision.FP16)
-
-
-@contextlib.contextmanager
-def main_first(ctx: DistContext) -> Iterator[None]:
-    """Run a block on rank 0 before the others (e.g. creating the run folder)."""
-    if not ctx.is_main:
-        barrier(ctx)
-    yield
-    if ctx.is_main:
-        barrier(ctx)
