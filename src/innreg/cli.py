@@ -111,14 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with columns moving,fixed (paths relative to the CSV)")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint.pt, model.pt, config.yaml, loss_curve.png")
     p.add_argument("--config", type=Path, help="YAML file with model/loss/train/refine settings (any subset)")
-    p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1200)")
-    p.add_argument("--dim", type=int, choices=(2, 3), help="2: 2D images or random slices of 3D volumes; 3: volumes (default 2)")
+    p.add_argument("--steps", type=_positive, help="training steps (overrides the config; default 1200, 400 for 3D on a CPU)")
+    p.add_argument(
+        "--dim", type=int, choices=(2, 3),
+        help="2: 2D images or random slices of 3D volumes; 3: volumes, on a CPU trained at half resolution (default 2)",
+    )
     p.add_argument("--batch-size", type=_positive, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints (overrides the config; default 100)")
     _add_mask_options(p, per_pair=False)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"),
+        help="training arithmetic: fp32 (default), bf16 autocast (CUDA or CPU), fp16 autocast + loss scaling (CUDA)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("register", help="register one pair (--moving/--fixed) or every pair of a manifest (--pairs)")
@@ -162,11 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_config(args: argparse.Namespace):
     from innreg.config import Config
+    from innreg.model import resolve_device
 
+    # Defaults sized to dim and device (3D on a CPU trains at half resolution), then the file, then options.
     config = Config.from_yaml(args.config) if args.config else Config()
+    dim = args.dim or config.model.dim
+    device = resolve_device(args.device or config.train.device).type
+    sized = Config.sized_for(dim, device)
+    config = Config.from_yaml(args.config, base=sized) if args.config else sized
     overrides = {
         "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
-        "checkpoint_every": args.checkpoint_every,
+        "precision": args.precision, "checkpoint_every": args.checkpoint_every,
     }  # fmt: skip
     train = {k: v for k, v in overrides.items() if v is not None}
     model = {"dim": args.dim} if args.dim else {}
@@ -192,11 +205,14 @@ def cmd_phantom(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from innreg.training import train
 
+    import os
+
     from innreg.data import read_manifest
 
     pairs = _with_masks(read_manifest(args.pairs), args) if args.fixed_mask or args.moving_mask else args.pairs
     model_path = train(pairs, args.out, _train_config(args), resume=args.resume, progress=not args.quiet)
-    print(f"model: {model_path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+        print(f"model: {model_path}")
 
 
 def cmd_register(args: argparse.Namespace) -> None:

@@ -47,6 +47,15 @@ class RegInput(str, Enum):
     RAW = "raw"
 
 
+class Precision(str, Enum):
+    """Training arithmetic: ``fp32``; ``bf16`` autocast (CUDA or CPU); ``fp16`` autocast with loss
+    scaling (CUDA only). Losses are always computed in float32."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
 @dataclass
 class ModelConfig:
     """Networks. Defaults are sized so a 2-core CPU trains a useful 2D model in minutes."""
@@ -58,6 +67,8 @@ class ModelConfig:
     subnet: SubnetKind = SubnetKind.DDC
     ddc_kernel: int = 5
     clamp: float = 1.5
+    # Backprop through the INN without storing its activations (rebuilt with the exact inverse).
+    memory_efficient: bool = True
     resnet_channels: int = 32
     resnet_blocks: int = 6
     unet_encoder: tuple[int, ...] = (16, 32, 32, 32)
@@ -69,6 +80,9 @@ class ModelConfig:
     reg_input: RegInput = RegInput.TRANSLATED
     disc_channels: int = 32
     disc_layers: int = 3
+    # The networks run on images downsampled by this factor (trained so, and at registration their
+    # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
+    input_factor: int = 1
 
 
 @dataclass
@@ -110,6 +124,7 @@ class TrainConfig:
     device: str = "auto"
     augment: bool = True
     checkpoint_every: int = 100
+    precision: Precision = Precision.FP32
     # 2D training from 3D volumes: axis and fraction of central slices to draw from.
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)
@@ -206,9 +221,30 @@ class Config:
         return cls(**sections)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Config:
-        """Read a YAML config file (any subset of keys; the rest keep their defaults)."""
-        return cls.from_dict(_read_yaml(path), source=str(path))
+    def from_yaml(cls, path: str | Path, base: Config | None = None) -> Config:
+        """Read a YAML config file (any subset of keys; the rest keep the values of ``base``, by
+        default the defaults)."""
+        data = _read_yaml(path)
+        config = cls.from_dict(data, source=str(path))  # checks the file, naming it in errors
+        if base is None:
+            return config
+        return base.updated(**{name: dict(values or {}) for name, values in (data or {}).items()})
+
+    @classmethod
+    def sized_for(cls, dim: int, device_type: str) -> Config:
+        """Defaults sized to the problem: the plain defaults, except 3D on a CPU.
+
+        3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
+        to the full grid for the per-pair refinement, which runs at full resolution) for
+        ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
+        minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
+        step at full resolution (see ``benchmarks/scale3d.md``). A GPU (``--device cuda``) gets the
+        full budget: full resolution, 1200 steps. Explicit settings (config file, options) win.
+        """
+        config = cls()
+        if dim == 3 and device_type == "cpu":
+            return config.updated(model={"dim": 3, "input_factor": 2}, train={"steps": 400})
+        return config.updated(model={"dim": dim})
 
     def updated(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
@@ -266,6 +302,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    if getattr(section, "input_factor", 1) < 1:
+        raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):
         for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
             if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:

@@ -40,7 +40,7 @@ from innreg.data import (
     save_image,
     voxel_spacing,
 )
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, about_file
 from innreg.inference import RegistrationResult
 from innreg.losses import nmi
 from innreg.metrics import dice_per_label, hd95_per_label, ncc, neg_jacobian_fraction, ssim
@@ -155,7 +155,8 @@ def evaluate_pairs(
     for i, record in enumerate(tqdm(records, desc=f"evaluate {method}", unit="pair", disable=not progress)):
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
         masks = _masks(registrar, record, fixed, method)
-        result = registrar.register(moving.array, fixed.array, moving_seg.array, **masks)
+        with about_file(record.moving):
+            result = registrar.register(moving.array, fixed.array, moving_seg.array, **masks)
         spacing = voxel_spacing(fixed)
         name = f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
         warped_seg_path = out_dir / "pairs" / f"{name}_warped_seg.nii.gz"

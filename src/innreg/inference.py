@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
-from innreg.errors import InnregInputError
-from innreg.model import INNReg, resolve_device
-from innreg.nn import warp
+from innreg.errors import InnregInputError, about_file
+from innreg.model import INNReg, check_network_size, resolve_device
+from innreg.nn import resize_field, warp
+from innreg.nn.filters import downsample
 from innreg.refinement import affine_fields, refine_registration
 
 
@@ -110,6 +112,7 @@ class RegistrationModel:
             raise InnregInputError(
                 f"moving {moving_arr.shape} and fixed {fixed_arr.shape} differ in shape; resample onto one grid first"
             )
+        check_network_size(moving_arr.shape, self.config.model.input_factor, "moving")
         fixed_in = self._mask(fixed_mask, "fixed_mask", fixed_arr.shape)
         moving_in = self._mask(moving_mask, "moving_mask", fixed_arr.shape)
         start = time.perf_counter()
@@ -117,13 +120,20 @@ class RegistrationModel:
         m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
         f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
         masks = tuple(None if x is None else self._tensor(x) for x in (fixed_in, moving_in))
+        # The networks run at their working resolution; their fields are upsampled to the full grid.
+        factor, shape = self.config.model.input_factor, tuple(m.shape[2:])
+        m_net, f_net = downsample(m, factor), downsample(f, factor)
         refine = self.config.refine
         if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
-            translated, affine = self.model.affine_alignment(m, f)
-            ddf, inverse_ddf = affine_fields(affine, tuple(m.shape[2:]), m)
+            translated, affine = self.model.affine_alignment(m_net, f_net)
+            ddf, inverse_ddf = affine_fields(affine, tuple(m_net.shape[2:]), m_net)
         else:
-            out = self.model(m, f)
+            out = self.model(m_net, f_net)
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
+        if factor > 1:
+            ddf, inverse_ddf = resize_field(ddf, shape), resize_field(inverse_ddf, shape)
+            mode = ("bilinear", "trilinear")[self.dim - 2]
+            translated = F.interpolate(translated, size=shape, mode=mode, align_corners=True)
         if refine.enabled:
             ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks)
         warped = warp(self._tensor(moving_arr), ddf)
@@ -211,9 +221,10 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
     out_dir = Path(out_dir)
     moving, fixed, moving_seg, fixed_seg = load_pair(record)
     moving_mask, fixed_mask = load_masks(record, fixed)
-    result = model.register(
-        moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask
-    )
+    with about_file(record.moving):
+        result = model.register(
+            moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
     save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)

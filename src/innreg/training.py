@@ -9,6 +9,10 @@ with ``L_l1 = |warp(T(A)) - B| (+ |warp(A) - T^-1(B)|`` for the invertible trans
 ``L_sim`` the NMI barrier ``-log(NMI(warp(A), B) - tau)`` (or ``1 - NMI``) and ``L_smooth`` the mean
 squared spatial gradient of the displacement. Labels are never read.
 
+Multi-process runs (``torchrun ... -m innreg train``, see :mod:`innreg.distributed`) use this same
+loop: each rank draws its own batches, DistributedDataParallel all-reduces the gradients of the
+generator and of the discriminator, and rank 0 alone writes files.
+
 Runs are resumable: ``RUN_DIR/checkpoint.pt`` (written atomically) holds the weights, optimiser
 states, step, loss history and RNG states; ``RUN_DIR/model.pt`` holds the final weights and the full
 config, which is all :func:`innreg.inference.load_model` needs.
@@ -16,6 +20,7 @@ config, which is all :func:`innreg.inference.load_model` needs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
 import shutil
@@ -28,12 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from innreg import distributed
 from innreg.atomic import atomic_output, check_output_dir, write_text
-from innreg.config import Config, LossConfig, RegLossKind
+from innreg.config import Config, LossConfig, Precision, RegLossKind
 from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
 from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
-from innreg.model import INNReg, resolve_device
+from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
 from innreg.nn.warp import similarity_weight
@@ -53,6 +59,10 @@ class TrainState:
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    # DistributedDataParallel wrappers of model and discriminator in a multi-process run, else None.
+    ddp_model: nn.Module | None = None
+    ddp_discriminator: nn.Module | None = None
+    scaler: torch.amp.GradScaler | None = None
 
 
 def build_state(config: Config, device: torch.device) -> TrainState:
@@ -101,39 +111,47 @@ def multiscale_nmi(warped: Tensor, fixed: Tensor, bins: int, scales: int, mask: 
 
 
 def generator_losses(
-    model: INNReg,
+    model: INNReg | nn.Module,
     discriminator: nn.Module | None,
     moving: Tensor,
     fixed: Tensor,
     loss: LossConfig,
     fixed_mask: Tensor | None = None,
     moving_mask: Tensor | None = None,
+    amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, Tensor]:
     """All loss terms of the translator/registration update, and their weighted ``total``.
 
     Args:
+        model: the :class:`INNReg`, or its DDP wrapper (whose forward all-reduces the gradients).
         moving, fixed: ``(N, 1, *S)`` images in [0, 1] on one grid.
         fixed_mask, moving_mask: optional ``(N, 1, *S)`` masks (moving space for the moving one): the
             NMI counts only voxels inside the fixed mask and the moving mask warped with the current field.
+        amp: autocast context for the networks' forward passes; the losses are computed in float32.
     """
-    out = model(moving, fixed, with_inverse=False)
-    warped = warp(moving, out.ddf)
+    core: INNReg = getattr(model, "module", model)
+    with amp():
+        out = model(moving, fixed, with_inverse=False)
+        back = core.translator.inverse(fixed) if core.translator is not None and core.invertible else None
+        critic = discriminator(out.translated) if core.translator is not None and discriminator is not None else None
+    ddf = out.ddf.float()
+    warped = warp(moving, ddf)
     # The warped mask is a constant weight: the network must not gain NMI by moving the mask itself.
-    weight = similarity_weight(fixed_mask, moving_mask, out.ddf.detach())
+    weight = similarity_weight(fixed_mask, moving_mask, ddf.detach())
     nmi_values = multiscale_nmi(warped, fixed, loss.nmi_bins, loss.nmi_scales, weight)
     terms: dict[str, Tensor] = {
         "sim": similarity_loss(nmi_values, loss),
-        "smooth": gradient_smoothness(out.local_ddf),
+        "smooth": gradient_smoothness(out.local_ddf.float()),
     }
     total = loss.lambda_reg * (loss.w_sim * terms["sim"] + loss.w_smooth * terms["smooth"])
-    if model.translator is not None:
-        l1 = (warp(out.translated, out.ddf) - fixed).abs().mean()
-        if model.invertible:
-            l1 = l1 + (warped - model.translator.inverse(fixed)).abs().mean()
+    if core.translator is not None:
+        l1 = (warp(out.translated.float(), ddf) - fixed).abs().mean()
+        if back is not None:
+            l1 = l1 + (warped - back.float()).abs().mean()
         terms["l1"] = l1
         total = total + loss.w_l1 * l1
-        if discriminator is not None:
-            terms["adv"] = lsgan_generator_loss(discriminator(out.translated))
+        if critic is not None:
+            terms["adv"] = lsgan_generator_loss(critic.float())
             total = total + loss.w_adv * terms["adv"]
     terms["total"] = total
     terms["nmi"] = nmi_values.mean().detach()
@@ -152,25 +170,35 @@ def train_step(
     (masks: see :func:`generator_losses`)."""
     model, disc = state.model, state.discriminator
     model.train()
+    precision = Precision(config.train.precision)
+    amp = lambda: distributed.autocast(precision, moving.device)  # noqa: E731
+    if state.scaler is None:
+        state.scaler = distributed.grad_scaler(precision, moving.device)
+    scaler = state.scaler  # a no-op unless fp16
     logs: dict[str, float] = {}
     if disc is not None:
-        with torch.no_grad():
-            fake = model.translate(moving)
-        d_loss = lsgan_discriminator_loss(disc(fixed), disc(fake))
+        with torch.no_grad(), amp():
+            fake = model.translate(moving).to(fixed.dtype)
+        with amp():  # one call on real + fake: one DDP forward per backward (instance norm is per sample)
+            real_score, fake_score = (state.ddp_discriminator or disc)(torch.cat([fixed, fake])).float().chunk(2)
+        d_loss = lsgan_discriminator_loss(real_score, fake_score)
         state.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        scaler.scale(d_loss).backward()
+        scaler.unscale_(state.opt_d)
         nn.utils.clip_grad_norm_(disc.parameters(), config.train.grad_clip)
-        state.opt_d.step()
+        scaler.step(state.opt_d)
         logs["disc"] = d_loss.item()
         disc.requires_grad_(False)  # the generator step must not move the discriminator
     try:
-        terms = generator_losses(model, disc, moving, fixed, config.loss, fixed_mask, moving_mask)
+        terms = generator_losses(state.ddp_model or model, disc, moving, fixed, config.loss, fixed_mask, moving_mask, amp)
         if not torch.isfinite(terms["total"]):  # checked before the update, so the weights stay usable
             raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
         state.opt_g.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        scaler.scale(terms["total"]).backward()
+        scaler.unscale_(state.opt_g)
         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        state.opt_g.step()
+        scaler.step(state.opt_g)
+        scaler.update()
     finally:
         if disc is not None:
             disc.requires_grad_(True)
@@ -198,6 +226,7 @@ def save_checkpoint(state: TrainState, config: Config, path: Path) -> None:
             "discriminator": state.discriminator.state_dict() if state.discriminator is not None else None,
             "opt_g": state.opt_g.state_dict(),
             "opt_d": state.opt_d.state_dict() if state.opt_d is not None else None,
+            "scaler": state.scaler.state_dict() if state.scaler is not None else None,
             "rng_torch": torch.get_rng_state(),
             "rng_numpy": np.random.get_state(),
         },
@@ -221,6 +250,9 @@ def load_checkpoint(path: Path, device: torch.device) -> tuple[TrainState, Confi
         state.discriminator.load_state_dict(ckpt["discriminator"])
         state.opt_d.load_state_dict(ckpt["opt_d"])
     state.step, state.history, state.seconds = ckpt["step"], ckpt["history"], ckpt.get("seconds", 0.0)
+    if ckpt.get("scaler"):
+        state.scaler = distributed.grad_scaler(Precision(config.train.precision), device)
+        state.scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng_torch"])
     np.random.set_state(ckpt["rng_numpy"])
     return state, config
@@ -258,25 +290,32 @@ class PairBatches:
     """The training batches of a run (used by :func:`train` and the two-stage baselines).
 
     ``batches(step)`` returns ``(moving, fixed)``, each ``(batch_size, 1, *S)`` on ``device``; the
-    indices, slices and augmentations depend only on ``(seed, step)``, so a resumed stage sees the batches it
-    would have seen.
+    indices, slices and augmentations depend only on ``(seed, step)`` (and ``rank`` when several processes train, so each draws
+    its own), so a resumed stage sees the batches it would have seen.
     """
 
-    def __init__(self, records: Sequence[PairRecord], config: Config, device: torch.device) -> None:
+    def __init__(
+        self, records: Sequence[PairRecord], config: Config, device: torch.device, rank: int | None = None
+    ) -> None:
         t = config.train
+        # Each rank its own augmentations too (the dataset's randomness is keyed by its seed).
+        seed = t.seed if rank is None else int(np.random.SeedSequence([t.seed, rank]).generate_state(1)[0])
         self.dataset = PairDataset(
             list(records),
             dim=config.model.dim,
             slice_axis=t.slice_axis,
             slice_range=tuple(t.slice_range),
             augment=t.augment,
-            seed=t.seed,
+            seed=seed,
+            factor=config.model.input_factor,  # the networks train at their working resolution
+            min_size=MIN_NETWORK_SIZE,
         )
         self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
+        self.rank = rank
 
     def batch(self, step: int) -> dict[str, Tensor]:
         """The images of step ``step`` (and ``fixed_mask``/``moving_mask`` if the pairs have masks) on ``device``."""
-        rng = np.random.default_rng([self.seed, step])
+        rng = np.random.default_rng([self.seed, step] if self.rank is None else [self.seed, step, self.rank])
         n = len(self.dataset)
         idx = rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
         # Slices and augmentations are numbered by step too, so a resumed run draws the same ones.
@@ -338,21 +377,28 @@ def _train(
     from tqdm.auto import tqdm
 
     config = config or Config()
-    device = resolve_device(config.train.device)
+    ctx, device = distributed.setup(resolve_device(config.train.device))
+    distributed.check_precision(config.train.precision, device)
     if resume and ckpt_path.exists():
         requested_steps = config.train.steps
         state, config = load_checkpoint(ckpt_path, device)
         if requested_steps > config.train.steps:
             config = config.updated(train={"steps": requested_steps})
     else:
-        if resume:
+        if resume and ctx.is_main:
             print(f"innreg: no checkpoint in {out_dir}, starting a new run")
         state = build_state(config, device)
-    write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    state.ddp_model = distributed.wrap(state.model, ctx, device)
+    state.ddp_discriminator = distributed.wrap(state.discriminator, ctx, device)
+    main = ctx.is_main
+    if main:
+        write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t = config.train
-    batches = PairBatches(records, config, device)
-    bar = tqdm(total=t.steps, initial=state.step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    batches = PairBatches(records, config, device, rank=ctx.rank if ctx.enabled else None)
+    bar = tqdm(
+        total=t.steps, initial=state.step, desc="train", unit="step", disable=not (progress and main), dynamic_ncols=True
+    )
     try:
         while state.step < t.steps:
             start = time.perf_counter()
@@ -360,21 +406,27 @@ def _train(
             masks = {key: batch[key] for key in ("fixed_mask", "moving_mask") if key in batch}
             logs = train_step(state, batch["moving"], batch["fixed"], config, **masks)
             state.seconds += time.perf_counter() - start
+            logs = distributed.mean_over_ranks(logs, ctx, device)
             logs["step"] = state.step
             state.history.append(logs)
             if on_step is not None:
                 on_step(state, logs)
             bar.update(1)
             bar.set_postfix({k: f"{logs[k]:.3f}" for k in ("total", "sim", "nmi", "l1") if k in logs})
-            if state.step % t.checkpoint_every == 0 or state.step == t.steps:
+            if main and (state.step % t.checkpoint_every == 0 or state.step == t.steps):
                 save_checkpoint(state, config, ckpt_path)
     except KeyboardInterrupt:
         bar.close()
-        save_checkpoint(state, config, ckpt_path)
+        if main:
+            save_checkpoint(state, config, ckpt_path)
         raise
     bar.close()
-    write_history(state.history, out_dir)
     model_path = out_dir / "model.pt"
-    info = {"steps": state.step, "train_seconds": state.seconds, "n_pairs": len(records)}
-    save_model(state.model, config, model_path, info)
+    if main:
+        write_history(state.history, out_dir)
+        info = {"steps": state.step, "train_seconds": state.seconds, "n_pairs": len(records)}
+        if ctx.enabled:
+            info["world_size"] = ctx.world_size
+        save_model(state.model, config, model_path, info)
+    distributed.teardown(ctx)  # every rank returns once model.pt exists
     return model_path

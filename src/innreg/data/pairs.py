@@ -29,6 +29,7 @@ from innreg.data.deformations import DeformationParams, apply_deformation, rando
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_image, load_labels
 from innreg.errors import InnregInputError
+from innreg.nn.filters import check_working_size, downsample
 
 REQUIRED_COLUMNS = ("moving", "fixed")
 OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "fixed_mask", "moving_mask", "moving_as_fixed")
@@ -159,6 +160,9 @@ class PairDataset(Dataset):
     * ``dim=2`` and 3D volumes: one slice drawn at random along ``slice_axis`` (of the loaded
       array) between the fractions ``slice_range`` of its length; the same slice of both images.
     * ``dim=2`` and 2D images, or ``dim=3`` and 3D volumes: the whole image.
+    * ``factor``: volumes are downsampled by this factor (:func:`innreg.nn.filters.downsample`) when
+      first loaded, so slicing, augmentation and training run on the networks' working grid; an image
+      whose working grid has an axis under ``min_size`` voxels is refused, naming its file.
     * ``augment``: a random affine + elastic deformation (:func:`random_deformation`) of the moving
       image only; ``True`` uses the default :class:`DeformationParams`.
     * Masks: when any record has a ``fixed_mask`` or ``moving_mask``, every item also holds
@@ -178,6 +182,8 @@ class PairDataset(Dataset):
         slice_range: tuple[float, float] = (0.3, 0.7),
         augment: DeformationParams | bool | None = None,
         seed: int = 0,
+        factor: int = 1,
+        min_size: int = 1,
     ) -> None:
         if dim not in (2, 3):
             raise InnregInputError(f"dim={dim}: must be 2 or 3")
@@ -193,6 +199,7 @@ class PairDataset(Dataset):
         self.slice_range = tuple(slice_range)
         self.augment = DeformationParams() if augment is True else (augment or None)
         self.seed = seed
+        self.factor, self.min_size = factor, min_size
         self.has_masks = any(r.fixed_mask is not None or r.moving_mask is not None for r in self.records)
         self._cache: dict[int, tuple[np.ndarray, ...]] = {}
         self._calls = 0
@@ -208,15 +215,21 @@ class PairDataset(Dataset):
             fixed = load_image(record.fixed)
             if self.dim == 3 and fixed.dim == 2:
                 raise InnregInputError(f"{record.fixed}: 2D image, but the dataset was built with dim=3")
+            spatial = fixed.array.shape
+            if self.dim == 2 and fixed.dim == 3:  # 2D slices of a volume
+                spatial = tuple(n for axis, n in enumerate(spatial) if axis != self.slice_axis)
+            check_working_size(spatial, self.factor, self.min_size, str(record.fixed))
             moving = _on_fixed_grid(load_image(record.moving), fixed, Interpolation.LINEAR)
             if self.has_masks:
                 ones = np.ones(fixed.shape, np.float32)
                 masks = tuple(ones if m is None else m for m in load_masks(record, fixed))
                 images = (moving.array, fixed.array)
-                arrays = tuple(normalize_percentile(a, mask=m > 0) for a, m in zip(images, masks))
-                self._cache[index] = arrays + masks
+                arrays = tuple(normalize_percentile(a, mask=m > 0) for a, m in zip(images, masks)) + masks
             else:
-                self._cache[index] = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+                arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+            if self.factor > 1:  # working resolution of the networks: augment and train there
+                arrays = tuple(_downsampled(a, self.factor, is_mask=k >= 2) for k, a in enumerate(arrays))
+            self._cache[index] = arrays
         return self._cache[index]
 
     def slice_bounds(self, length: int) -> tuple[int, int]:
@@ -252,6 +265,12 @@ class PairDataset(Dataset):
         if self.has_masks:
             item["moving_mask"], item["fixed_mask"] = tensors[2], tensors[3]
         return item
+
+
+def _downsampled(array: np.ndarray, factor: int, is_mask: bool) -> np.ndarray:
+    """``array`` on the coarse grid of :func:`innreg.nn.filters.downsample`; masks stay in {0, 1}."""
+    out = downsample(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None], factor)[0, 0].numpy()
+    return (out > 0.5).astype(np.float32) if is_mask else out
 
 
 def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:

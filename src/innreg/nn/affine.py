@@ -75,7 +75,8 @@ class AffineNet(nn.Module):
 
     def forward(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
         features = self.encoder(to_channels_last(torch.cat([moving, fixed], dim=1)))
-        params = self.head(features.mean(dim=tuple(range(2, self.dim + 2))))
+        # Geometry in float32 even under autocast: half-precision matrix_exp returns NaN.
+        params = self.head(features.mean(dim=tuple(range(2, self.dim + 2)))).float()
         n, d = params.shape[0], self.dim
         matrix = torch.linalg.matrix_exp(params[:, : d * d].view(n, d, d))
         # The head predicts translations as fractions of the image size, so its scale does not depend on S.

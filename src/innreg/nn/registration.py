@@ -104,7 +104,8 @@ class RegistrationNet(nn.Module):
             affine = self.affine(moving, fixed)
             moving = warp(moving, affine_ddf(*affine, tuple(moving.shape[2:])))
         x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), self.unet.multiple)
-        field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).contiguous()
+        # Fields in float32 even under autocast: squaring a half-precision field compounds its error.
+        field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).float().contiguous()
         if self.diffeomorphic:
             local = integrate_velocity(field, self.int_steps)
             local_inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None

@@ -14,6 +14,7 @@ from innreg.config import SubnetKind
 from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
 from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last
+from innreg.nn.reversible import run_invertible
 
 
 class INNTranslator(nn.Module):
@@ -35,6 +36,8 @@ class INNTranslator(nn.Module):
         subnet: ``ddc`` (dynamic depthwise conv + local attention) or ``conv`` (plain convolutions).
         kernel_size: odd spatial kernel size of the subnetworks.
         clamp: soft bound on the coupling log-scales.
+        memory_efficient: backpropagate without storing the blocks' activations, reconstructing them
+            with the exact inverse (see :mod:`innreg.nn.reversible`); same gradients up to float error.
 
     Shapes:
         ``forward``/``inverse``: ``(N, C, *spatial) -> (N, C, *spatial)``.
@@ -49,10 +52,12 @@ class INNTranslator(nn.Module):
         subnet: SubnetKind | str = SubnetKind.DDC,
         kernel_size: int = 5,
         clamp: float = 1.5,
+        memory_efficient: bool = True,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
         self.in_channels = in_channels
+        self.memory_efficient = memory_efficient
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
         channels = in_channels * 2**dim
@@ -79,10 +84,6 @@ class INNTranslator(nn.Module):
             real = torch.ones((1, self.in_channels, *shape), dtype=x.dtype, device=x.device)
             mask = to_channels_last(squeeze(pad_to_multiple(real, 2)[0]))
         z = to_channels_last(squeeze(padded))
-        if reverse:
-            for block in reversed(self.blocks):
-                z = block.inverse(z, mask)
-        else:
-            for block in self.blocks:
-                z = block(z, mask)
+        steps = [step for block in self.blocks for step in block.steps()]
+        z = run_invertible(steps, z, mask, reverse, self.memory_efficient)
         return crop_to(unsqueeze(z, self.dim), shape).contiguous()
