@@ -11,7 +11,7 @@ Conventions:
   axis, i.e. the axial plane of a RAS volume); see :func:`central_slice`.
 * Array axis 0 is drawn as rows (top to bottom) and axis 1 as columns (left to right).
 * Displacement fields are ``(dim, *spatial)`` in voxels, channel ``k`` along array axis ``k``, pull-back
-  (``warped(x) = moving(x + ddf(x))``), as in :mod:`innreg.nn.warp`. A 3D field is sliced like the
+  (``warped(x) = moving(x + ddf(x))``), as in :mod:`innreg.core.warp`. A 3D field is sliced like the
   images and its out-of-plane component dropped; see :func:`central_field_slice`.
 """
 
