@@ -10,7 +10,8 @@ from enum import Enum
 
 
 class InterpMode(str, Enum):
-    """Interpolation for :func:`innreg.core.warp.warp`: ``bilinear`` (trilinear in 3D) for images, ``nearest`` for labels."""
+    """Interpolation for :func:`innreg.core.warp.warp`: ``bilinear`` (trilinear in 3D) for images,
+    ``nearest`` for labels."""
 
     BILINEAR = "bilinear"
     NEAREST = "nearest"
