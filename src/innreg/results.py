@@ -9,8 +9,6 @@ and read back by :meth:`EvaluationSummary.from_dict`.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from innreg.atomic import write_text
-from innreg.reports.tables import markdown_table, record_keys
+from innreg.reports.tables import csv_text, markdown_table, record_keys
 
 # The headline metrics of a method, in table order (optional ones only where measured).
 SUMMARY_KEYS = ("dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair")
@@ -246,17 +244,9 @@ class EvaluationSummary:
         return ["method", *SUMMARY_KEYS] + [k for k in _OPTIONAL_KEYS if getattr(self, k) is not None]
 
 
-def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_results(pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_dir: Path) -> None:
     """``per_pair.csv``, ``summary.json`` and ``summary.md`` in ``out_dir``, each written atomically."""
     rows = [p.to_row() for p in pairs]
-    write_text(out_dir / "per_pair.csv", _csv_text(rows, record_keys(rows)))
+    write_text(out_dir / "per_pair.csv", csv_text(rows, record_keys(rows)))
     write_text(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=2))
     write_text(out_dir / "summary.md", markdown_table(summary.table_rows(), summary.table_columns()) + "\n")

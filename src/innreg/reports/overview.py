@@ -87,12 +87,6 @@ def _draw_jacobian(fig: Figure, ax: Axes, jac: np.ndarray, folded_fraction: floa
     ax.set_axis_off()
 
 
-def check_same_shape(named: Mapping[str, np.ndarray | None], shape: tuple[int, ...]) -> None:
-    for name, array in named.items():
-        if array is not None and array.shape != shape:
-            raise ValueError(f"{name} has shape {array.shape}, expected {shape} (the fixed image's)")
-
-
 def registration_overview(
     path: PathLike,
     moving: Any,

@@ -1,7 +1,9 @@
-"""Markdown tables and the cell formatting shared with the HTML tables (no matplotlib)."""
+"""CSV and Markdown tables, and the cell formatting shared with the HTML tables (no matplotlib)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,3 +49,12 @@ def markdown_table(
     lines = [line(list(columns)), "|" + "|".join(" --- " for _ in columns) + "|"]
     lines += [line([format_cell(row.get(c), float_format) for c in columns]) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV text with a header; a column missing from a row (or ``None``) gives an empty cell."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
