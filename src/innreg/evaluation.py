@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -115,18 +115,13 @@ def _moving_as_fixed(record: PairRecord, fixed) -> np.ndarray:
 
 
 def evaluate_pairs(
-    registrar: Registrar,
-    pairs: str | Path | Sequence[PairRecord],
-    out_dir: str | Path,
-    overview_pairs: int = 3,
-    progress: bool = True,
-    method: str = "innreg",
-) -> dict:
-    """:func:`evaluate`, returning the summary as the dict of ``summary.json``.
+    registrar: Registrar, pairs: str | Path | Sequence[PairRecord], out_dir: str | Path, **options: Any
+) -> dict[str, Any]:
+    """:func:`evaluate` (same arguments), returning the summary as the dict of ``summary.json``.
 
     Kept for callers that read the summary by key (the CLI); new code should call :func:`evaluate`.
     """
-    return evaluate(registrar, pairs, out_dir, overview_pairs, progress, method).to_dict()
+    return evaluate(registrar, pairs, out_dir, **options).to_dict()
 
 
 def evaluate(
