@@ -14,46 +14,8 @@ from typing import Any
 
 import yaml
 
+from innreg.core.enums import Precision, RefineInit, RegInput, RegLossKind, SubnetKind, TranslatorKind
 from innreg.errors import InnregInputError
-
-
-class TranslatorKind(str, Enum):
-    """``inn``: invertible translator (the method); ``resnet``: non-invertible ResNet generator
-    (the "w/o INN" ablation, RegGAN-style); ``none``: no translation (direct multi-modal registration)."""
-
-    INN = "inn"
-    RESNET = "resnet"
-    NONE = "none"
-
-
-class SubnetKind(str, Enum):
-    """Coupling subnetworks: ``ddc`` (dynamic depthwise conv + local attention) or plain ``conv``."""
-
-    DDC = "ddc"
-    CONV = "conv"
-
-
-class RegLossKind(str, Enum):
-    """Similarity driving registration: NMI ``barrier`` ``-log(NMI - tau)`` or plain ``nmi`` (``1 - NMI``)."""
-
-    BARRIER = "barrier"
-    NMI = "nmi"
-
-
-class RegInput(str, Enum):
-    """What the registration network sees: the ``translated`` moving image or the ``raw`` one."""
-
-    TRANSLATED = "translated"
-    RAW = "raw"
-
-
-class Precision(str, Enum):
-    """Training arithmetic: ``fp32``; ``bf16`` autocast (CUDA or CPU); ``fp16`` autocast with loss
-    scaling (CUDA only). Losses are always computed in float32."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
 
 
 @dataclass
@@ -128,14 +90,6 @@ class TrainConfig:
     # 2D training from 3D volumes: axis and fraction of central slices to draw from.
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)
-
-
-class RefineInit(str, Enum):
-    """Where the per-pair refinement starts: ``affine``: the network's affine stage only (the
-    U-Net's local field is replaced); ``network``: the network's full field."""
-
-    AFFINE = "affine"
-    NETWORK = "network"
 
 
 @dataclass

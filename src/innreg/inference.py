@@ -25,7 +25,7 @@ from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError, about_file
 from innreg.model import INNReg, check_network_size, resolve_device
 from innreg.nn import resize_field, warp
-from innreg.nn.filters import downsample
+from innreg.core.filters import downsample
 from innreg.refinement import affine_fields, refine_registration
 
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from innreg.config import ModelConfig, RegInput, TranslatorKind
 from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator
-from innreg.nn.filters import check_working_size
+from innreg.data.pairs import check_working_size
 
 
 @dataclass

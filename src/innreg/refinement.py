@@ -20,7 +20,7 @@ the fixed mask times the moving mask warped with the current map, so a region ou
 a lesion, or background) does not pull on the field; the smoothing carries the field across it.
 
 The result is the exact composition of the network's map, the affine correction ``a`` and the
-velocity's map ``r`` (pull-back convention of :mod:`innreg.nn.warp`, voxel units):
+velocity's map ``r`` (pull-back convention of :mod:`innreg.core.warp`, voxel units):
 ``warp(moving, ddf) = warp(warp(warp(moving, net_ddf), a), r)``, and the inverse composes the inverses
 in reverse order.
 """
@@ -35,9 +35,9 @@ from torch import Tensor
 
 from innreg.config import RefineConfig
 from innreg.losses import mind_descriptor
-from innreg.nn.affine import affine_ddf, invert_affine
-from innreg.nn.filters import gaussian_smooth, spatial_gradient
-from innreg.nn.warp import (
+from innreg.core.affine import affine_ddf, invert_affine
+from innreg.core.filters import gaussian_smooth, spatial_gradient
+from innreg.core.warp import (
     PaddingMode,
     compose,
     identity_grid,
@@ -85,7 +85,7 @@ def optimise_affine(
     moving_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Affine ``(A, t)`` (``(1, dim, dim)``, ``(1, dim)`` full-resolution voxels, the parametrisation of
-    :func:`~innreg.nn.affine.affine_ddf`) aligning ``warped`` to ``fixed`` by MIND on the coarse levels
+    :func:`~innreg.core.affine.affine_ddf`) aligning ``warped`` to ``fixed`` by MIND on the coarse levels
     ``config.affine_factors``, ``config.affine_steps`` Levenberg-Marquardt steps each.
 
     It widens the capture range: a global misalignment that the network's affine stage left behind is

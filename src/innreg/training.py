@@ -42,7 +42,7 @@ from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_g
 from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
-from innreg.nn.warp import similarity_weight
+from innreg.core.warp import similarity_weight
 
 MODEL_FORMAT = "innreg-model/1"
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"

@@ -18,7 +18,7 @@ from innreg.data.phantom import (
 )
 from innreg.errors import InnregInputError
 from innreg.metrics import jacobian_determinant
-from innreg.nn.warp import warp
+from innreg.core.warp import warp
 
 SIZE = (48, 40)
 

@@ -14,7 +14,7 @@ from innreg.data.phantom import (
     make_phantom_pair,
 )
 from innreg.data.phantom.acquisition import k_space_resolution, thick_slices, through_plane_weights
-from innreg.nn.warp import warp
+from innreg.core.warp import warp
 
 HEAD_SIZE = (224, 192)  # about 1 mm pixels for a whole head
 

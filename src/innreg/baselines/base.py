@@ -150,9 +150,9 @@ def invert_ddf(ddf: np.ndarray, iterations: int = 20) -> np.ndarray:
     """Inverse of an innreg-convention displacement ``(dim, *S)`` (voxels), by fixed-point iteration.
 
     For peers that return only the forward map (elastix, ConvexAdam); see
-    :func:`innreg.nn.warp.invert_field` for where the iteration converges.
+    :func:`innreg.core.warp.invert_field` for where the iteration converges.
     """
-    from innreg.nn.warp import invert_field
+    from innreg.core.warp import invert_field
 
     return invert_field(torch.from_numpy(np.ascontiguousarray(ddf, dtype=np.float32))[None], iterations)[0].numpy()
 

@@ -13,7 +13,7 @@ the benchmark hands it. Not tuned: the defaults were measured as they are on a 3
 ConvexAdam returns a displacement of shape ``(*S, 3)`` in voxels of the fixed grid, component k along
 array axis k, pulling the moving image back (``warped = moving(x + u(x))``): innreg's convention
 after moving the component axis first. The image and the labels are then warped by innreg's own
-:func:`innreg.nn.warp` (linear / nearest), and the inverse is the field inverted by fixed-point
+:func:`innreg.core.warp` (linear / nearest), and the inverse is the field inverted by fixed-point
 iteration (:func:`innreg.baselines.base.invert_ddf`).
 """
 

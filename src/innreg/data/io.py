@@ -14,7 +14,7 @@ Geometry:
 
 Displacement-field files (:func:`save_field`, :func:`load_field`):
 
-* The field ``ddf`` of shape ``(dim, *spatial)`` follows :mod:`innreg.nn.warp`: pull-back
+* The field ``ddf`` of shape ``(dim, *spatial)`` follows :mod:`innreg.core.warp`: pull-back
   ``warped(x) = moving(x + ddf(x))``, voxel units of the fixed image, channel k = displacement along
   array axis k of the loaded image (for ordinary files that is voxel axis k).
 * It is stored the NIfTI way for vector data: the spatial axes in the reference's on-disk layout

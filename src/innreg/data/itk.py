@@ -1,6 +1,6 @@
 """Export of innreg displacement fields as ITK/ANTs displacement fields.
 
-innreg's own fields (:mod:`innreg.nn.warp`, :func:`innreg.data.save_field`) are in voxels of the fixed
+innreg's own fields (:mod:`innreg.core.warp`, :func:`innreg.data.save_field`) are in voxels of the fixed
 image, component k along array axis k. ITK, ANTs (``antsApplyTransforms``, ANTsPy's
 ``apply_transforms``), greedy and 3D Slicer instead read a displacement field as a vector image whose
 vectors are **physical millimetres in LPS world coordinates**, although the file is a NIfTI image whose

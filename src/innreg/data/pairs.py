@@ -28,11 +28,22 @@ from torch.utils.data import Dataset
 from innreg.data.deformations import DeformationParams, apply_deformation, random_deformation
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_image, load_labels
+from innreg.core.filters import coarse_shape, downsample
 from innreg.errors import InnregInputError
-from innreg.nn.filters import check_working_size, downsample
 
 REQUIRED_COLUMNS = ("moving", "fixed")
 OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "fixed_mask", "moving_mask", "moving_as_fixed")
+
+
+def check_working_size(shape: tuple[int, ...], factor: int, min_size: int, name: str) -> None:
+    """Raise :class:`~innreg.errors.InnregInputError` naming ``name`` if an axis of ``shape``
+    downsampled by ``factor`` (:func:`~innreg.core.filters.coarse_shape`) has fewer than ``min_size`` voxels."""
+    if min(coarse_shape(tuple(shape), factor)) < min_size:
+        need = (min_size - 1) * factor + 1
+        raise InnregInputError(
+            f"{name}: image of size {'x'.join(map(str, shape))} is too small for the network "
+            f"(every axis needs at least {need} voxels with model.input_factor {factor})"
+        )
 
 
 @dataclass(frozen=True)
@@ -160,7 +171,7 @@ class PairDataset(Dataset):
     * ``dim=2`` and 3D volumes: one slice drawn at random along ``slice_axis`` (of the loaded
       array) between the fractions ``slice_range`` of its length; the same slice of both images.
     * ``dim=2`` and 2D images, or ``dim=3`` and 3D volumes: the whole image.
-    * ``factor``: volumes are downsampled by this factor (:func:`innreg.nn.filters.downsample`) when
+    * ``factor``: volumes are downsampled by this factor (:func:`innreg.core.filters.downsample`) when
       first loaded, so slicing, augmentation and training run on the networks' working grid; an image
       whose working grid has an axis under ``min_size`` voxels is refused, naming its file.
     * ``augment``: a random affine + elastic deformation (:func:`random_deformation`) of the moving
@@ -268,7 +279,7 @@ class PairDataset(Dataset):
 
 
 def _downsampled(array: np.ndarray, factor: int, is_mask: bool) -> np.ndarray:
-    """``array`` on the coarse grid of :func:`innreg.nn.filters.downsample`; masks stay in {0, 1}."""
+    """``array`` on the coarse grid of :func:`innreg.core.filters.downsample`; masks stay in {0, 1}."""
     out = downsample(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None], factor)[0, 0].numpy()
     return (out > 0.5).astype(np.float32) if is_mask else out
 

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from innreg.config import SubnetKind
+from innreg.core.enums import SubnetKind
 from innreg.nn.ddc import DDCSubnet
 from innreg.nn.layers import conv
 from innreg.nn.reversible import InvertibleStep

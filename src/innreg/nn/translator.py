@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.config import SubnetKind
+from innreg.core.enums import SubnetKind
 from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
 from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last

@@ -59,21 +59,8 @@ def gaussian_smooth(x: Tensor, sigma: float) -> Tensor:
 
 def coarse_shape(shape: tuple[int, ...], factor: int) -> tuple[int, ...]:
     """Grid of ``(s - 1) // factor + 1`` voxels per axis: the same extent as ``shape`` with corner voxels
-    aligned (the ``align_corners=True`` convention of :func:`innreg.nn.warp.resize_field`)."""
+    aligned (the ``align_corners=True`` convention of :func:`innreg.core.warp.resize_field`)."""
     return tuple((s - 1) // factor + 1 for s in shape)
-
-
-def check_working_size(shape: tuple[int, ...], factor: int, min_size: int, name: str) -> None:
-    """Raise :class:`~innreg.errors.InnregInputError` naming ``name`` if an axis of ``shape``
-    downsampled by ``factor`` (:func:`coarse_shape`) has fewer than ``min_size`` voxels."""
-    from innreg.errors import InnregInputError
-
-    if min(coarse_shape(tuple(shape), factor)) < min_size:
-        need = (min_size - 1) * factor + 1
-        raise InnregInputError(
-            f"{name}: image of size {'x'.join(map(str, shape))} is too small for the network "
-            f"(every axis needs at least {need} voxels with model.input_factor {factor})"
-        )
 
 
 def downsample(x: Tensor, factor: int) -> Tensor:

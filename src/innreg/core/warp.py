@@ -16,25 +16,11 @@ Displacement-field convention (used everywhere in innreg, and written into every
 from __future__ import annotations
 
 import functools
-from enum import Enum
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-class InterpMode(str, Enum):
-    """Interpolation for :func:`warp`: ``bilinear`` (trilinear in 3D) for images, ``nearest`` for labels."""
-
-    BILINEAR = "bilinear"
-    NEAREST = "nearest"
-
-
-class PaddingMode(str, Enum):
-    """Value read outside the grid: ``zeros`` for images, ``border`` for fields."""
-
-    ZEROS = "zeros"
-    BORDER = "border"
+from innreg.core.enums import InterpMode, PaddingMode
 
 
 def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> Tensor:

@@ -1,4 +1,4 @@
-"""Warping, integration, composition and inversion of displacement fields (innreg.nn.warp)."""
+"""Warping, integration, composition and inversion of displacement fields (innreg.core.warp)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from innreg.metrics import jacobian_determinant
-from innreg.nn.warp import compose, identity_grid, integrate_velocity, invert_field, similarity_weight, warp
+from innreg.core.warp import compose, identity_grid, integrate_velocity, invert_field, similarity_weight, warp
 
 CASES = [(12, 14), (8, 10, 6)]
 
