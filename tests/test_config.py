@@ -43,3 +43,22 @@ def test_refine_section_round_trips_and_old_files_get_its_defaults():
     # A model.pt written before the section existed loads with the default (refinement on).
     old = {k: v for k, v in Config().to_dict().items() if k != "refine"}
     assert Config.from_dict(old).refine.enabled
+
+
+def test_discriminator_size_moved_from_model_to_train_loads_from_old_files(tmp_path):
+    # Older YAML files and model files kept disc_* in the model section: they are moved to train.
+    path = tmp_path / "old.yaml"
+    path.write_text("model: {disc_channels: 8, disc_layers: 2, inn_blocks: 2}\n")
+    loaded = Config.from_yaml(path)
+    assert (loaded.train.disc_channels, loaded.train.disc_layers, loaded.model.inn_blocks) == (8, 2, 2)
+    assert not hasattr(loaded.model, "disc_channels")
+    assert Config().updated(model={"disc_layers": 5}).train.disc_layers == 5
+    based = Config.from_yaml(path, base=Config().updated(train={"steps": 3}))
+    assert (based.train.disc_channels, based.train.steps) == (8, 3)
+
+
+def test_discriminator_size_in_both_sections_is_refused(tmp_path):
+    path = tmp_path / "both.yaml"
+    path.write_text("model: {disc_channels: 8}\ntrain: {disc_channels: 16}\n")
+    with pytest.raises(InnregInputError, match="both.yaml: disc_channels is set in both model and train"):
+        Config.from_yaml(path)

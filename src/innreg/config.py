@@ -40,8 +40,6 @@ class ModelConfig:
     affine: bool = True
     int_steps: int = 7
     reg_input: RegInput = RegInput.TRANSLATED
-    disc_channels: int = 32
-    disc_layers: int = 3
     # The networks run on images downsampled by this factor (trained so, and at registration their
     # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
     input_factor: int = 1
@@ -90,6 +88,9 @@ class TrainConfig:
     # 2D training from 3D volumes: axis and fraction of central slices to draw from.
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)
+    # The LSGAN patch discriminator exists only while training, so its size lives here, not in model.
+    disc_channels: int = 32
+    disc_layers: int = 3
 
 
 @dataclass
@@ -168,6 +169,7 @@ class Config:
         unknown = set(data) - set(SECTIONS)
         if unknown:
             raise InnregInputError(f"{source}: unknown section(s) {sorted(unknown)}; expected {', '.join(SECTIONS)}")
+        data = _moved_keys_upgraded(data, source)
         sections = {}
         for name, section_cls in zip(SECTIONS, (ModelConfig, LossConfig, TrainConfig, RefineConfig)):
             values = data.get(name) or {}
@@ -203,9 +205,29 @@ class Config:
     def updated(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
         merged = self.to_dict()
-        for name, values in sections.items():
+        for name, values in _moved_keys_upgraded(sections, "updated").items():
             merged[name].update(values)
         return Config.from_dict(merged)
+
+
+# Keys that older versions kept in another section, and where they live now. They are moved when a
+# config is read, so older YAML files and model files keep loading.
+_MOVED_KEYS = {("model", "disc_channels"): "train", ("model", "disc_layers"): "train"}
+
+
+def _moved_keys_upgraded(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` (a nested config dict, possibly partial) with the keys of :data:`_MOVED_KEYS` moved to
+    their current section; a key given in both places is refused."""
+    moved = [(old, key, new) for (old, key), new in _MOVED_KEYS.items() if key in (data.get(old) or {})]
+    if not moved:
+        return data
+    data = {name: dict(values or {}) for name, values in data.items()}
+    for old, key, new in moved:
+        target = data.setdefault(new, {})
+        if key in target:
+            raise InnregInputError(f"{source}: {key} is set in both {old} and {new}; it belongs in {new}")
+        target[key] = data[old].pop(key)
+    return data
 
 
 def _read_yaml(path: str | Path) -> Any:

@@ -24,6 +24,7 @@ from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError, about_file
 from innreg.model import INNReg, check_network_size, resolve_device
+from innreg.model_file import read_model
 from innreg.nn import resize_field, warp
 from innreg.core.filters import downsample
 from innreg.refinement import affine_fields, refine_registration
@@ -155,20 +156,6 @@ class RegistrationModel:
         return result
 
 
-# Model files written before the Gauss-Newton refinement carry the settings of the earlier Adam
-# refinement (recognised by these keys), whose step counts meant something else.
-_ADAM_REFINE_KEYS = frozenset({"lr", "smooth"})
-
-
-def _current_refine_section(config: dict) -> dict:
-    """``config`` with an Adam-era ``refine`` section replaced by today's defaults (its on/off switch
-    and start point kept), so older model files still load."""
-    refine = config.get("refine") or {}
-    if not _ADAM_REFINE_KEYS & set(refine):
-        return config
-    return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
-
-
 def load_model(
     path: str | Path, device: str | torch.device = "auto", refine: bool | Mapping[str, Any] | None = None
 ) -> RegistrationModel:
@@ -180,26 +167,12 @@ def load_model(
         refine: ``True``/``False`` switch the per-pair refinement on or off; a mapping overrides keys
             of the model's ``refine`` section (e.g. ``{"smooth_sigma": 1.0}``); ``None`` keeps it.
     """
-    from innreg.training import MODEL_FORMAT
-
-    path = Path(path)
-    if not path.is_file():
-        raise InnregInputError(f"{path}: model file not found")
     dev = resolve_device(device)
-    try:
-        ckpt = torch.load(path, map_location=dev, weights_only=False)
-    except Exception as err:
-        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__}; truncated or not a model.pt)") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else None
-        if isinstance(found, str) and found.startswith(MODEL_FORMAT.split("/")[0] + "/"):
-            raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
-        raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
-    config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
+    saved = read_model(path, dev)
+    config = saved.config
     if refine is not None:
         config = config.updated(refine={"enabled": refine} if isinstance(refine, bool) else dict(refine))
-    model = INNReg(config.model)
-    model.load_state_dict(ckpt["state_dict"])
+    model = saved.network()
     return RegistrationModel(model, config, dev)
 
 

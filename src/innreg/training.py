@@ -40,11 +40,11 @@ from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
 from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
 from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
+from innreg.model_file import save_atomic, save_model
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
 from innreg.core.warp import similarity_weight
 
-MODEL_FORMAT = "innreg-model/1"
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"
 
 
@@ -71,7 +71,7 @@ def build_state(config: Config, device: torch.device) -> TrainState:
     model = INNReg(config.model).to(device)
     adversarial = model.translator is not None and config.loss.w_adv > 0
     disc = (
-        PatchDiscriminator(config.model.dim, 1, config.model.disc_channels, config.model.disc_layers).to(device)
+        PatchDiscriminator(config.model.dim, 1, config.train.disc_channels, config.train.disc_layers).to(device)
         if adversarial
         else None
     )
@@ -207,12 +207,6 @@ def train_step(
     return logs
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def save_checkpoint(state: TrainState, config: Config, path: Path) -> None:
     """Write the resumable training state."""
     save_atomic(
@@ -256,14 +250,6 @@ def load_checkpoint(path: Path, device: torch.device) -> tuple[TrainState, Confi
     torch.set_rng_state(ckpt["rng_torch"])
     np.random.set_state(ckpt["rng_numpy"])
     return state, config
-
-
-def save_model(model: INNReg, config: Config, path: Path, info: dict | None = None) -> None:
-    """Write ``model.pt``: weights plus the full config (all that registration needs)."""
-    save_atomic(
-        {"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(), "info": info or {}},
-        path,
-    )
 
 
 def _records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:

@@ -18,6 +18,7 @@ from innreg.config import Config
 from innreg.data import PairRecord, read_manifest
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult, as_array
+from innreg.model_file import read_model
 
 
 @dataclass
@@ -134,16 +135,17 @@ def model_info(path: Path, config: Config) -> dict | None:
     """
     if not path.is_file():
         return None
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    # read_model checks the format and upgrades older files, so an old model compares by today's keys
+    saved = read_model(path)
 
     def comparable(settings: dict) -> dict:
         # Refinement is test-time only, so a model is reusable under any refine settings.
         training = {k: v for k, v in settings.items() if k != "refine"}
         return training | {"train": {k: v for k, v in settings["train"].items() if k not in ("steps", "device")}}
 
-    if comparable(saved.get("config", {})) != comparable(config.to_dict()):
+    if comparable(saved.config.to_dict()) != comparable(config.to_dict()):
         raise InnregInputError(f"{path}: trained under another config than this run; delete its folder or use another --out")
-    return saved.get("info", {})
+    return saved.info
 
 
 def invert_ddf(ddf: np.ndarray, iterations: int = 20) -> np.ndarray:

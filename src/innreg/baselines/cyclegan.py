@@ -31,7 +31,8 @@ from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import INNReg, build_translator, resolve_device
 from innreg.nn import PatchDiscriminator
-from innreg.training import PairBatches, TrainState, save_atomic, save_model, seed_everything, train_step
+from innreg.model_file import save_atomic, save_model
+from innreg.training import PairBatches, TrainState, seed_everything, train_step
 
 
 def run_stage(
@@ -82,7 +83,7 @@ class CycleGanVoxelMorph(Method):
 
     Args:
         dim: 2 or 3.
-        config: base config: network sizes (``resnet_*``, ``disc_*``, ``unet_*``, ``diffeomorphic``),
+        config: base config: network sizes (``resnet_*``, ``unet_*``, ``diffeomorphic``, ``train.disc_*``),
             ``w_l1``, ``w_smooth``, ``lambda_reg`` and the training settings.
         gan_fraction: share of the step budget spent on the CycleGAN (the rest registers).
         w_cycle: weight of the cycle-consistency L1 (CycleGAN's 10).
@@ -141,8 +142,8 @@ class CycleGanVoxelMorph(Method):
         """Stage 1: returns the trained ``G_AB`` and the stage's step seconds."""
         m, t = config.model, config.train
         g_ab, g_ba = build_translator(m).to(device), build_translator(m).to(device)
-        d_a = PatchDiscriminator(m.dim, 1, m.disc_channels, m.disc_layers).to(device)
-        d_b = PatchDiscriminator(m.dim, 1, m.disc_channels, m.disc_layers).to(device)
+        d_a = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
+        d_b = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
         generators, discriminators = nn.ModuleList([g_ab, g_ba]), nn.ModuleList([d_a, d_b])
         opt_g = torch.optim.Adam(generators.parameters(), lr=t.lr, betas=tuple(t.betas))
         opt_d = torch.optim.Adam(discriminators.parameters(), lr=t.lr, betas=tuple(t.betas))

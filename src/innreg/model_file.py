@@ -1,0 +1,86 @@
+"""The one owner of ``model.pt``: writing it (atomically), reading it back with a format check, and
+upgrading what older versions of innreg wrote.
+
+A model file is ``{"format": MODEL_FORMAT, "config": Config.to_dict(), "state_dict": ..., "info": {...}}``;
+the config travels with the weights, so a model is rebuilt from its file alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from innreg.atomic import atomic_output
+from innreg.config import Config
+from innreg.errors import InnregInputError
+from innreg.model import INNReg
+
+MODEL_FORMAT = "innreg-model/1"
+
+# Model files written before the Gauss-Newton refinement carry the settings of the earlier Adam
+# refinement (recognised by these keys), whose step counts meant something else.
+_ADAM_REFINE_KEYS = frozenset({"lr", "smooth"})
+
+
+@dataclass
+class SavedModel:
+    """The contents of a model file: its (upgraded) config, the weights and the training info."""
+
+    config: Config
+    state_dict: dict[str, torch.Tensor]
+    info: dict[str, Any]
+
+    def network(self) -> INNReg:
+        """The :class:`INNReg` of ``config.model`` with the saved weights loaded (on the weights' device)."""
+        model = INNReg(self.config.model)
+        model.load_state_dict(self.state_dict)
+        return model
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_model(model: INNReg, config: Config, path: Path, info: dict | None = None) -> None:
+    """Write ``model.pt``: weights plus the full config (all that registration needs)."""
+    save_atomic(
+        {"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(), "info": info or {}},
+        path,
+    )
+
+
+def _current_refine_section(config: dict) -> dict:
+    """``config`` with an Adam-era ``refine`` section replaced by today's defaults (its on/off switch
+    and start point kept), so older model files still load."""
+    refine = config.get("refine") or {}
+    if not _ADAM_REFINE_KEYS & set(refine):
+        return config
+    return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
+
+
+def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedModel:
+    """Read and check a model file written by :func:`save_model` (or an older innreg).
+
+    Raises:
+        InnregInputError: no such file, an unreadable or foreign file, or a newer model format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InnregInputError(f"{path}: model file not found")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:
+        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__}; truncated or not a model.pt)") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else None
+        if isinstance(found, str) and found.startswith(MODEL_FORMAT.split("/")[0] + "/"):
+            raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
+        raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
+    # Config.from_dict also moves keys that older versions kept in another section (model.disc_*).
+    config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
+    return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {})

@@ -1,0 +1,65 @@
+"""model.pt has one owner: written atomically, read with a format check, older files upgraded."""
+
+import pytest
+import torch
+
+from innreg.config import Config
+from innreg.errors import InnregInputError
+from innreg.model import INNReg
+from innreg.model_file import MODEL_FORMAT, read_model, save_model
+
+TINY = {"model": {"inn_blocks": 1, "inn_hidden": 4, "unet_encoder": [4, 4], "unet_decoder": [4, 4, 4]}}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    config = Config.from_dict(TINY).updated(train={"disc_channels": 6, "steps": 3})
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    path = tmp_path / "model.pt"
+    save_model(model, config, path, {"steps": 3})
+    return path, model, config
+
+
+def test_round_trip_restores_config_weights_and_info(saved):
+    path, model, config = saved
+    loaded = read_model(path)
+    assert loaded.config == config and loaded.info == {"steps": 3}
+    network = loaded.network()
+    for name, value in model.state_dict().items():
+        assert torch.equal(network.state_dict()[name], value), name
+    assert list(path.parent.iterdir()) == [path], "no temporary file left beside model.pt"
+
+
+def test_old_file_with_discriminator_size_in_model_section_loads(saved, tmp_path):
+    path, _, config = saved
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["config"]["model"]["disc_channels"] = ckpt["config"]["train"].pop("disc_channels")
+    ckpt["config"]["model"]["disc_layers"] = ckpt["config"]["train"].pop("disc_layers")
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert read_model(tmp_path / "old.pt").config == config
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ({"format": "innreg-model/7", "config": {}, "state_dict": {}}, "model format innreg-model/7 is not readable"),
+        ({"format": "something-else/1"}, f"not an innreg model file \\(expected {MODEL_FORMAT}\\)"),
+        ([1, 2, 3], "not an innreg model file"),
+    ],
+)
+def test_foreign_or_newer_files_give_one_clear_line(tmp_path, content, needle):
+    path = tmp_path / "x.pt"
+    torch.save(content, path)
+    with pytest.raises(InnregInputError, match=needle) as err:
+        read_model(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_and_truncated_files(tmp_path, saved):
+    with pytest.raises(InnregInputError, match="model file not found"):
+        read_model(tmp_path / "none.pt")
+    path = saved[0]
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InnregInputError, match="cannot read model"):
+        read_model(tmp_path / "cut.pt")
