@@ -5,7 +5,7 @@ import pytest
 
 from innreg.data import load_image, read_manifest
 from innreg.data.phantom import generate_phantom_dataset
-from innreg.evaluation import evaluate_pairs, head_mask, translation_fidelity
+from innreg.evaluation import evaluate, head_mask, translation_fidelity
 from innreg.inference import RegistrationResult
 
 
@@ -42,9 +42,9 @@ def test_evaluate_reports_translation_fidelity_when_the_manifest_has_the_truth(t
     paths = generate_phantom_dataset(tmp_path / "d", "pd", "t1", n=3, size=(48, 40), seed=0, progress=False)
     records = read_manifest(paths["train"])
     truths = [load_image(r.moving_as_fixed).array for r in records]
-    summary = evaluate_pairs(TruthTranslator(truths), records, tmp_path / "eval", overview_pairs=0, progress=False)
-    assert summary["translation_ncc"] == pytest.approx(1.0) and summary["translation_ssim"] == pytest.approx(1.0)
-    assert summary["identity"]["translation_ncc"] < 0.9  # PD is not T1
+    summary = evaluate(TruthTranslator(truths), records, tmp_path / "eval", overview_pairs=0, progress=False)
+    assert summary.translation_ncc == pytest.approx(1.0) and summary.translation_ssim == pytest.approx(1.0)
+    assert summary.identity.translation_ncc < 0.9  # PD is not T1
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["translation_ssim"] == pytest.approx(1.0)
     assert "translation_ncc" in (tmp_path / "eval" / "summary.md").read_text()
     header = (tmp_path / "eval" / "per_pair.csv").read_text().splitlines()[0]

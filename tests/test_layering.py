@@ -24,9 +24,9 @@ ALLOWED = {
     "nn": {"core"},
     "losses": {"core"},
     "metrics": {"core"},
-    "data": {"core", "atomic", "errors", "reports"},
+    "data": {"core", "atomic", "errors", "lazy", "reports"},
     # reports is a presentation library under everything that draws: it knows arrays, not registration.
-    "reports": {"core", "atomic", "errors"},
+    "reports": {"core", "atomic", "errors", "lazy"},
 }
 
 

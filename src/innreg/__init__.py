@@ -7,29 +7,37 @@ Public API::
     innreg.apply(registration_dir, image, out, labels=False, inverse=False) -> Image
     innreg.evaluate(model, pairs_csv, out_dir) -> EvaluationSummary (per_pair.csv, summary.json, summary.md)
     innreg.Config, innreg.INNTranslator, innreg.INNReg, innreg.RegistrationModel, innreg.PairMetrics
+
+The names are imported on first use, so ``import innreg`` (and ``innreg --help``) does not load torch.
 """
 
-from innreg.config import Config
-from innreg.evaluation import evaluate
-from innreg.inference import RegistrationModel, RegistrationResult, load_model
-from innreg.model import INNReg
-from innreg.nn import INNTranslator
-from innreg.results import EvaluationSummary, PairMetrics
-from innreg.training import train
-from innreg.warping import apply
+from typing import TYPE_CHECKING
+
+from innreg.lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, typed, for type checkers and IDEs
+    from innreg.config import Config
+    from innreg.evaluation import evaluate
+    from innreg.inference import RegistrationModel, RegistrationResult, load_model
+    from innreg.model import INNReg
+    from innreg.nn import INNTranslator
+    from innreg.results import EvaluationSummary, PairMetrics
+    from innreg.training import train
+    from innreg.warping import apply
 
 __version__ = "0.1.0"
-__all__ = [
-    "Config",
-    "EvaluationSummary",
-    "INNReg",
-    "INNTranslator",
-    "PairMetrics",
-    "RegistrationModel",
-    "RegistrationResult",
-    "__version__",
-    "apply",
-    "evaluate",
-    "load_model",
-    "train",
-]
+_EXPORTS = {
+    "Config": "config",
+    "EvaluationSummary": "results",
+    "INNReg": "model",
+    "INNTranslator": "nn",
+    "PairMetrics": "results",
+    "RegistrationModel": "inference",
+    "RegistrationResult": "inference",
+    "apply": "warping",
+    "evaluate": "evaluation",
+    "load_model": "inference",
+    "train": "training",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [*_EXPORTS, "__version__"]

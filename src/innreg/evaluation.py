@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -112,16 +112,6 @@ def _moving_as_fixed(record: PairRecord, fixed) -> np.ndarray:
     truth = load_image(record.moving_as_fixed)
     same = truth.shape == fixed.shape and np.allclose(truth.affine, fixed.affine, atol=1e-4)
     return truth.array if same else resample_to(truth, fixed, Interpolation.LINEAR).array
-
-
-def evaluate_pairs(
-    registrar: Registrar, pairs: str | Path | Sequence[PairRecord], out_dir: str | Path, **options: Any
-) -> dict[str, Any]:
-    """:func:`evaluate` (same arguments), returning the summary as the dict of ``summary.json``.
-
-    Kept for callers that read the summary by key (the CLI); new code should call :func:`evaluate`.
-    """
-    return evaluate(registrar, pairs, out_dir, **options).to_dict()
 
 
 def evaluate(

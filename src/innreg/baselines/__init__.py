@@ -4,7 +4,7 @@ Every method is a :class:`Method`: ``fit(train_pairs, out_dir, steps, device, pr
 whatever it needs (nothing for the optimisation-based ones) and ``register(moving, fixed,
 moving_seg)`` returns an :class:`innreg.inference.RegistrationResult` in innreg's field convention
 (voxels of the fixed grid, channel k along array axis k, pull-back ``warped(x) = moving(x + ddf(x))``).
-Because all methods return the same result type, :func:`innreg.evaluation.evaluate_pairs` scores
+Because all methods return the same result type, :func:`innreg.evaluation.evaluate` scores
 them with one metrics code path.
 
 Methods (``make_method(name)``):
@@ -22,28 +22,37 @@ Methods (``make_method(name)``):
 
 from __future__ import annotations
 
+import importlib
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from innreg.baselines.ants import AntsSyN
-from innreg.baselines.base import FitInfo, Method, fit_info, peak_memory
-from innreg.baselines.configured import VARIANTS, ConfiguredMethod
-from innreg.baselines.convexadam import ConvexAdam
-from innreg.baselines.cyclegan import CycleGanVoxelMorph
-from innreg.baselines.elastix import Elastix
-from innreg.baselines.greedy import Greedy
-from innreg.baselines.identity import IdentityMethod
-from innreg.config import Config
+from innreg.baselines.variants import VARIANTS
 from innreg.errors import InnregInputError
+from innreg.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from innreg.baselines.base import Method
+    from innreg.config import Config
+
+
+def _factory(module: str, name: str) -> Callable[..., Method]:
+    """A factory importing ``innreg.baselines.<module>`` (and torch, ANTs, ...) only when called."""
+
+    def make(*args: Any, **kwargs: Any) -> Method:
+        return getattr(importlib.import_module(f"innreg.baselines.{module}"), name)(*args, **kwargs)
+
+    make.__qualname__ = make.__name__ = name
+    return make
+
 
 METHODS: dict[str, Callable[..., Method]] = {
-    "identity": IdentityMethod,
-    "ants-syn": AntsSyN,
-    "greedy": Greedy,
-    "elastix": Elastix,
-    "convexadam": ConvexAdam,
-    **{name: partial(ConfiguredMethod, name) for name in VARIANTS},
-    "cyclegan-voxelmorph": CycleGanVoxelMorph,
+    "identity": _factory("identity", "IdentityMethod"),
+    "ants-syn": _factory("ants", "AntsSyN"),
+    "greedy": _factory("greedy", "Greedy"),
+    "elastix": _factory("elastix", "Elastix"),
+    "convexadam": _factory("convexadam", "ConvexAdam"),
+    **{name: partial(_factory("configured", "ConfiguredMethod"), name) for name in VARIANTS},
+    "cyclegan-voxelmorph": _factory("cyclegan", "CycleGanVoxelMorph"),
 }
 """Method name -> factory ``(dim=2, **kw) -> Method``, in the order tables list them."""
 
@@ -69,16 +78,16 @@ def make_method(name: str, dim: int = 2, config: Config | None = None, **kwargs)
     return METHODS[name](dim=dim, **kwargs)
 
 
-__all__ = [
-    "METHODS",
-    "AntsSyN",
-    "ConfiguredMethod",
-    "CycleGanVoxelMorph",
-    "FitInfo",
-    "IdentityMethod",
-    "Method",
-    "TRAINED_METHODS",
-    "fit_info",
-    "make_method",
-    "peak_memory",
-]
+# The classes and helpers, imported on first use.
+_EXPORTS = {
+    "AntsSyN": "ants",
+    "ConfiguredMethod": "configured",
+    "CycleGanVoxelMorph": "cyclegan",
+    "FitInfo": "base",
+    "IdentityMethod": "identity",
+    "Method": "base",
+    "fit_info": "base",
+    "peak_memory": "base",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["METHODS", "TRAINED_METHODS", "make_method", *_EXPORTS]

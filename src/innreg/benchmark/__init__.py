@@ -2,7 +2,7 @@
 
 ``innreg benchmark --train TRAIN.csv --test TEST.csv --methods innreg,ants-syn --out DIR`` fits every
 method (the learned ones with the same step budget), scores it with
-:func:`innreg.evaluation.evaluate_pairs` (one metrics code path for all) and writes
+:func:`innreg.evaluation.evaluate` (one metrics code path for all) and writes
 
 * ``DIR/<method>/fit/`` (training run), ``DIR/<method>/eval/`` (per-pair CSV, summary, overview) and
   ``DIR/<method>/result.json`` (summary + cost), or ``DIR/<method>/error.txt`` when a method could
@@ -20,25 +20,24 @@ while measuring the test Dice on a fixed subset of pairs every ``--eval-every`` 
 the final Dice).
 """
 
-from innreg.benchmark.args import add_benchmark_arguments, run_benchmark_from_args
-from innreg.benchmark.convergence import convergence_study, steps_to_fraction
-from innreg.benchmark.run import run_benchmark, run_method
-from innreg.benchmark.settings import CONVERGENCE_METHODS, DEFAULT_METHODS, BenchmarkSettings, MethodResult, load_result
-from innreg.benchmark.tables import result_row, results_markdown, write_tables
+from innreg.lazy import lazy_exports
 
-__all__ = [
-    "CONVERGENCE_METHODS",
-    "DEFAULT_METHODS",
-    "BenchmarkSettings",
-    "MethodResult",
-    "add_benchmark_arguments",
-    "convergence_study",
-    "load_result",
-    "result_row",
-    "results_markdown",
-    "run_benchmark",
-    "run_benchmark_from_args",
-    "run_method",
-    "steps_to_fraction",
-    "write_tables",
-]
+# Public name -> defining submodule; imported on first use, so importing the package stays light.
+_EXPORTS = {
+    "CONVERGENCE_METHODS": "settings",
+    "DEFAULT_METHODS": "settings",
+    "BenchmarkSettings": "settings",
+    "MethodResult": "settings",
+    "add_benchmark_arguments": "args",
+    "convergence_study": "convergence",
+    "load_result": "settings",
+    "result_row": "tables",
+    "results_markdown": "tables",
+    "run_benchmark": "run",
+    "run_benchmark_from_args": "args",
+    "run_method": "run",
+    "steps_to_fraction": "convergence",
+    "write_tables": "tables",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

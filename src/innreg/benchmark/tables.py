@@ -99,7 +99,7 @@ def results_markdown(settings: BenchmarkSettings, results: Sequence[MethodResult
         "- peak RSS: maximum resident memory (`getrusage` max RSS) of "
         + ("the method's own process (interpreter, libraries, data, training and evaluation together)."
            if isolated else "the benchmark process, cumulative over the methods run before (not per method)."),
-        "- All methods are scored by the same code (`innreg.evaluation.evaluate_pairs`).",
+        "- All methods are scored by the same code (`innreg.evaluation.evaluate`).",
     ]  # fmt: skip
     for name, message in errors.items():
         lines.append(f"- `{name}` not run: {message}")

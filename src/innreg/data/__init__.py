@@ -1,61 +1,42 @@
 """Data: NIfTI I/O, ITK field export, intensity handling, random deformations, the head phantom and pair datasets."""
 
-from innreg.data.deformations import (
-    DeformationParams,
-    affine_field,
-    apply_deformation,
-    random_affine_field,
-    random_deformation,
-    random_elastic_field,
-)
-from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
-from innreg.data.io import Image, load_field, load_image, load_labels, save_field, save_image, voxel_spacing
-from innreg.data.itk import itk_displacement, save_itk_field
-from innreg.data.pairs import PairDataset, PairRecord, load_masks, load_pair, pad_collate, read_manifest
-from innreg.data.phantom import (
-    PHANTOM_MODALITIES,
-    TISSUE_INTENSITY,
-    ContrastParams,
-    HeadLabel,
-    Modality,
-    PhantomPair,
-    generate_phantom_dataset,
-    make_phantom_pair,
-    save_contact_sheet,
-)
+from innreg.lazy import lazy_exports
 
-__all__ = [
-    "PHANTOM_MODALITIES",
-    "TISSUE_INTENSITY",
-    "ContrastParams",
-    "DeformationParams",
-    "HeadLabel",
-    "Image",
-    "Interpolation",
-    "Modality",
-    "PairDataset",
-    "PairRecord",
-    "PhantomPair",
-    "affine_field",
-    "apply_deformation",
-    "generate_phantom_dataset",
-    "itk_displacement",
-    "load_field",
-    "load_image",
-    "load_labels",
-    "load_masks",
-    "load_pair",
-    "make_phantom_pair",
-    "normalize_percentile",
-    "pad_collate",
-    "random_affine_field",
-    "random_deformation",
-    "random_elastic_field",
-    "read_manifest",
-    "resample_to",
-    "save_contact_sheet",
-    "save_field",
-    "save_image",
-    "save_itk_field",
-    "voxel_spacing",
-]
+# Public name -> defining submodule; imported on first use, so listing the package stays light.
+_EXPORTS = {
+    "PHANTOM_MODALITIES": "phantom",
+    "TISSUE_INTENSITY": "phantom",
+    "ContrastParams": "phantom",
+    "DeformationParams": "deformations",
+    "HeadLabel": "phantom",
+    "Image": "io",
+    "Interpolation": "intensity",
+    "Modality": "phantom",
+    "PairDataset": "pairs",
+    "PairRecord": "pairs",
+    "PhantomPair": "phantom",
+    "affine_field": "deformations",
+    "apply_deformation": "deformations",
+    "generate_phantom_dataset": "phantom",
+    "itk_displacement": "itk",
+    "load_field": "io",
+    "load_image": "io",
+    "load_labels": "io",
+    "load_masks": "pairs",
+    "load_pair": "pairs",
+    "make_phantom_pair": "phantom",
+    "normalize_percentile": "intensity",
+    "pad_collate": "pairs",
+    "random_affine_field": "deformations",
+    "random_deformation": "deformations",
+    "random_elastic_field": "deformations",
+    "read_manifest": "pairs",
+    "resample_to": "intensity",
+    "save_contact_sheet": "phantom",
+    "save_field": "io",
+    "save_image": "io",
+    "save_itk_field": "itk",
+    "voxel_spacing": "io",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -7,25 +7,24 @@ One module per concern: :mod:`~innreg.reports.arrays` (slicing and array prepara
 drawn. Every file is written atomically.
 """
 
-from innreg.reports.arrays import central_field_slice, central_slice, checkerboard, deformed_grid_lines, moving_average
-from innreg.reports.figures import line_plot, loss_curve, metric_bars, new_figure, save_figure
-from innreg.reports.html import ReportSection, html_report
-from innreg.reports.overview import registration_overview
-from innreg.reports.tables import markdown_table
+from innreg.lazy import lazy_exports
 
-__all__ = [
-    "ReportSection",
-    "central_field_slice",
-    "central_slice",
-    "checkerboard",
-    "deformed_grid_lines",
-    "html_report",
-    "line_plot",
-    "loss_curve",
-    "markdown_table",
-    "metric_bars",
-    "moving_average",
-    "new_figure",
-    "registration_overview",
-    "save_figure",
-]
+# Public name -> defining submodule; imported on first use, so importing the package stays light.
+_EXPORTS = {
+    "ReportSection": "html",
+    "central_field_slice": "arrays",
+    "central_slice": "arrays",
+    "checkerboard": "arrays",
+    "deformed_grid_lines": "arrays",
+    "html_report": "html",
+    "line_plot": "figures",
+    "loss_curve": "figures",
+    "markdown_table": "tables",
+    "metric_bars": "figures",
+    "moving_average": "arrays",
+    "new_figure": "figures",
+    "registration_overview": "overview",
+    "save_figure": "figures",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

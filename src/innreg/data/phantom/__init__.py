@@ -12,31 +12,28 @@ probabilities; CSF = brain mask minus GM and WM). Each pair gets its own "subjec
 deformation of the template anatomy and a random head geometry.
 """
 
-from innreg.data.phantom.acquisition import NO_CONTRAST_VARIATION, SKULL_STRIPPED_CONTRAST, ContrastParams
-from innreg.data.phantom.contact_sheet import contact_sheet_figure, save_contact_sheet
-from innreg.data.phantom.contrast import HEAD_INTENSITY, PHANTOM_MODALITIES, TISSUE_INTENSITY, Modality
-from innreg.data.phantom.dataset import HEAD_COLUMNS, MANIFEST_COLUMNS, generate_phantom_dataset
-from innreg.data.phantom.head import HeadLabel
-from innreg.data.phantom.simulate import ANATOMY_VARIATION, MotionParams, PhantomPair, make_phantom_pair
-from innreg.data.phantom.template import SliceAxis
+from innreg.lazy import lazy_exports
 
-__all__ = [
-    "ANATOMY_VARIATION",
-    "HEAD_COLUMNS",
-    "HEAD_INTENSITY",
-    "MANIFEST_COLUMNS",
-    "NO_CONTRAST_VARIATION",
-    "PHANTOM_MODALITIES",
-    "SKULL_STRIPPED_CONTRAST",
-    "TISSUE_INTENSITY",
-    "ContrastParams",
-    "HeadLabel",
-    "Modality",
-    "MotionParams",
-    "PhantomPair",
-    "SliceAxis",
-    "contact_sheet_figure",
-    "generate_phantom_dataset",
-    "make_phantom_pair",
-    "save_contact_sheet",
-]
+# Public name -> defining submodule; imported on first use, so listing the package stays light.
+_EXPORTS = {
+    "ANATOMY_VARIATION": "simulate",
+    "HEAD_COLUMNS": "dataset",
+    "HEAD_INTENSITY": "contrast",
+    "MANIFEST_COLUMNS": "dataset",
+    "NO_CONTRAST_VARIATION": "acquisition",
+    "PHANTOM_MODALITIES": "contrast",
+    "SKULL_STRIPPED_CONTRAST": "acquisition",
+    "TISSUE_INTENSITY": "contrast",
+    "ContrastParams": "acquisition",
+    "HeadLabel": "head",
+    "Modality": "contrast",
+    "MotionParams": "simulate",
+    "PhantomPair": "simulate",
+    "SliceAxis": "template",
+    "contact_sheet_figure": "contact_sheet",
+    "generate_phantom_dataset": "dataset",
+    "make_phantom_pair": "simulate",
+    "save_contact_sheet": "contact_sheet",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -1,0 +1,65 @@
+"""The ``innreg`` command line: phantom, train, register, apply, evaluate, demo, benchmark.
+
+One module per command (``innreg.cli.<command>``), each with ``HELP``, ``add_arguments(parser)`` and
+``run(args)``; a command imports torch and the rest of innreg only inside ``run``, so building the
+parser (``innreg --help``, ``innreg <command> --help``) stays light. Bad input ends with one line
+``innreg: error: <file or option>: <problem>`` and exit status 2, never a traceback; Ctrl-C ends with
+status 130 after the last checkpoint is safely written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from innreg.cli.train import train_config as _train_config  # noqa: F401  (kept for callers of the old module)
+from innreg.errors import InnregInputError
+
+COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "demo", "benchmark")
+"""Command names, in ``--help`` order; ``innreg.cli.<name>`` implements each."""
+
+
+def _command(name: str):
+    return importlib.import_module(f"innreg.cli.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``innreg`` parser with every command's options."""
+    parser = argparse.ArgumentParser(
+        prog="innreg",
+        description="Unsupervised multi-modal image registration via invertible translation (INNReg). "
+        "Fields are written in voxels of the fixed image, channel k along voxel axis k, as pull-back "
+        "maps: warped(x) = moving(x + u(x)); ddf_itk.nii.gz holds the same map for ITK/ANTs (mm, LPS).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        command = _command(name)
+        command.add_arguments(sub.add_parser(name, help=command.HELP))
+    return parser
+
+
+def _one_line(message: object) -> str:
+    """A message on one line (library errors quoted in ours may span several)."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``innreg`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _command(args.command).run(args)
+    except InnregInputError as err:
+        print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:  # not about a file the user named: a real failure, keep the traceback
+            raise
+        print(f"innreg: error: {err.filename}: {_one_line(err.strerror or err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("innreg: interrupted; progress so far is saved (use --resume to continue a training run)", file=sys.stderr)
+        return 130
+    return 0

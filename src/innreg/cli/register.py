@@ -1,0 +1,47 @@
+"""``innreg register``: register one pair or every pair of a manifest with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from innreg.cli.options import DEVICE_HELP, add_mask_options, add_refine_options, load_model_from_args, records_with_masks
+from innreg.errors import InnregInputError
+
+HELP = "register one pair (--moving/--fixed) or every pair of a manifest (--pairs)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="model.pt written by innreg train")
+    p.add_argument("--moving", type=Path, help="moving image (NIfTI)")
+    p.add_argument("--fixed", type=Path, help="fixed image (NIfTI); outputs take its geometry")
+    p.add_argument("--moving-seg", type=Path, help="label map of the moving image, warped with nearest neighbour")
+    p.add_argument("--pairs", type=Path, help="CSV manifest instead of --moving/--fixed; one sub-folder per pair")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_mask_options(p, per_pair=True)
+    add_refine_options(p)
+
+
+def run(args: argparse.Namespace) -> None:
+    from innreg.atomic import check_output_dir
+    from innreg.data import PairRecord, read_manifest
+    from innreg.inference import write_registration
+
+    if (args.pairs is None) == (args.moving is None or args.fixed is None):
+        raise InnregInputError("register: give either --moving and --fixed, or --pairs")
+    check_output_dir(args.out)  # an unusable --out fails now, not after the registration
+    model = load_model_from_args(args)
+    if args.pairs is not None:
+        records = records_with_masks(read_manifest(args.pairs), args)
+        for i, record in enumerate(records):
+            folder = args.out / f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
+            write_registration(model, record, folder)
+            print(f"pair {i}: {folder}")
+    else:
+        record = PairRecord(
+            moving=args.moving, fixed=args.fixed, moving_seg=args.moving_seg,
+            fixed_mask=args.fixed_mask, moving_mask=args.moving_mask,
+        )
+        write_registration(model, record, args.out)
+        print(f"outputs: {args.out}")
