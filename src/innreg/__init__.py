@@ -27,17 +27,14 @@ if TYPE_CHECKING:  # the same names, typed, for type checkers and IDEs
 
 __version__ = "0.1.0"
 _EXPORTS = {
-    "Config": "config",
-    "EvaluationSummary": "results",
-    "INNReg": "model",
-    "INNTranslator": "nn",
-    "PairMetrics": "results",
-    "RegistrationModel": "inference",
-    "RegistrationResult": "inference",
-    "apply": "warping",
-    "evaluate": "evaluation",
-    "load_model": "inference",
-    "train": "training",
+    "config": ("Config",),
+    "evaluation": ("evaluate",),
+    "inference": ("RegistrationModel", "RegistrationResult", "load_model"),
+    "model": ("INNReg",),
+    "nn": ("INNTranslator",),
+    "results": ("EvaluationSummary", "PairMetrics"),
+    "training": ("train",),
+    "warping": ("apply",),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = [*_EXPORTS, "__version__"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ += ["__version__"]

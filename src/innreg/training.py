@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from innreg import distributed
 from innreg.atomic import atomic_output, check_output_dir, write_text
 from innreg.config import Config, LossConfig, Precision, RegLossKind
-from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
+from innreg.data import PairDataset, PairRecord, pad_collate, pair_records
 from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
 from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
@@ -252,13 +252,6 @@ def load_checkpoint(path: Path, device: torch.device) -> tuple[TrainState, Confi
     return state, config
 
 
-def _records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:
-    records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
-    if not records:
-        raise InnregInputError(f"{pairs}: no pairs to train on")
-    return records
-
-
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
     """``history.csv`` (one row per step) and ``loss_curve.png``."""
     from innreg.reports import loss_curve
@@ -335,7 +328,7 @@ def train(
         on_step: optional callback after each step (e.g. for convergence studies).
     """
     out_dir = Path(out_dir)
-    records = _records(pairs)
+    records = pair_records(pairs)
     ckpt_path = out_dir / "checkpoint.pt"
     check_output_dir(out_dir, "run folder")
     created = not out_dir.exists()

@@ -22,8 +22,8 @@ Methods (``make_method(name)``):
 
 from __future__ import annotations
 
-import importlib
 from functools import partial
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, Callable
 
 from innreg.baselines.variants import VARIANTS
@@ -39,7 +39,7 @@ def _factory(module: str, name: str) -> Callable[..., Method]:
     """A factory importing ``innreg.baselines.<module>`` (and torch, ANTs, ...) only when called."""
 
     def make(*args: Any, **kwargs: Any) -> Method:
-        return getattr(importlib.import_module(f"innreg.baselines.{module}"), name)(*args, **kwargs)
+        return getattr(import_module(f"innreg.baselines.{module}"), name)(*args, **kwargs)
 
     make.__qualname__ = make.__name__ = name
     return make
@@ -80,14 +80,11 @@ def make_method(name: str, dim: int = 2, config: Config | None = None, **kwargs)
 
 # The classes and helpers, imported on first use.
 _EXPORTS = {
-    "AntsSyN": "ants",
-    "ConfiguredMethod": "configured",
-    "CycleGanVoxelMorph": "cyclegan",
-    "FitInfo": "base",
-    "IdentityMethod": "identity",
-    "Method": "base",
-    "fit_info": "base",
-    "peak_memory": "base",
+    "ants": ("AntsSyN",),
+    "base": ("FitInfo", "Method", "fit_info", "peak_memory"),
+    "configured": ("ConfiguredMethod",),
+    "cyclegan": ("CycleGanVoxelMorph",),
+    "identity": ("IdentityMethod",),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = ["METHODS", "TRAINED_METHODS", "make_method", *_EXPORTS]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ += ["METHODS", "TRAINED_METHODS", "make_method"]

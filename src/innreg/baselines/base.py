@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from innreg.config import Config
-from innreg.data import PairRecord, read_manifest
+from innreg.data import PairRecord
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult, as_array
 from innreg.model_file import read_model
@@ -115,14 +115,6 @@ def pair_arrays(moving, fixed, moving_seg, dim: int) -> tuple[np.ndarray, np.nda
         if seg_arr.shape != moving_arr.shape:
             raise InnregInputError(f"moving_seg {seg_arr.shape} does not match moving {moving_arr.shape}")
     return moving_arr, fixed_arr, seg_arr
-
-
-def pair_records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:
-    """The records of a manifest CSV (or the given records), refusing an empty list."""
-    records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
-    if not records:
-        raise InnregInputError(f"{pairs}: no pairs")
-    return records
 
 
 def model_info(path: Path, config: Config) -> dict | None:

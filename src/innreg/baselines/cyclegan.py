@@ -23,9 +23,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from innreg.baselines.base import FitInfo, Method, fit_info, model_info, pair_records
+from innreg.baselines.base import FitInfo, Method, fit_info, model_info
 from innreg.config import Config
-from innreg.data import PairRecord
+from innreg.data import PairRecord, pair_records
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss

@@ -22,22 +22,12 @@ the final Dice).
 
 from innreg.lazy import lazy_exports
 
-# Public name -> defining submodule; imported on first use, so importing the package stays light.
+# Submodule -> the public names it defines; imported on first use, so importing the package stays light.
 _EXPORTS = {
-    "CONVERGENCE_METHODS": "settings",
-    "DEFAULT_METHODS": "settings",
-    "BenchmarkSettings": "settings",
-    "MethodResult": "settings",
-    "add_benchmark_arguments": "args",
-    "convergence_study": "convergence",
-    "load_result": "settings",
-    "result_row": "tables",
-    "results_markdown": "tables",
-    "run_benchmark": "run",
-    "run_benchmark_from_args": "args",
-    "run_method": "run",
-    "steps_to_fraction": "convergence",
-    "write_tables": "tables",
+    "args": ("add_benchmark_arguments", "run_benchmark_from_args"),
+    "convergence": ("convergence_study", "steps_to_fraction"),
+    "run": ("run_benchmark", "run_method"),
+    "settings": ("BenchmarkSettings", "CONVERGENCE_METHODS", "DEFAULT_METHODS", "MethodResult", "load_result"),
+    "tables": ("result_row", "results_markdown", "write_tables"),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -2,41 +2,19 @@
 
 from innreg.lazy import lazy_exports
 
-# Public name -> defining submodule; imported on first use, so listing the package stays light.
+# Submodule -> the public names it defines; imported on first use, so listing the package stays light.
 _EXPORTS = {
-    "PHANTOM_MODALITIES": "phantom",
-    "TISSUE_INTENSITY": "phantom",
-    "ContrastParams": "phantom",
-    "DeformationParams": "deformations",
-    "HeadLabel": "phantom",
-    "Image": "io",
-    "Interpolation": "intensity",
-    "Modality": "phantom",
-    "PairDataset": "pairs",
-    "PairRecord": "pairs",
-    "PhantomPair": "phantom",
-    "affine_field": "deformations",
-    "apply_deformation": "deformations",
-    "generate_phantom_dataset": "phantom",
-    "itk_displacement": "itk",
-    "load_field": "io",
-    "load_image": "io",
-    "load_labels": "io",
-    "load_masks": "pairs",
-    "load_pair": "pairs",
-    "make_phantom_pair": "phantom",
-    "normalize_percentile": "intensity",
-    "pad_collate": "pairs",
-    "random_affine_field": "deformations",
-    "random_deformation": "deformations",
-    "random_elastic_field": "deformations",
-    "read_manifest": "pairs",
-    "resample_to": "intensity",
-    "save_contact_sheet": "phantom",
-    "save_field": "io",
-    "save_image": "io",
-    "save_itk_field": "itk",
-    "voxel_spacing": "io",
+    "deformations": (
+        "DeformationParams", "affine_field", "apply_deformation", "random_affine_field", "random_deformation",
+        "random_elastic_field",
+    ),
+    "intensity": ("Interpolation", "normalize_percentile", "resample_to"),
+    "io": ("Image", "load_field", "load_image", "load_labels", "save_field", "save_image", "voxel_spacing"),
+    "itk": ("itk_displacement", "save_itk_field"),
+    "pairs": ("PairDataset", "PairRecord", "load_masks", "load_pair", "pad_collate", "pair_records", "read_manifest"),
+    "phantom": (
+        "ContrastParams", "HeadLabel", "Modality", "PHANTOM_MODALITIES", "PhantomPair", "TISSUE_INTENSITY",
+        "generate_phantom_dataset", "make_phantom_pair", "save_contact_sheet",
+    ),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

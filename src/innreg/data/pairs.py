@@ -117,6 +117,14 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
     return records
 
 
+def pair_records(pairs: str | os.PathLike | Sequence[PairRecord]) -> list[PairRecord]:
+    """The records of a manifest CSV (or the given records), refusing an empty list."""
+    records = read_manifest(pairs) if isinstance(pairs, (str, os.PathLike)) else list(pairs)
+    if not records:
+        raise InnregInputError(f"{pairs}: no pairs")
+    return records
+
+
 def _on_fixed_grid(moving: Image, fixed: Image, order: Interpolation) -> Image:
     """``moving`` itself if it shares the fixed grid, else resampled onto it."""
     if moving.dim != fixed.dim:

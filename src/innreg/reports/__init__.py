@@ -9,22 +9,12 @@ drawn. Every file is written atomically.
 
 from innreg.lazy import lazy_exports
 
-# Public name -> defining submodule; imported on first use, so importing the package stays light.
+# Submodule -> the public names it defines; imported on first use, so importing the package stays light.
 _EXPORTS = {
-    "ReportSection": "html",
-    "central_field_slice": "arrays",
-    "central_slice": "arrays",
-    "checkerboard": "arrays",
-    "deformed_grid_lines": "arrays",
-    "html_report": "html",
-    "line_plot": "figures",
-    "loss_curve": "figures",
-    "markdown_table": "tables",
-    "metric_bars": "figures",
-    "moving_average": "arrays",
-    "new_figure": "figures",
-    "registration_overview": "overview",
-    "save_figure": "figures",
+    "arrays": ("central_field_slice", "central_slice", "checkerboard", "deformed_grid_lines", "moving_average"),
+    "figures": ("line_plot", "loss_curve", "metric_bars", "new_figure", "save_figure"),
+    "html": ("ReportSection", "html_report"),
+    "overview": ("registration_overview",),
+    "tables": ("markdown_table",),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -14,26 +14,14 @@ deformation of the template anatomy and a random head geometry.
 
 from innreg.lazy import lazy_exports
 
-# Public name -> defining submodule; imported on first use, so listing the package stays light.
+# Submodule -> the public names it defines; imported on first use, so listing the package stays light.
 _EXPORTS = {
-    "ANATOMY_VARIATION": "simulate",
-    "HEAD_COLUMNS": "dataset",
-    "HEAD_INTENSITY": "contrast",
-    "MANIFEST_COLUMNS": "dataset",
-    "NO_CONTRAST_VARIATION": "acquisition",
-    "PHANTOM_MODALITIES": "contrast",
-    "SKULL_STRIPPED_CONTRAST": "acquisition",
-    "TISSUE_INTENSITY": "contrast",
-    "ContrastParams": "acquisition",
-    "HeadLabel": "head",
-    "Modality": "contrast",
-    "MotionParams": "simulate",
-    "PhantomPair": "simulate",
-    "SliceAxis": "template",
-    "contact_sheet_figure": "contact_sheet",
-    "generate_phantom_dataset": "dataset",
-    "make_phantom_pair": "simulate",
-    "save_contact_sheet": "contact_sheet",
+    "acquisition": ("ContrastParams", "NO_CONTRAST_VARIATION", "SKULL_STRIPPED_CONTRAST"),
+    "contact_sheet": ("contact_sheet_figure", "save_contact_sheet"),
+    "contrast": ("HEAD_INTENSITY", "Modality", "PHANTOM_MODALITIES", "TISSUE_INTENSITY"),
+    "dataset": ("HEAD_COLUMNS", "MANIFEST_COLUMNS", "generate_phantom_dataset"),
+    "head": ("HeadLabel",),
+    "simulate": ("ANATOMY_VARIATION", "MotionParams", "PhantomPair", "make_phantom_pair"),
+    "template": ("SliceAxis",),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
