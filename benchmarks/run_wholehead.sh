@@ -11,7 +11,7 @@ work=$1; moving=$2; size=$3; axis=$4; seed=$5
 set_dir="$work/$moving-$axis-$seed"
 data="$set_dir/data"
 innreg phantom --out "$data" --moving "$moving" --fixed t1 --n 40 --size "$size" --axis "$axis" \
-  --seed "$seed" --test-fraction 0.25 --workers 1
+  --seed "$seed" --test-fraction 0.25
 start=$(date +%s)
 innreg train --pairs "$data/train.csv" --out "$set_dir/run" --quiet
 echo "$(( $(date +%s) - start ))" > "$set_dir/train_seconds.txt"
