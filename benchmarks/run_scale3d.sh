@@ -13,6 +13,5 @@ innreg evaluate --model "$work/run3d/model.pt" --pairs "$work/head3d/test.csv" -
 printf 'model: {input_factor: 1}\n' > "$work/full.yaml"
 innreg train --pairs "$work/head3d/train.csv" --out "$work/run6" --dim 3 --device cpu --steps 6 --config "$work/full.yaml" --quiet
 innreg evaluate --model "$work/run6/model.pt" --pairs "$work/head3d/test.csv" --out "$work/eval6" --device cpu --quiet
-innreg benchmark --train "$work/head3d/train.csv" --test "$work/head3d/test.csv" --methods identity,ants-syn --dim 3 \
-  --out "$work/bench_ants" --device cpu --quiet
-python "$(dirname "$0")/convexadam_scale3d.py" "$work/head3d/test.csv"
+innreg benchmark --train "$work/head3d/train.csv" --test "$work/head3d/test.csv" --methods identity,ants-syn,convexadam \
+  --dim 3 --out "$work/bench_peers" --device cpu --quiet

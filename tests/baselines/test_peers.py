@@ -50,8 +50,8 @@ def _check(name: str, pair, dim: int, own_resampling: bool) -> None:
     moving, fixed, moving_seg, fixed_seg = pair
     result = make_method(name, dim=dim).register(moving.array, fixed.array, moving_seg.array)
     spacing = voxel_spacing(fixed)
-    dice = overlap_metrics(result.warped_seg, fixed_seg.array, spacing)["dice_mean"]
-    identity = overlap_metrics(moving_seg.array, fixed_seg.array, spacing)["dice_mean"]
+    dice = overlap_metrics(result.warped_seg, fixed_seg.array, spacing).dice_mean
+    identity = overlap_metrics(moving_seg.array, fixed_seg.array, spacing).dice_mean
     assert dice > identity + 0.1, f"{name}: Dice {dice:.3f} vs identity {identity:.3f}"
     assert result.ddf.shape == result.inverse_ddf.shape == (dim, *fixed.shape)
     assert result.warped_seg.dtype == moving_seg.array.dtype
