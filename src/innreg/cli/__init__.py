@@ -10,8 +10,8 @@ status 130 after the last checkpoint is safely written.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from importlib import import_module
 from typing import Sequence
 
 from innreg.cli.train import train_config as _train_config  # noqa: F401  (kept for callers of the old module)
@@ -22,7 +22,7 @@ COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "demo", "benchm
 
 
 def _command(name: str):
-    return importlib.import_module(f"innreg.cli.{name}")
+    return import_module(f"innreg.cli.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
