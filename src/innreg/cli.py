@@ -43,6 +43,10 @@ def _add_refine_options(parser: argparse.ArgumentParser) -> None:
         help="YAML file whose refine section overrides the model's per-pair refinement settings, e.g. "
         "'refine: {smooth_sigma: 1.0, mind_dilation: 1}' for coarse (~3 mm) voxels; keys: innreg.config.RefineConfig",
     )
+    parser.add_argument(
+        "--no-translate", action="store_true",
+        help="ablation/diagnostic: run the identical pipeline on the untranslated moving image",
+    )
 
 
 def _refine_choice(args: argparse.Namespace):
@@ -155,7 +159,7 @@ def cmd_register(args: argparse.Namespace) -> None:
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
-    model = load_model(args.model, args.device, refine=_refine_choice(args))
+    model = load_model(args.model, args.device, refine=_refine_choice(args), translate=not args.no_translate)
     if args.pairs is not None:
         records = read_manifest(args.pairs)
         for i, record in enumerate(records):
@@ -172,7 +176,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from innreg.evaluation import evaluate_pairs
     from innreg.inference import load_model
 
-    model = load_model(args.model, args.device, refine=_refine_choice(args))
+    model = load_model(args.model, args.device, refine=_refine_choice(args), translate=not args.no_translate)
     summary = evaluate_pairs(model, args.pairs, args.out, progress=not args.quiet)
     ident = summary["identity"]
     print(

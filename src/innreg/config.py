@@ -113,6 +113,11 @@ class TrainConfig:
     # 2D training from 3D volumes: axis and fraction of central slices to draw from.
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)
+    # After the joint training: alternating rounds of (align the training pairs with the refinement,
+    # train the translator alone on the aligned pairs for translator_steps steps); 0 = off.
+    # See innreg.translation_training.
+    translator_rounds: int = 2
+    translator_steps: int = 300
 
 
 class RefineInit(str, Enum):
@@ -160,6 +165,9 @@ class RefineConfig:
     int_steps: int = 3
     mind_radius: int = 1
     mind_dilation: int = 2
+    # Translation guidance: weight of the squared difference between the warped translated moving
+    # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only.
+    translation_weight: float = 0.0
 
 
 SECTIONS = ("model", "loss", "train", "refine")
@@ -272,6 +280,6 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
                 raise InnregInputError(f"{where}: factors and steps need one entry per level, factors >= 1, steps >= 0")
         if section.grid_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
             raise InnregInputError(f"{where}: need grid_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0")
-        if section.step_size <= 0 or min(section.smooth_sigma, section.residual_damping, section.affine_damping) < 0:
-            raise InnregInputError(f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping >= 0")
+        if section.step_size <= 0 or min(section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight) < 0:
+            raise InnregInputError(f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping, translation_weight >= 0")
     return section

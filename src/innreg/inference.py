@@ -70,10 +70,12 @@ def as_array(image, name: str = "image") -> np.ndarray:
 class RegistrationModel:
     """A trained INNReg model ready to register pairs (weights, config and device)."""
 
-    def __init__(self, model: INNReg, config: Config, device: torch.device) -> None:
+    def __init__(self, model: INNReg, config: Config, device: torch.device, translate: bool = True) -> None:
         self.model = model.eval().to(device)
         self.config = config
         self.device = device
+        # False: the "no translation" ablation, the identical pipeline on the untranslated moving image.
+        self.translate = translate
 
     @property
     def dim(self) -> int:
@@ -101,13 +103,14 @@ class RegistrationModel:
         f = self._tensor(normalize_percentile(fixed_arr))
         refine = self.config.refine
         if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
-            translated, affine = self.model.affine_alignment(m, f)
+            translated, affine = self.model.affine_alignment(m, f, self.translate)
             ddf, inverse_ddf = affine_fields(affine, tuple(m.shape[2:]), m)
         else:
-            out = self.model(m, f)
+            out = self.model(m, f, translate=self.translate)
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
         if refine.enabled:
-            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine)
+            guide = translated if self.model.translator is not None else None
+            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, translated=guide)
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
@@ -142,7 +145,10 @@ def _current_refine_section(config: dict) -> dict:
 
 
 def load_model(
-    path: str | Path, device: str | torch.device = "auto", refine: bool | Mapping[str, Any] | None = None
+    path: str | Path,
+    device: str | torch.device = "auto",
+    refine: bool | Mapping[str, Any] | None = None,
+    translate: bool = True,
 ) -> RegistrationModel:
     """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together).
 
@@ -151,6 +157,8 @@ def load_model(
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
         refine: ``True``/``False`` switch the per-pair refinement on or off; a mapping overrides keys
             of the model's ``refine`` section (e.g. ``{"smooth_sigma": 1.0}``); ``None`` keeps it.
+        translate: ``False`` runs the identical pipeline on the untranslated moving image (the
+            translation ablation, ``--no-translate``).
     """
     from innreg.training import MODEL_FORMAT
 
@@ -169,7 +177,7 @@ def load_model(
         config = config.updated(refine={"enabled": refine} if isinstance(refine, bool) else dict(refine))
     model = INNReg(config.model)
     model.load_state_dict(ckpt["state_dict"])
-    return RegistrationModel(model, config, dev)
+    return RegistrationModel(model, config, dev, translate)
 
 
 def write_registration(model: RegistrationModel, record, out_dir: str | Path) -> RegistrationResult:

@@ -15,6 +15,12 @@ descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/R
    with a Gaussian, the regulariser. ``v`` lives on a grid at most ``1 / grid_factor`` as fine
    as the image, which keeps the field smooth and fold-free; ``exp(-v)`` is the exact inverse.
 
+Translation guidance (``RefineConfig.translation_weight``): when the caller passes the translated
+moving image ``T(moving)`` (the fixed modality), both stages also compare its intensity with the fixed
+image's, a mono-modal squared difference, as one extra residual channel weighted against MIND's
+channels. MIND alone only sees local structure; the translated intensity also says which tissue lies
+where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image.
+
 The result is the exact composition of the network's map, the affine correction ``a`` and the
 velocity's map ``r`` (pull-back convention of :mod:`innreg.nn.warp`, voxel units):
 ``warp(moving, ddf) = warp(warp(warp(moving, net_ddf), a), r)``, and the inverse composes the inverses
@@ -48,11 +54,22 @@ def _downsample(image: Tensor, shape: tuple[int, ...]) -> Tensor:
     return image if tuple(image.shape[2:]) == shape else F.interpolate(image, size=shape, mode="area")
 
 
+def _features(images: Tensor, level: tuple[int, ...], config: RefineConfig) -> Tensor:
+    """Matching features ``(1, K, *level)`` of ``images`` ``(1, 1 or 2, *S)`` on a pyramid level: MIND of
+    channel 0, then channel 1 (the translated intensity, when given) scaled by ``sqrt(translation_weight)``,
+    so its squared residual weighs ``translation_weight`` against one MIND channel's."""
+    small = _downsample(images, level)
+    descriptor = mind_descriptor(small[:, :1], config.mind_radius, config.mind_dilation)
+    if images.shape[1] == 1:
+        return descriptor
+    return torch.cat([descriptor, small[:, 1:] * math.sqrt(config.translation_weight)], dim=1)
+
+
 def _descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig) -> tuple[Tensor, Tensor]:
-    """MIND descriptors of the two images on a pyramid level."""
-    source = mind_descriptor(_downsample(warped, level), config.mind_radius, config.mind_dilation)
-    target = mind_descriptor(_downsample(fixed, level), config.mind_radius, config.mind_dilation)
-    return source, target
+    """Features of the warped moving images and of the fixed image on a pyramid level. ``warped`` is
+    ``(1, 1, *S)`` (moving) or ``(1, 2, *S)`` (moving, translated moving); the fixed image stands in
+    for both of its channels."""
+    return _features(warped, level, config), _features(fixed.expand(-1, warped.shape[1], *fixed.shape[2:]), level, config)
 
 
 def _residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor) -> tuple[Tensor, Tensor]:
@@ -127,7 +144,8 @@ def optimise_velocity(warped: Tensor, fixed: Tensor, config: RefineConfig) -> Te
     """Velocity ``(1, dim, *G)`` (voxels of its grid ``G``) aligning ``warped`` to ``fixed``.
 
     Args:
-        warped: ``(1, 1, *S)`` moving image already warped by the network, intensities in [0, 1].
+        warped: ``(1, 1, *S)`` moving image already warped by the network, intensities in [0, 1]
+            (``(1, 2, *S)`` with the warped translated image as channel 1, see :func:`_features`).
         fixed: ``(1, 1, *S)`` fixed image, intensities in [0, 1].
         config: pyramid, step counts and weights.
     """
@@ -160,7 +178,13 @@ def affine_fields(affine: tuple[Tensor, Tensor] | None, shape: tuple[int, ...], 
 
 @torch.no_grad()
 def refine_registration(
-    moving: Tensor, fixed: Tensor, ddf: Tensor, inverse_ddf: Tensor | None, config: RefineConfig
+    moving: Tensor,
+    fixed: Tensor,
+    ddf: Tensor,
+    inverse_ddf: Tensor | None,
+    config: RefineConfig,
+    *,
+    translated: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Refine the network's field for one pair.
 
@@ -171,6 +195,9 @@ def refine_registration(
         ddf: ``(1, dim, *S)`` the network's displacement (voxels, pull-back).
         inverse_ddf: its inverse, or ``None``.
         config: the refinement settings.
+        translated: ``(1, 1, *S)`` the moving image in the fixed modality, on the moving grid; with
+            ``config.translation_weight > 0`` its intensity is matched to the fixed image's as well
+            (``None``: MIND only).
 
     Returns:
         ``(ddf, inverse_ddf)`` of the refined map, same shapes and convention; ``inverse_ddf`` is
@@ -180,7 +207,11 @@ def refine_registration(
         raise ValueError(
             f"refinement takes one pair: moving {tuple(moving.shape)}, fixed {tuple(fixed.shape)}, ddf {tuple(ddf.shape)}"
         )
+    if translated is not None and translated.shape != moving.shape:
+        raise ValueError(f"translated {tuple(translated.shape)} must match moving {tuple(moving.shape)}")
     shape = tuple(fixed.shape[2:])
+    if translated is not None and config.translation_weight > 0:
+        moving = torch.cat([moving, translated], dim=1)
     correction, correction_inverse = affine_fields(optimise_affine(warp(moving, ddf), fixed, config), shape, ddf)
     ddf = compose(ddf, correction)
     velocity = optimise_velocity(warp(moving, ddf), fixed, config)

@@ -35,6 +35,7 @@ from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_g
 from innreg.model import INNReg, resolve_device
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
+from innreg.translation_training import train_translator_stages
 
 MODEL_FORMAT = "innreg-model/1"
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"
@@ -320,8 +321,13 @@ def train(
         save_checkpoint(state, config, ckpt_path)
         raise
     bar.close()
+    start = time.perf_counter()
+    translator_history = train_translator_stages(state.model, records, config, device)
+    state.seconds += time.perf_counter() - start
     write_history(state.history, out_dir)
     model_path = out_dir / "model.pt"
     info = {"steps": state.step, "train_seconds": state.seconds, "n_pairs": len(records)}
+    if translator_history:
+        info["translator_l1"] = translator_history[-1]["l1"]
     save_model(state.model, config, model_path, info)
     return model_path
