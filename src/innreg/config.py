@@ -33,6 +33,14 @@ class SubnetKind(str, Enum):
     CONV = "conv"
 
 
+class SqueezeKind(str, Enum):
+    """How the INN folds 2x2 (2x2x2) cells into channels: raw pixel phases (``cells``) or their
+    orthonormal Haar bands (``haar``: low-pass plus details, no checkerboard cell texture)."""
+
+    CELLS = "cells"
+    HAAR = "haar"
+
+
 class RegLossKind(str, Enum):
     """Similarity driving registration: NMI ``barrier`` ``-log(NMI - tau)`` or plain ``nmi`` (``1 - NMI``)."""
 
@@ -58,6 +66,7 @@ class ModelConfig:
     subnet: SubnetKind = SubnetKind.DDC
     ddc_kernel: int = 5
     clamp: float = 1.5
+    squeeze: SqueezeKind = SqueezeKind.CELLS
     resnet_channels: int = 32
     resnet_blocks: int = 6
     unet_encoder: tuple[int, ...] = (16, 32, 32, 32)

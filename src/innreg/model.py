@@ -43,6 +43,7 @@ def build_translator(config: ModelConfig) -> nn.Module | None:
             subnet=config.subnet,
             kernel_size=config.ddc_kernel,
             clamp=config.clamp,
+            squeeze=config.squeeze,
         )
     if kind is TranslatorKind.RESNET:
         return ResNetTranslator(

@@ -10,8 +10,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.config import SubnetKind
+from innreg.config import SqueezeKind, SubnetKind
 from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
+from innreg.nn.haar import haar_mix
 from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last
 
@@ -35,6 +36,8 @@ class INNTranslator(nn.Module):
         subnet: ``ddc`` (dynamic depthwise conv + local attention) or ``conv`` (plain convolutions).
         kernel_size: odd spatial kernel size of the subnetworks.
         clamp: soft bound on the coupling log-scales.
+        squeeze: ``cells`` (pixel phases as channels) or ``haar`` (their Haar bands, see
+            :mod:`innreg.nn.haar`).
 
     Shapes:
         ``forward``/``inverse``: ``(N, C, *spatial) -> (N, C, *spatial)``.
@@ -49,9 +52,11 @@ class INNTranslator(nn.Module):
         subnet: SubnetKind | str = SubnetKind.DDC,
         kernel_size: int = 5,
         clamp: float = 1.5,
+        squeeze: SqueezeKind | str = SqueezeKind.CELLS,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
+        self.haar = SqueezeKind(squeeze) is SqueezeKind.HAAR
         self.in_channels = in_channels
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
@@ -79,10 +84,15 @@ class INNTranslator(nn.Module):
             real = torch.ones((1, self.in_channels, *shape), dtype=x.dtype, device=x.device)
             mask = to_channels_last(squeeze(pad_to_multiple(real, 2)[0]))
         z = to_channels_last(squeeze(padded))
+        full_cells = None if mask is None else mask.amin(dim=1, keepdim=True).bool()
+        if self.haar:
+            z = to_channels_last(haar_mix(z, self.dim, full_cells))
         if reverse:
             for block in reversed(self.blocks):
                 z = block.inverse(z, mask)
         else:
             for block in self.blocks:
                 z = block(z, mask)
+        if self.haar:
+            z = to_channels_last(haar_mix(z, self.dim, full_cells))
         return crop_to(unsqueeze(z, self.dim), shape).contiguous()
