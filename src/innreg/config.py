@@ -123,7 +123,7 @@ class TrainConfig:
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)
     # After the joint training: alternating rounds of (align the training pairs with the refinement,
-    # train the translator alone on the aligned pairs for translator_steps steps); 0 = off.
+    # train the translator alone on the aligned pairs for translator_steps steps, at most steps); 0 = off.
     # See innreg.translation_training.
     translator_rounds: int = 2
     translator_steps: int = 300

@@ -87,8 +87,8 @@ def train_translator(
     discriminator: nn.Module | None,
     seed: int,
 ) -> list[dict[str, float]]:
-    """``config.train.translator_steps`` Adam steps of the translator alone on aligned pairs; returns
-    the loss per step. All pairs must share one shape (2D slices of one set, or one volume size)."""
+    """``config.train.translator_steps`` Adam steps (at most ``train.steps``, so a short run stays short)
+    of the translator alone on aligned pairs; returns the loss per step. All pairs share one shape."""
     t, loss_cfg = config.train, config.loss
     translator = model.translator
     translator.train()
@@ -96,7 +96,7 @@ def train_translator(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr, betas=tuple(t.betas)) if discriminator else None
     rng = np.random.default_rng([seed, 13])
     history = []
-    for _ in range(t.translator_steps):
+    for _ in range(min(t.translator_steps, t.steps)):
         moving, fixed, covered = _batch(aligned, rng, t.batch_size)
         logs = {}
         if discriminator is not None:
