@@ -10,7 +10,7 @@ seconds per pair and, when the manifest has a ``moving_as_fixed`` column (the mo
 in the fixed modality, written by the whole-head phantom), the NCC of the translated moving image and
 of the raw moving image (the floor) with it. ``--no-translate`` runs the identical pipeline on the
 untranslated image. The second form runs the translator stages of
-:mod:`innreg.translation_training` on a trained model (``train`` overrides as JSON) and saves the result.
+:mod:`innreg.translation_training` (and the distillation of :mod:`innreg.distillation`) on a trained model (``train`` overrides as JSON) and saves the result.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def evaluate(argv: list[str]) -> None:
 
 
 def stages(argv: list[str]) -> None:
-    from innreg.training import save_model
+    from innreg.distillation import distil_registration
+    from innreg.training import PairBatches, save_model
     from innreg.translation_training import train_translator_stages
 
     model_path, manifest, out_path, overrides = argv
@@ -85,8 +86,12 @@ def stages(argv: list[str]) -> None:
     model = load_model(model_path, "cpu")
     config = model.config.updated(train=json.loads(overrides))
     start = time.perf_counter()
-    history = train_translator_stages(model.model, read_manifest(manifest), config, torch.device("cpu"))
+    records = read_manifest(manifest)
+    history = train_translator_stages(model.model, records, config, torch.device("cpu"))
+    distilled = distil_registration(model.model, PairBatches(records, config, torch.device("cpu")), config)
     seconds = time.perf_counter() - start
+    if distilled:
+        print(f"{len(distilled)} distillation steps, last squared error {distilled[-1]['distil']:.3f} voxels^2")
     save_model(model.model, config, Path(out_path), {"translator_seconds": seconds})
     print(f"{len(history)} translator steps in {seconds:.0f} s, last L1 {history[-1]['l1'] if history else float('nan'):.4f}")
 

@@ -127,6 +127,9 @@ class TrainConfig:
     # See innreg.translation_training.
     translator_rounds: int = 2
     translator_steps: int = 300
+    # Then: steps fine-tuning the registration network towards the refined fields of augmented
+    # training pairs (innreg.distillation); 0 = off.
+    distil_steps: int = 0
 
 
 class RefineInit(str, Enum):

@@ -7,7 +7,10 @@ translator + registration network on
 
 with ``L_l1 = |warp(T(A)) - B| (+ |warp(A) - T^-1(B)|`` for the invertible translator),
 ``L_sim`` the NMI barrier ``-log(NMI(warp(A), B) - tau)`` (or ``1 - NMI``) and ``L_smooth`` the mean
-squared spatial gradient of the displacement. Labels are never read.
+squared spatial gradient of the displacement. Labels are never read. After the joint steps come the
+translator stages (:mod:`innreg.translation_training`) and the optional distillation of refined
+fields into the registration network (:mod:`innreg.distillation`); they are not checkpointed (a
+resumed run that had finished its steps runs them again).
 
 Runs are resumable: ``RUN_DIR/checkpoint.pt`` (written atomically) holds the weights, optimiser
 states, step, loss history and RNG states; ``RUN_DIR/model.pt`` holds the final weights and the full
@@ -30,6 +33,7 @@ from torch import Tensor, nn
 from innreg.atomic import atomic_output
 from innreg.config import Config, LossConfig, RegLossKind
 from innreg.data import PairDataset, PairRecord, pad_collate, read_manifest
+from innreg.distillation import distil_registration
 from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
 from innreg.model import INNReg, resolve_device
@@ -323,11 +327,14 @@ def train(
     bar.close()
     start = time.perf_counter()
     translator_history = train_translator_stages(state.model, records, config, device)
+    distil_history = distil_registration(state.model, batches, config)
     state.seconds += time.perf_counter() - start
     write_history(state.history, out_dir)
     model_path = out_dir / "model.pt"
     info = {"steps": state.step, "train_seconds": state.seconds, "n_pairs": len(records)}
     if translator_history:
         info["translator_l1"] = translator_history[-1]["l1"]
+    if distil_history:
+        info["distil"] = distil_history[-1]["distil"]
     save_model(state.model, config, model_path, info)
     return model_path
