@@ -76,6 +76,20 @@ def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys
     assert "| identity |" in (tmp_path / "summary.md").read_text()
 
 
+def test_evaluate_no_translate_runs_the_pipeline_on_the_raw_moving_image(trained, phantom, tmp_path, capsys):
+    from innreg.data import load_pair, normalize_percentile, read_manifest
+    from innreg.inference import load_model
+
+    code, _, err = run(capsys, "evaluate", "--model", trained / "model.pt", "--pairs", phantom["test"],
+                       "--out", tmp_path, "--quiet", "--no-translate")  # fmt: skip
+    assert code == 0, err
+    moving, fixed, moving_seg, _ = load_pair(read_manifest(phantom["test"])[0])
+    raw = load_model(trained / "model.pt", "cpu", translate=False).register(moving.array, fixed.array, moving_seg.array)
+    np.testing.assert_allclose(raw.translated, normalize_percentile(moving.array), atol=1e-6)
+    written = nib.load(next(csv.DictReader((tmp_path / "per_pair.csv").open()))["warped_seg"])
+    np.testing.assert_array_equal(np.asarray(written.dataobj), raw.warped_seg)
+
+
 def test_evaluate_no_refine_registers_with_the_network_alone(trained, phantom, tmp_path, capsys):
     from innreg.data import load_pair, read_manifest
     from innreg.inference import load_model
