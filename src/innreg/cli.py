@@ -21,8 +21,8 @@ def _size(text: str) -> tuple[int, ...]:
         size = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 192x160 or 64x64x64, got {text!r}") from None
-    if len(size) not in (2, 3) or min(size) < 8:
-        raise argparse.ArgumentTypeError(f"size needs 2 or 3 values of at least 8, got {text!r}")
+    if len(size) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"size needs 2 or 3 values, got {text!r}")
     return size
 
 
@@ -69,16 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("phantom", help="generate a simulated multi-modal brain phantom data set with labels")
+    p = sub.add_parser("phantom", help="generate a simulated multi-modal head phantom data set with labels")
     p.add_argument("--out", required=True, type=Path, help="output folder (NIfTI files, train.csv, test.csv, contact sheet)")
-    p.add_argument("--moving", default="t2", choices=PHANTOM_MODALITIES, help="moving modality (default: t2)")
-    p.add_argument("--fixed", default="t1", choices=PHANTOM_MODALITIES, help="fixed modality (default: t1)")
-    p.add_argument("--n", type=_positive, default=200, help="number of pairs (default: 200)")
+    modalities = ", ".join(PHANTOM_MODALITIES)
+    p.add_argument("--moving", default="t2", help=f"moving modality: {modalities} (default: t2)")
+    p.add_argument("--fixed", default="t1", help=f"fixed modality: {modalities} (default: t1)")
+    p.add_argument("--n", type=int, default=200, help="number of pairs, at least 2 (default: 200)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="2D slices or 3D volumes (default: 2)")
     p.add_argument("--size", type=_size, default=None, help="image size, e.g. 192x160 (2D, default) or 64x64x64 (3D, default)")
     p.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"), help="slice orientation for 2D (default: axial)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of pairs in test.csv (default: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--skull-stripped", action="store_true",
+        help="the brain alone with mild acquisition effects (the original phantom) instead of a whole head",
+    )
+    p.add_argument("--spacing", type=float, help="voxel size in mm (default: fit the head, or brain, into --size)")
 
     p = sub.add_parser("train", help="train a model on a pair manifest (labels, if present, are not used)")
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with columns moving,fixed (paths relative to the CSV)")
@@ -140,7 +146,7 @@ def cmd_phantom(args: argparse.Namespace) -> None:
         raise InnregInputError(f"--size {'x'.join(map(str, size))}: needs {args.dim} values for --dim {args.dim}")
     paths = generate_phantom_dataset(
         args.out, moving=args.moving, fixed=args.fixed, n=args.n, dim=args.dim, size=size, seed=args.seed,
-        test_fraction=args.test_fraction, axis=args.axis,
+        test_fraction=args.test_fraction, axis=args.axis, skull_stripped=args.skull_stripped, spacing=args.spacing,
     )
     for key, path in paths.items():
         print(f"{key}: {path}")

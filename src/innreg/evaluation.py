@@ -4,7 +4,10 @@ Per pair: Dice per label and mean over the non-zero labels present in ``fixed_se
 and mean, in mm from the fixed image's voxel spacing; fraction of non-positive Jacobian determinants
 of the displacement; NMI of (moving, fixed) before and of (warped, fixed) after; endpoint error in mm
 against the true field where the manifest has one; wall seconds of the registration alone. The same
-numbers for the identity transform are reported beside them.
+numbers for the identity transform are reported beside them. Where the manifest has
+``moving_as_fixed`` (the moving anatomy imaged in the fixed contrast, as the phantom writes it):
+translation fidelity, the NCC and SSIM between the method's translated moving image and that truth
+inside the head, with the untranslated moving image as the floor (in the identity columns).
 
 A method is anything with ``register(moving, fixed, moving_seg=None) -> RegistrationResult``
 (:class:`innreg.inference.RegistrationModel` and the baselines).
@@ -22,13 +25,25 @@ import numpy as np
 import torch
 
 from innreg.atomic import write_text
-from innreg.data import PairRecord, load_field, load_pair, normalize_percentile, read_manifest, save_image, voxel_spacing
+from innreg.data import (
+    Interpolation,
+    PairRecord,
+    load_field,
+    load_image,
+    load_pair,
+    normalize_percentile,
+    read_manifest,
+    resample_to,
+    save_image,
+    voxel_spacing,
+)
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult
 from innreg.losses import nmi
-from innreg.metrics import dice_per_label, hd95_per_label, neg_jacobian_fraction
+from innreg.metrics import dice_per_label, hd95_per_label, ncc, neg_jacobian_fraction, ssim
 
 SUMMARY_KEYS = ("dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair")
+TRANSLATION_KEYS = ("translation_ncc", "translation_ssim")
 
 
 class Registrar(Protocol):
@@ -64,6 +79,39 @@ def endpoint_error_mm(ddf: np.ndarray, true_ddf: np.ndarray, spacing: Sequence[f
     scale = np.asarray(spacing, dtype=np.float64).reshape(-1, *([1] * (ddf.ndim - 1)))
     err = np.sqrt((((ddf - true_ddf) * scale) ** 2).sum(axis=0))
     return float(err[mask > 0].mean() if mask is not None and mask.any() else err.mean())
+
+
+def head_mask(image: np.ndarray) -> np.ndarray:
+    """The head (or brain) of a noise-free image: voxels above 5 % of its 99th percentile, holes filled.
+
+    Filling keeps dark tissue enclosed by brighter tissue (bone inside the scalp, sinus air) in the head.
+    """
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(image > 0.05 * np.percentile(image, 99))
+
+
+def translation_fidelity(translated: np.ndarray, moving: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """NCC and SSIM of the translated moving image against ``moving_as_fixed``, inside the head.
+
+    All three images are in the moving image's frame; each is mapped to ``[0, 1]`` by its 1st/99th
+    percentiles inside the head (SSIM needs a common range). The ``identity_`` values score the
+    untranslated moving image, the floor a translator should beat.
+    """
+    mask = head_mask(truth)
+    truth_n = normalize_percentile(truth, mask=mask)
+    row = {}
+    for prefix, image in (("", translated), ("identity_", moving)):
+        image_n = normalize_percentile(image, mask=mask)
+        row[f"{prefix}translation_ncc"] = ncc(image_n, truth_n, mask)
+        row[f"{prefix}translation_ssim"] = ssim(image_n, truth_n, mask, data_range=1.0)
+    return row
+
+
+def _moving_as_fixed(record: PairRecord, fixed) -> np.ndarray:
+    truth = load_image(record.moving_as_fixed)
+    same = truth.shape == fixed.shape and np.allclose(truth.affine, fixed.affine, atol=1e-4)
+    return truth.array if same else resample_to(truth, fixed, Interpolation.LINEAR).array
 
 
 def evaluate_pairs(
@@ -118,6 +166,8 @@ def evaluate_pairs(
             true = load_field(record.true_ddf)
             row["epe_mm"] = endpoint_error_mm(result.ddf, true, spacing, fixed_seg.array)
             row["identity_epe_mm"] = endpoint_error_mm(np.zeros_like(true), true, spacing, fixed_seg.array)
+        if record.moving_as_fixed is not None:
+            row |= translation_fidelity(result.translated, moving.array, _moving_as_fixed(record, fixed))
         rows.append(row)
         if i < overview_pairs:
             jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
@@ -155,13 +205,17 @@ def summarize(rows: list[dict], method: str) -> dict:
     if any("epe_mm" in r for r in rows):
         summary["epe_mm"] = _mean(r.get("epe_mm", float("nan")) for r in rows)
         summary["identity"]["epe_mm"] = _mean(r.get("identity_epe_mm", float("nan")) for r in rows)
+    for key in TRANSLATION_KEYS:
+        if any(key in r for r in rows):
+            summary[key] = _mean(r.get(key, float("nan")) for r in rows)
+            summary["identity"][key] = _mean(r.get(f"identity_{key}", float("nan")) for r in rows)
     return summary
 
 
 def summary_rows(summary: dict) -> list[dict]:
     """The method and identity as two table rows."""
     ident = {"method": "identity", **summary["identity"]}
-    main = {k: summary[k] for k in ("method", *SUMMARY_KEYS, "epe_mm") if k in summary}
+    main = {k: summary[k] for k in ("method", *SUMMARY_KEYS, "epe_mm", *TRANSLATION_KEYS) if k in summary}
     return [ident, main]
 
 
@@ -174,7 +228,7 @@ def write_results(rows: list[dict], summary: dict, out_dir: Path) -> None:
         columns += [k for k in r if k not in columns]
     write_text(out_dir / "per_pair.csv", _csv_text(rows, columns))
     write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    cols = ["method", *SUMMARY_KEYS] + (["epe_mm"] if "epe_mm" in summary else [])
+    cols = ["method", *SUMMARY_KEYS] + [k for k in ("epe_mm", *TRANSLATION_KEYS) if k in summary]
     write_text(out_dir / "summary.md", markdown_table(summary_rows(summary), cols) + "\n")
 
 

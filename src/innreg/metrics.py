@@ -1,4 +1,4 @@
-"""Evaluation metrics: Dice, HD95 (mm), Jacobian determinant and folding.
+"""Evaluation metrics: Dice, HD95 (mm), Jacobian determinant and folding, NCC and SSIM of images.
 
 Every metric here is the single implementation used by evaluation, baselines and benchmarks.
 """
@@ -143,3 +143,60 @@ def mean_ignore_nan(values: Iterable[float] | dict[int, float]) -> float:
     arr = np.asarray(values, dtype=float)
     arr = arr[~np.isnan(arr)]
     return float(arr.mean()) if arr.size else float("nan")
+
+
+def _masked_pair(a: ArrayLike, b: ArrayLike, mask: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b = _to_numpy(a).astype(np.float64), _to_numpy(b).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
+    m = np.ones(a.shape, dtype=bool) if mask is None else _to_numpy(mask).astype(bool)
+    if m.shape != a.shape:
+        raise ValueError(f"mask shape {m.shape} differs from image shape {a.shape}")
+    return a, b, m
+
+
+def ncc(a: ArrayLike, b: ArrayLike, mask: ArrayLike | None = None) -> float:
+    """Global normalised cross-correlation (Pearson correlation) of two images inside ``mask``.
+
+    Args:
+        a, b: images of the same shape (any dimension), numpy or torch.
+        mask: boolean array of that shape; default: everywhere.
+
+    Returns:
+        A value in ``[-1, 1]``: 1 for ``b = s a + c`` with ``s > 0``; ``nan`` if the mask is empty or
+        an image is constant inside it.
+    """
+    a, b, m = _masked_pair(a, b, mask)
+    if not m.any():
+        return float("nan")
+    x, y = a[m] - a[m].mean(), b[m] - b[m].mean()
+    denominator = np.sqrt((x**2).sum() * (y**2).sum())
+    return float((x * y).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def ssim(
+    a: ArrayLike, b: ArrayLike, mask: ArrayLike | None = None, data_range: float = 1.0, sigma: float = 1.5
+) -> float:
+    """Mean structural similarity (Wang et al., IEEE TIP 2004) of two images inside ``mask``.
+
+    Local means, variances and covariance use a Gaussian window of ``sigma`` voxels (the paper's
+    11x11 window, sigma 1.5) in 2D or 3D, with population statistics and ``C1 = (0.01 L)^2``,
+    ``C2 = (0.03 L)^2`` for the data range ``L``; the SSIM map is averaged over the mask.
+
+    Returns:
+        1 for identical images; ``nan`` if the mask is empty.
+    """
+    a, b, m = _masked_pair(a, b, mask)
+    if not m.any():
+        return float("nan")
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def smooth(x: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=3.5)
+
+    mu_a, mu_b = smooth(a), smooth(b)
+    var_a = smooth(a * a) - mu_a**2
+    var_b = smooth(b * b) - mu_b**2
+    cov = smooth(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map[m].mean())

@@ -105,7 +105,9 @@ def test_generated_dataset_files_manifests_and_ground_truth(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["phantom"]  # no temporary folder left
     with paths["train"].open() as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["moving", "fixed", "moving_seg", "fixed_seg", "true_ddf"]
+    # the original five columns first and unchanged, then the translation's truth and the head labels
+    assert list(rows[0]) == ["moving", "fixed", "moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed",
+                             "moving_head_labels", "fixed_head_labels"]
     assert len(rows) == 2 and not rows[0]["moving"].startswith("/")
     monkeypatch.chdir(tmp_path)
     (record,) = read_manifest(paths["test"])
@@ -140,7 +142,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise RuntimeError("interrupted")
         return make_phantom_pair(*args, **kwargs)
 
-    monkeypatch.setattr(phantom, "make_phantom_pair", failing_pair)
+    monkeypatch.setattr(phantom.simulate, "make_phantom_pair", failing_pair)
     with pytest.raises(RuntimeError, match="interrupted"):
         generate_phantom_dataset(tmp_path / "data", n=3, size=SIZE, progress=False)
     assert list(tmp_path.iterdir()) == []

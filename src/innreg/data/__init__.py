@@ -1,4 +1,4 @@
-"""Data: NIfTI I/O, intensity handling, random deformations, the brain phantom and pair datasets."""
+"""Data: NIfTI I/O, intensity handling, random deformations, the head phantom and pair datasets."""
 
 from innreg.data.deformations import (
     DeformationParams,
@@ -15,6 +15,7 @@ from innreg.data.phantom import (
     PHANTOM_MODALITIES,
     TISSUE_INTENSITY,
     ContrastParams,
+    HeadLabel,
     Modality,
     PhantomPair,
     generate_phantom_dataset,
@@ -27,6 +28,7 @@ __all__ = [
     "TISSUE_INTENSITY",
     "ContrastParams",
     "DeformationParams",
+    "HeadLabel",
     "Image",
     "Interpolation",
     "Modality",

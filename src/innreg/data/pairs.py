@@ -1,7 +1,8 @@
 """Pair manifests, the training dataset and whole-image pair loading.
 
 A manifest is a CSV file with a header row and the columns ``moving`` and ``fixed`` (required) and
-``moving_seg``, ``fixed_seg``, ``true_ddf`` (optional; empty cells allowed). Relative paths are
+``moving_seg``, ``fixed_seg``, ``true_ddf``, ``moving_as_fixed`` (optional; empty cells allowed;
+``moving_as_fixed`` is the moving anatomy imaged in the fixed contrast, the translation's truth). Relative paths are
 resolved against the CSV file's folder; other columns are ignored.
 """
 
@@ -24,7 +25,7 @@ from innreg.data.io import Image, load_image, load_labels
 from innreg.errors import InnregInputError
 
 REQUIRED_COLUMNS = ("moving", "fixed")
-OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf")
+OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class PairRecord:
     moving_seg: Path | None = None
     fixed_seg: Path | None = None
     true_ddf: Path | None = None
+    moving_as_fixed: Path | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

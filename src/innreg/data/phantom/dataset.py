@@ -1,0 +1,175 @@
+"""Writing a phantom data set: NIfTI files, ``train.csv`` / ``test.csv`` and a contact sheet."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from innreg.data.deformations import DeformationParams
+from innreg.data.io import Image, save_field, save_image
+from innreg.data.phantom import simulate
+from innreg.data.phantom.contact_sheet import save_contact_sheet
+from innreg.data.phantom.head import HEAD_LABEL_DESCRIPTION
+from innreg.data.phantom.simulate import PhantomPair, check_size, modality
+from innreg.errors import InnregInputError
+
+MANIFEST_COLUMNS = ("moving", "fixed", "moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
+HEAD_COLUMNS = ("moving_head_labels", "fixed_head_labels")
+_BRAIN_LABELS = "innreg phantom labels 0 bg 1 CSF 2 GM 3 WM"
+
+
+def _write_pair(pair: PhantomPair, folder: Path, stem: str) -> dict[str, str]:
+    """Write the files of a pair; return the manifest row (paths relative to the dataset root)."""
+    reference = Image(pair.fixed, pair.affine)
+    head = pair.moving_head_labels is not None
+    rel = {key: f"images/{stem}_{key}.nii.gz" for key in MANIFEST_COLUMNS + (HEAD_COLUMNS if head else ())}
+    images = (
+        ("moving", pair.moving, pair.moving_modality),
+        ("fixed", pair.fixed, pair.fixed_modality),
+        ("moving_as_fixed", pair.moving_as_fixed, f"{pair.fixed_modality} of the moving anatomy"),
+    )
+    for role, image, description in images:
+        save_image(folder / rel[role], image, reference, description=f"innreg phantom {description} ({role})")
+    save_image(folder / rel["moving_seg"], pair.moving_seg, reference, dtype=np.uint8, description=_BRAIN_LABELS)
+    save_image(folder / rel["fixed_seg"], pair.fixed_seg, reference, dtype=np.uint8, description=_BRAIN_LABELS)
+    if head:
+        for key, labels in zip(HEAD_COLUMNS, (pair.moving_head_labels, pair.fixed_head_labels)):
+            save_image(folder / rel[key], labels, reference, dtype=np.uint8, description=HEAD_LABEL_DESCRIPTION)
+    save_field(folder / rel["true_ddf"], pair.ddf, reference)
+    return rel
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    columns = list(MANIFEST_COLUMNS) + [c for c in HEAD_COLUMNS if rows and c in rows[0]]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@contextlib.contextmanager
+def _single_torch_thread():
+    """Run torch single-threaded: the per-pair tensors are small, so thread start-up only costs time."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _prepare_destination(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise InnregInputError(f"{out_dir}: already exists and is not empty; remove it or pass overwrite=True")
+    parent = out_dir.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InnregInputError(f"{out_dir}: cannot create the folder ({err.strerror})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InnregInputError(f"{out_dir}: folder {parent} is not writable")
+
+
+def _move_into_place(tmp_dir: Path, out_dir: Path) -> None:
+    """Rename the finished temporary folder to ``out_dir`` (replacing an old one only at the very end)."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp_dir, out_dir)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def generate_phantom_dataset(
+    out_dir: str | os.PathLike,
+    moving: str = "t2",
+    fixed: str = "t1",
+    n: int = 200,
+    dim: int = 2,
+    size: Sequence[int] = (192, 160),
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    axis: str = "axial",
+    progress: bool = True,
+    deformation: DeformationParams | None = None,
+    overwrite: bool = False,
+    contact_sheet_pairs: int = 4,
+    skull_stripped: bool = False,
+    spacing: float | None = None,
+) -> dict[str, Path]:
+    """Write a phantom data set: NIfTI files, ``train.csv``/``test.csv`` and ``contact_sheet.png``.
+
+    Layout of ``out_dir``: ``images/pair_NNNN_{moving,fixed,moving_seg,fixed_seg,true_ddf,moving_as_fixed}.nii.gz``
+    and, for whole heads, ``..._{moving,fixed}_head_labels.nii.gz``; the manifests have these
+    columns (:data:`MANIFEST_COLUMNS`, then :data:`HEAD_COLUMNS`) with paths relative to
+    ``out_dir`` (training needs only the first two). Pair ``i`` is drawn from
+    ``numpy.random.default_rng([seed, i])``, so it does not depend on ``n``. The last
+    ``round(n * test_fraction)`` pairs form the test split. Everything is written into a temporary
+    folder beside ``out_dir`` that is renamed to ``out_dir`` at the end, so an interrupted run leaves
+    no half-written data set.
+
+    Args:
+        out_dir: destination folder (must not exist or be empty, unless ``overwrite``).
+        moving, fixed: modalities (see :data:`PHANTOM_MODALITIES`).
+        n: number of pairs (at least 2).
+        dim: 2 or 3.
+        size: grid shape, 2 or 3 values of at least 16.
+        seed: random seed.
+        test_fraction: share of pairs in ``test.csv``.
+        axis: 2D slice orientation.
+        progress: show a tqdm progress bar.
+        deformation: misalignment ranges (default :class:`DeformationParams`).
+        overwrite: replace an existing non-empty ``out_dir``.
+        contact_sheet_pairs: pairs shown in the contact sheet.
+        skull_stripped: the brain-only phantom (no head, no head motion, mild acquisition effects).
+        spacing: voxel size in mm (default: fit the head or brain into the grid).
+
+    Returns:
+        ``{"train": train.csv, "test": test.csv, "contact_sheet": contact_sheet.png}`` paths.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    modality(moving, "moving"), modality(fixed, "fixed")
+    size = check_size(dim, size)
+    if n < 2:
+        raise InnregInputError(f"n={n}: need at least 2 pairs (one for training, one for testing)")
+    if not 0.0 < test_fraction < 1.0:
+        raise InnregInputError(f"test_fraction={test_fraction}: must be between 0 and 1")
+    _prepare_destination(out_dir, overwrite)
+    n_test = min(max(1, round(n * test_fraction)), n - 1)
+
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.absolute().parent))
+    except OSError as err:
+        raise InnregInputError(f"{out_dir}: cannot write there ({err.strerror})") from None
+    try:
+        (tmp_dir / "images").mkdir()
+        rows, shown = [], []
+        with _single_torch_thread():
+            for i in tqdm(range(n), desc="phantom pairs", unit="pair", disable=not progress):
+                pair = simulate.make_phantom_pair(
+                    moving, fixed, dim, size, np.random.default_rng([seed, i]), deformation, axis=axis,
+                    skull_stripped=skull_stripped, spacing=spacing,
+                )
+                rows.append(_write_pair(pair, tmp_dir, f"pair_{i:04d}"))
+                if len(shown) < contact_sheet_pairs:
+                    shown.append(pair)
+        save_contact_sheet(shown, tmp_dir / "contact_sheet.png")
+        _write_manifest(tmp_dir / "train.csv", rows[: n - n_test])
+        _write_manifest(tmp_dir / "test.csv", rows[n - n_test :])
+        _move_into_place(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return {name: out_dir / file for name, file in
+            (("train", "train.csv"), ("test", "test.csv"), ("contact_sheet", "contact_sheet.png"))}

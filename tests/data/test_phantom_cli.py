@@ -1,0 +1,51 @@
+"""``innreg phantom``: options, and bad input as one line with exit status 2 and no partial data set."""
+
+import csv
+
+import pytest
+
+from innreg.cli import main
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr()
+
+
+def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
+    code, out = run(["phantom", "--out", tmp_path / "head", "--n", 2, "--size", "40x32", "--moving", "PD"], capsys)
+    assert code == 0 and "train:" in out.out
+    header = (tmp_path / "head" / "train.csv").read_text().splitlines()[0].split(",")
+    assert header[-3:] == ["moving_as_fixed", "moving_head_labels", "fixed_head_labels"]
+    code, _ = run(["phantom", "--out", tmp_path / "brain", "--n", 2, "--size", "40x32", "--skull-stripped",
+                   "--spacing", "4"], capsys)
+    assert code == 0
+    with (tmp_path / "brain" / "test.csv").open() as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert "moving_head_labels" not in row and (tmp_path / "brain" / row["moving_as_fixed"]).is_file()
+
+
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        (["--moving", "mri"], "moving='mri': unknown modality"),
+        (["--fixed", "dwi"], "fixed='dwi': unknown modality"),
+        (["--size", "12x32"], "at least 16"),
+        (["--size", "32x32x32"], "needs 2 values"),
+        (["--n", "1"], "n=1: need at least 2 pairs"),
+    ],
+)
+def test_bad_options_give_one_line_and_status_2(tmp_path, capsys, options, needle):
+    code, out = run(["phantom", "--out", tmp_path / "d", "--size", "32x32", *options], capsys)
+    assert code == 2
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("innreg: error:")
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_unwritable_out_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    code, out = run(["phantom", "--out", blocker / "data", "--n", 2, "--size", "32x32"], capsys)
+    assert code == 2 and len(out.err.strip().splitlines()) == 1 and str(blocker / "data") in out.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
