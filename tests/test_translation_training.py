@@ -73,3 +73,17 @@ def test_stages_run_every_round_and_change_only_the_translator(phantom, tiny_dic
 def test_stages_are_skipped_without_a_translator(phantom, tiny_dict):
     config = Config.from_dict(tiny_dict).updated(model={"translator": "none"})
     assert train_translator_stages(INNReg(config.model), read_manifest(phantom["train"]), config, torch.device("cpu")) == []
+
+
+def test_batches_are_matching_crops_of_the_aligned_pairs():
+    import numpy as np
+
+    from innreg.translation_training import _batch
+
+    images = [torch.rand(1, 1, 20, 14) for _ in range(3)]
+    aligned = [(m, 1.0 - m, torch.ones_like(m)) for m in images]
+    moving, fixed, covered = _batch(aligned, np.random.default_rng(0), size=4, crop=8)
+    assert moving.shape == fixed.shape == covered.shape == (4, 1, 8, 8)
+    torch.testing.assert_close(fixed, 1.0 - moving)  # one window (and flip) for both images of a pair
+    whole = _batch(aligned, np.random.default_rng(0), size=2, crop=0)[0]
+    assert whole.shape == (2, 1, 20, 14)

@@ -127,6 +127,8 @@ class TrainConfig:
     # See innreg.translation_training.
     translator_rounds: int = 2
     translator_steps: int = 300
+    # Random crops of at most this many voxels per axis for those steps (0 = whole images).
+    translator_crop: int = 96
     # Then: steps fine-tuning the registration network towards the refined fields of augmented
     # training pairs (innreg.distillation); 0 = off.
     distil_steps: int = 0
