@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/translation_study.py MODEL.pt TEST.csv N_PAIRS '[{}, {"translation_weight": 3.0}]' [--no-translate]
-    python benchmarks/translation_study.py --stages MODEL.pt TRAIN.csv OUT_MODEL.pt '{"translator_rounds": 2}'
+    python benchmarks/translation_study.py --stages MODEL.pt TRAIN.csv OUT_MODEL.pt '{"train": {"translator_rounds": 2}}'
 
 The first form evaluates a model on the first ``N_PAIRS`` pairs of ``TEST.csv`` under each list entry
 (overrides of the model's ``refine`` section, ``{}`` = as stored), printing Dice, HD95, folding,
@@ -10,7 +10,9 @@ seconds per pair and, when the manifest has a ``moving_as_fixed`` column (the mo
 in the fixed modality, written by the whole-head phantom), the NCC inside the head of the translated
 moving image and of the raw moving image (the floor) with it, as ``innreg evaluate`` reports them. ``--no-translate`` runs the identical pipeline on the
 untranslated image. The second form runs the translator stages of
-:mod:`innreg.translation_training` (and the distillation of :mod:`innreg.distillation`) on a trained model (``train`` overrides as JSON) and saves the result.
+:mod:`innreg.translation_training` (and the distillation of :mod:`innreg.distillation`) on a trained model and saves the result;
+the JSON holds ``train`` overrides and optionally ``model`` overrides of the translator (e.g.
+``{"squeeze": "haar"}``), which start the stages from a fresh translator of that kind.
 """
 
 from __future__ import annotations
@@ -60,7 +62,14 @@ def stages(argv: list[str]) -> None:
     model_path, manifest, out_path, overrides = argv
     torch.set_num_threads(1)
     model = load_model(model_path, "cpu")
-    config = model.config.updated(train=json.loads(overrides))
+    overrides = json.loads(overrides)
+    config = model.config.updated(train=overrides.get("train", {}), model=overrides.get("model", {}))
+    if overrides.get("model"):  # another translator architecture: a fresh translator, trained by the stages
+        from innreg.model import build_translator
+
+        torch.manual_seed(config.train.seed)
+        model.model.translator = build_translator(config.model)
+        model.model.config = config.model
     start = time.perf_counter()
     records = read_manifest(manifest)
     history = train_translator_stages(model.model, records, config, torch.device("cpu"))
