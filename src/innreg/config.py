@@ -168,8 +168,10 @@ class RefineConfig:
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, fewer folds.
     grid_factor: int = 2
     # The regulariser: Gaussian sigma (voxels of the velocity grid) applied to the velocity after
-    # every update (measured on five 2D sets: 1.0 lost 0.011-0.016 Dice, 2.0 up to 0.005).
-    smooth_sigma: float = 1.5
+    # every update. On the skull-stripped phantom 1.0 lost 0.011-0.016 Dice and 2.0 up to 0.005; on
+    # the whole-head PD -> T1 tune set (noise, bias, skull) 2.0 gained 0.005-0.007 over 1.5, 1.0 lost
+    # 0.027, 3.0 lost 0.017 (benchmarks/RESULTS.md, translation section).
+    smooth_sigma: float = 2.0
     # Demons step (see refinement.demons_update): a scale of the Gauss-Newton step, and the weight of
     # the squared residual in its denominator, which bounds the step where the descriptors are flat
     # (Thirion's 1 / sigma_x^2). Measured: step_size 0.75-1.25 give the same Dice within 0.005; 1.5
@@ -180,8 +182,9 @@ class RefineConfig:
     mind_radius: int = 1
     mind_dilation: int = 2
     # Translation guidance: weight of the squared difference between the warped translated moving
-    # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only.
-    translation_weight: float = 0.0
+    # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. Measured
+    # on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost 0.009.
+    translation_weight: float = 3.0
 
 
 SECTIONS = ("model", "loss", "train", "refine")
