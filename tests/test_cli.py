@@ -132,6 +132,18 @@ def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(
     assert load_model(tmp_path / "old.pt", "cpu").config.refine == RefineConfig(enabled=False, init="network")
 
 
+def test_model_files_without_squeeze_key_load_the_cell_squeeze(trained, tmp_path):
+    import torch
+
+    from innreg.inference import load_model
+
+    ckpt = torch.load(trained / "model.pt", weights_only=False)
+    assert load_model(trained / "model.pt", "cpu").model.translator.haar  # today's default
+    del ckpt["config"]["model"]["squeeze"]  # as written before the option existed
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert not load_model(tmp_path / "old.pt", "cpu").model.translator.haar
+
+
 def test_refine_config_overrides_the_models_refinement(trained, phantom, tmp_path, capsys):
     from innreg.inference import load_model
 

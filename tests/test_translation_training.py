@@ -39,7 +39,7 @@ def test_alignment_is_the_refined_registration(phantom, tiny_dict):
 
 
 def test_translator_learns_the_contrast_on_aligned_pairs(phantom, tiny_dict):
-    config = Config.from_dict(tiny_dict).updated(train={"translator_steps": 40, "steps": 40, "lr": 1e-2})
+    config = Config.from_dict(tiny_dict).updated(train={"translator_steps": 40, "steps": 40, "translator_lr": 1e-2})
     torch.manual_seed(0)
     model = INNReg(config.model)
     images = [_tensor(normalize_percentile(load_pair(r)[0].array)) for r in read_manifest(phantom["train"])]

@@ -144,6 +144,13 @@ def _current_refine_section(config: dict) -> dict:
     return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
 
 
+def _with_stored_squeeze(config: dict) -> dict:
+    """Model files written before ``model.squeeze`` existed hold a cell-squeeze translator (the
+    default is now ``haar``, whose weights have the same shapes but mean something else)."""
+    model = config.get("model") or {}
+    return config if "squeeze" in model else config | {"model": model | {"squeeze": "cells"}}
+
+
 def load_model(
     path: str | Path,
     device: str | torch.device = "auto",
@@ -172,7 +179,7 @@ def load_model(
         raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
-    config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
+    config = Config.from_dict(_with_stored_squeeze(_current_refine_section(ckpt["config"])), source=str(path))
     if refine is not None:
         config = config.updated(refine={"enabled": refine} if isinstance(refine, bool) else dict(refine))
     model = INNReg(config.model)

@@ -102,8 +102,8 @@ def train_translator(
     t, loss_cfg = config.train, config.loss
     translator = model.translator
     translator.train()
-    opt = torch.optim.Adam(translator.parameters(), lr=t.lr, betas=tuple(t.betas))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr, betas=tuple(t.betas)) if discriminator else None
+    opt = torch.optim.Adam(translator.parameters(), lr=t.translator_lr, betas=tuple(t.betas))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.translator_lr, betas=tuple(t.betas)) if discriminator else None
     rng = np.random.default_rng([seed, 13])
     history = []
     for _ in range(min(t.translator_steps, t.steps)):
