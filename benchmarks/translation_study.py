@@ -63,7 +63,7 @@ def stages(argv: list[str]) -> None:
     torch.set_num_threads(1)
     model = load_model(model_path, "cpu")
     overrides = json.loads(overrides)
-    config = model.config.updated(train=overrides.get("train", {}), model=overrides.get("model", {}))
+    config = model.config.updated(**{k: overrides.get(k, {}) for k in ("train", "model", "refine")})
     if overrides.get("model"):  # another translator architecture: a fresh translator, trained by the stages
         from innreg.model import build_translator
 
