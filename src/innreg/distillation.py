@@ -4,8 +4,8 @@ The joint training drives the network by NMI alone, a weak signal on a CPU-sized
 alone stays far behind the per-pair refinement. After the translator stages, ``train.distil_steps``
 steps fine-tune the registration network on augmented training pairs towards the refined field of
 each pair, computed on the fly (network's affine stage, then the translation-guided refinement):
-``L = mean |u_net - u_refined|^2 (voxels) + w_smooth * |grad u_local|^2``. The translator is frozen,
-so the translation the refinement relies on does not move. The network alone gets closer to the
+``L = mean |u_net - u_refined|^2 (voxels) + w_smooth * |grad u_local|^2``. The translator and the
+affine stage are frozen, so the translation and the start the refinement relies on do not move. The network alone gets closer to the
 refined result, and the refinement, when it starts from the full field (``refine.init: network``),
 starts nearer to the answer.
 """
@@ -52,11 +52,14 @@ def distil_registration(
         One row per step with the distillation and smoothness terms.
     """
     t = config.train
-    params = list(model.registration.parameters())
+    # Frozen: the translator, and the affine stage the targets start from (targets computed from a
+    # moving affine stage drift with it and the fine-tuning chases its own tail).
+    frozen = [m for m in (model.translator, model.registration.affine) if m is not None]
+    for module in frozen:
+        module.requires_grad_(False)
+    params = [p for p in model.registration.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
     history = []
-    if model.translator is not None:  # frozen: no gradients computed for it
-        model.translator.requires_grad_(False)
     for step in range(t.distil_steps):
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
         target = refined_targets(model, moving, fixed, config)
@@ -70,7 +73,7 @@ def distil_registration(
         nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
         history.append({"distil": distil.item(), "distil_smooth": smooth.item()})
-    if model.translator is not None:
-        model.translator.requires_grad_(True)
+    for module in frozen:
+        module.requires_grad_(True)
     model.eval()
     return history
