@@ -5,7 +5,9 @@ Inputs may be NumPy arrays, torch tensors, nibabel images or :class:`innreg.data
 resamples the moving image onto the fixed grid first). Intensities are normalised to [0, 1] by
 percentiles, exactly as in training; the warped output keeps the moving image's own intensities.
 Unless the model's ``config.refine.enabled`` is off, the network's field is refined for each pair
-(:mod:`innreg.refinement`); the refinement's time counts in ``RegistrationResult.seconds``.
+(:mod:`innreg.refinement`, guided by the translated moving image when ``refine.translation_weight > 0``);
+the refinement's time counts in ``RegistrationResult.seconds``. ``load_model(..., translate=False)``
+runs the identical pipeline on the untranslated moving image (the translation ablation).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class RegistrationResult:
     Attributes:
         warped: moving image pulled onto the fixed grid, original intensities, shape ``S``.
         translated: moving image translated to the fixed modality (normalised intensities), ``S``;
-            the raw normalised moving image for models without translator.
+            the raw normalised moving image for models without translator or with ``translate=False``.
         ddf: displacement ``(dim, *S)`` in voxels, channel k = axis k, pull-back:
             ``warped(x) = moving(x + ddf(x))``.
         inverse_ddf: displacement of the inverse map ``(dim, *S)``, same convention, so
