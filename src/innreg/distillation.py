@@ -5,9 +5,10 @@ alone stays far behind the per-pair refinement. After the translator stages, ``t
 steps fine-tune the registration network on augmented training pairs towards the refined field of
 each pair, computed on the fly (network's affine stage, then the translation-guided refinement):
 ``L = mean |u_net - u_refined|^2 (voxels) + w_smooth * |grad u_local|^2``. The translator and the
-affine stage are frozen, so the translation and the start the refinement relies on do not move. The network alone gets closer to the
-refined result, and the refinement, when it starts from the full field (``refine.init: network``),
-starts nearer to the answer.
+affine stage are frozen, so the translation and the start the refinement relies on do not move.
+The aim: the network alone closer to the refined result, and a refinement from the full field
+(``refine.init: network``) that starts nearer to the answer. Measured on the whole-head phantom
+(``benchmarks/RESULTS.md``): 150 steps did not get there, so it is off by default.
 """
 
 from __future__ import annotations
