@@ -326,6 +326,9 @@ def train(
         raise
     bar.close()
     start = time.perf_counter()
+    if progress and (t.translator_rounds or t.distil_steps):
+        print(f"innreg: translator stages ({t.translator_rounds} x {min(t.translator_steps, t.steps)} steps), "
+              f"distillation ({t.distil_steps} steps)")
     translator_history = train_translator_stages(state.model, records, config, device)
     distil_history = distil_registration(state.model, batches, config)
     state.seconds += time.perf_counter() - start
