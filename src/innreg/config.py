@@ -188,7 +188,8 @@ class RefineConfig:
     mind_dilation: int = 2
     # Translation guidance: weight of the squared difference between the warped translated moving
     # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. Measured
-    # on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost 0.009.
+    # on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost 0.009; held out,
+    # 3 gained 0.007 on T2 -> T1 and lost 0.008 on CT -> T1 (poor CT translator; RESULTS.md).
     translation_weight: float = 3.0
 
 
