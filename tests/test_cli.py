@@ -74,6 +74,8 @@ def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys
     assert len(rows) == 2 and all(Path(r["warped_seg"]).is_file() for r in rows)
     assert {"dice_1", "dice_2", "dice_3", "hd95_1", "nmi_before", "nmi_after", "seconds"} <= set(rows[0])
     assert "| identity |" in (tmp_path / "summary.md").read_text()
+    # the phantom manifest has moving_as_fixed: translation fidelity is scored and printed
+    assert -1 <= summary["translation_ncc"] <= 1 and "translation vs moving_as_fixed: NCC" in out
 
 
 def test_evaluate_no_translate_runs_the_pipeline_on_the_raw_moving_image(trained, phantom, tmp_path, capsys):

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from innreg.evaluation import endpoint_error_mm, overlap_metrics, summarize
+from innreg.evaluation import endpoint_error_mm, overlap_metrics
 
 
 def test_endpoint_error_uses_spacing_and_mask():
@@ -26,20 +26,7 @@ def test_overlap_metrics_only_scores_labels_present_in_fixed():
     warped = fixed.copy()
     warped[6:9, 6:9] = 0
     warped[0, 0] = 3  # a label the fixed map lacks is ignored
-    row = overlap_metrics(warped, fixed, (1.0, 1.0))
+    row = overlap_metrics(warped, fixed, (1.0, 1.0)).to_row()
     assert row["dice_1"] == 1.0 and row["dice_2"] == 0.0 and "dice_3" not in row
     assert row["dice_mean"] == 0.5
     assert row["hd95_1"] == 0.0 and math.isnan(row["hd95_2"]) and row["hd95_mean"] == 0.0
-
-
-def test_summary_means_over_pairs_ignore_nan():
-    rows = [
-        {"dice_mean": 0.5, "hd95_mean": 2.0, "neg_jacobian_fraction": 0.0, "seconds": 1.0, "nmi_before": 0.1,
-         "nmi_after": 0.2, "identity_dice_mean": 0.3, "identity_hd95_mean": 4.0, "dice_1": 0.5},
-        {"dice_mean": 0.7, "hd95_mean": float("nan"), "neg_jacobian_fraction": 0.01, "seconds": 3.0,
-         "nmi_before": 0.1, "nmi_after": 0.3, "identity_dice_mean": 0.5, "identity_hd95_mean": 6.0, "dice_1": 0.7},
-    ]  # fmt: skip
-    s = summarize(rows, "m")
-    assert s["dice_mean"] == pytest.approx(0.6) and s["hd95_mean"] == 2.0
-    assert s["seconds_per_pair"] == 2.0 and s["neg_jacobian_fraction"] == pytest.approx(0.005)
-    assert s["identity"]["dice_mean"] == pytest.approx(0.4) and s["per_label"]["dice_1"] == pytest.approx(0.6)

@@ -14,7 +14,7 @@ def test_translation_fidelity_perfect_translator_scores_one_and_moving_is_the_fl
     truth[8:32, 8:32] = 1.0
     truth[14:26, 14:26] = 0.3  # a darker core
     moving = np.where(truth > 0, 1.3 - truth, 0).astype(np.float32)  # inverted contrast inside the head
-    row = translation_fidelity(2 * truth + 0.1 * (truth > 0), moving, truth)
+    row = translation_fidelity(2 * truth + 0.1 * (truth > 0), moving, truth).to_row()
     assert row["translation_ncc"] == pytest.approx(1.0) and row["translation_ssim"] == pytest.approx(1.0)
     assert row["identity_translation_ncc"] < 0 and row["identity_translation_ssim"] < 0.5
 

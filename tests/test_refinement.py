@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from innreg.config import RefineConfig
 from innreg.nn import compose, warp
-from innreg.nn.affine import affine_ddf
-from innreg.nn.filters import spatial_gradient
+from innreg.core.affine import affine_ddf
+from innreg.core.filters import spatial_gradient
 from innreg.refinement import affine_fields, demons_update, optimise_affine, refine_registration
 
 

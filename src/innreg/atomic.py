@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from innreg.errors import InnregInputError
+
 
 @contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -43,3 +45,24 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check, before any work is done, that ``path`` is a writable folder or can be created as one
+    (nothing is created, so a run that fails later leaves no empty folder behind).
+
+    Raises:
+        InnregInputError: ``path`` or one of its parents is a file, or the folder that would hold
+            it is not writable.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == path and not path.is_dir():
+        raise InnregInputError(f"{path}: exists and is not a folder; needed as the {what}")
+    if not existing.is_dir():
+        raise InnregInputError(f"{path}: the {what} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InnregInputError(f"{path}: the {what} cannot be written ({existing} is not writable)")
+    return path

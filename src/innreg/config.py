@@ -14,45 +14,8 @@ from typing import Any
 
 import yaml
 
+from innreg.core.enums import Precision, RefineInit, RegInput, RegLossKind, SqueezeKind, SubnetKind, TranslatorKind
 from innreg.errors import InnregInputError
-
-
-class TranslatorKind(str, Enum):
-    """``inn``: invertible translator (the method); ``resnet``: non-invertible ResNet generator
-    (the "w/o INN" ablation, RegGAN-style); ``none``: no translation (direct multi-modal registration)."""
-
-    INN = "inn"
-    RESNET = "resnet"
-    NONE = "none"
-
-
-class SubnetKind(str, Enum):
-    """Coupling subnetworks: ``ddc`` (dynamic depthwise conv + local attention) or plain ``conv``."""
-
-    DDC = "ddc"
-    CONV = "conv"
-
-
-class SqueezeKind(str, Enum):
-    """How the INN folds 2x2 (2x2x2) cells into channels: raw pixel phases (``cells``) or their
-    orthonormal Haar bands (``haar``: low-pass plus details, no checkerboard cell texture)."""
-
-    CELLS = "cells"
-    HAAR = "haar"
-
-
-class RegLossKind(str, Enum):
-    """Similarity driving registration: NMI ``barrier`` ``-log(NMI - tau)`` or plain ``nmi`` (``1 - NMI``)."""
-
-    BARRIER = "barrier"
-    NMI = "nmi"
-
-
-class RegInput(str, Enum):
-    """What the registration network sees: the ``translated`` moving image or the ``raw`` one."""
-
-    TRANSLATED = "translated"
-    RAW = "raw"
 
 
 @dataclass
@@ -69,6 +32,8 @@ class ModelConfig:
     # Haar bands: translation NCC 0.550 vs 0.444 for the cell squeeze (fresh translators, same stages,
     # whole-head PD -> T1 tune set), same Dice within 0.002.
     squeeze: SqueezeKind = SqueezeKind.HAAR
+    # Backprop through the INN without storing its activations (rebuilt with the exact inverse).
+    memory_efficient: bool = True
     resnet_channels: int = 32
     resnet_blocks: int = 6
     unet_encoder: tuple[int, ...] = (16, 32, 32, 32)
@@ -80,6 +45,9 @@ class ModelConfig:
     reg_input: RegInput = RegInput.TRANSLATED
     disc_channels: int = 32
     disc_layers: int = 3
+    # The networks run on images downsampled by this factor (trained so, and at registration their
+    # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
+    input_factor: int = 1
 
 
 @dataclass
@@ -121,6 +89,7 @@ class TrainConfig:
     device: str = "auto"
     augment: bool = True
     checkpoint_every: int = 100
+    precision: Precision = Precision.FP32
     # 2D training from 3D volumes: axis and fraction of central slices to draw from.
     slice_axis: int = 2
     slice_range: tuple[float, float] = (0.3, 0.7)
@@ -137,14 +106,6 @@ class TrainConfig:
     # Then: steps fine-tuning the registration network towards the refined fields of augmented
     # training pairs (innreg.distillation); 0 = off.
     distil_steps: int = 0
-
-
-class RefineInit(str, Enum):
-    """Where the per-pair refinement starts: ``affine``: the network's affine stage only (the
-    U-Net's local field is replaced); ``network``: the network's full field."""
-
-    AFFINE = "affine"
-    NETWORK = "network"
 
 
 @dataclass
@@ -237,9 +198,30 @@ class Config:
         return cls(**sections)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Config:
-        """Read a YAML config file (any subset of keys; the rest keep their defaults)."""
-        return cls.from_dict(_read_yaml(path), source=str(path))
+    def from_yaml(cls, path: str | Path, base: Config | None = None) -> Config:
+        """Read a YAML config file (any subset of keys; the rest keep the values of ``base``, by
+        default the defaults)."""
+        data = _read_yaml(path)
+        config = cls.from_dict(data, source=str(path))  # checks the file, naming it in errors
+        if base is None:
+            return config
+        return base.updated(**{name: dict(values or {}) for name, values in (data or {}).items()})
+
+    @classmethod
+    def sized_for(cls, dim: int, device_type: str) -> Config:
+        """Defaults sized to the problem: the plain defaults, except 3D on a CPU.
+
+        3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
+        to the full grid for the per-pair refinement, which runs at full resolution) for
+        ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
+        minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
+        step at full resolution (see ``benchmarks/scale3d.md``). A GPU (``--device cuda``) gets the
+        full budget: full resolution, 1200 steps. Explicit settings (config file, options) win.
+        """
+        config = cls()
+        if dim == 3 and device_type == "cpu":
+            return config.updated(model={"dim": 3, "input_factor": 2}, train={"steps": 400})
+        return config.updated(model={"dim": dim})
 
     def updated(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
@@ -297,6 +279,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    if getattr(section, "input_factor", 1) < 1:
+        raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):
         for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
             if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:

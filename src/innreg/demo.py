@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from innreg.config import Config
+from innreg.results import SUMMARY_KEYS
 
 DEMO_PAIRS = 60
 DEMO_SIZE = (192, 160)
@@ -18,7 +19,7 @@ DEMO_STEPS = 600
 def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto", n_pairs: int = DEMO_PAIRS) -> Path:
     """Run the demo into ``out_dir`` and return the path of its HTML report."""
     from innreg.data import generate_phantom_dataset
-    from innreg.evaluation import evaluate_pairs, summary_rows
+    from innreg.evaluation import evaluate
     from innreg.inference import load_model
     from innreg.reports import ReportSection, html_report
     from innreg.training import train
@@ -36,24 +37,24 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
     run_dir = out_dir / "run"
     model_path = train(data["train"], run_dir, config, resume=(run_dir / "checkpoint.pt").exists())
     print("[3/3] evaluating on the held-out pairs")
-    summary = evaluate_pairs(load_model(model_path, device), data["test"], out_dir / "evaluation")
-    network_only = evaluate_pairs(
+    summary = evaluate(load_model(model_path, device), data["test"], out_dir / "evaluation")
+    network_only = evaluate(
         load_model(model_path, device, refine=False), data["test"], out_dir / "evaluation-network-only",
         overview_pairs=0, method="innreg network only",
     )  # fmt: skip
-    columns = ["method", "dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair", "epe_mm"]
+    columns = ["method", *SUMMARY_KEYS, "epe_mm"]
     overviews = sorted((out_dir / "evaluation").glob("overview_*.png"))
     sections = [
         ReportSection(
             heading="Results on held-out pairs",
             text=(
-                f"{summary['n_pairs']} test pairs of simulated T2 (moving) and T1 (fixed) slices, "
+                f"{summary.n_pairs} test pairs of simulated T2 (moving) and T1 (fixed) slices, "
                 f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]} voxels of 1 mm. Dice and HD95 (mm) over CSF, GM and WM; "
                 "neg_jacobian_fraction is the share of voxels whose Jacobian determinant is <= 0; "
                 "epe_mm is the mean endpoint error against the known deformation inside the head. "
                 "innreg refines the network's field for each pair; 'network only' is the network alone."
             ),
-            rows=summary_rows(summary) + summary_rows(network_only)[1:],
+            rows=summary.table_rows() + network_only.table_rows()[1:],
             columns=columns,
         ),
         ReportSection(heading="Registrations", text="Moving, fixed, translated, warped, checkerboard, deformation grid and Jacobian.", images=overviews),

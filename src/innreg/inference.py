@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
-from innreg.errors import InnregInputError
-from innreg.model import INNReg, resolve_device
-from innreg.nn import warp
+from innreg.errors import InnregInputError, about_file
+from innreg.model import INNReg, check_network_size, resolve_device
+from innreg.nn import resize_field, warp
+from innreg.core.filters import downsample
 from innreg.refinement import affine_fields, refine_registration
 
 
@@ -86,9 +88,23 @@ class RegistrationModel:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None].to(self.device)
 
+    @staticmethod
+    def _mask(mask, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Boolean mask array (``None`` stays ``None``), checked against the images' shape."""
+        if mask is None:
+            return None
+        array = as_array(mask, name)
+        if array.shape != shape:
+            raise InnregInputError(f"{name} {array.shape} does not match the images {shape}")
+        return array != 0
+
     @torch.no_grad()
-    def register(self, moving, fixed, moving_seg=None) -> RegistrationResult:
+    def register(self, moving, fixed, moving_seg=None, fixed_mask=None, moving_mask=None) -> RegistrationResult:
         """Register ``moving`` onto ``fixed`` (same grid) and optionally warp ``moving_seg``.
+
+        ``fixed_mask`` / ``moving_mask`` (same grid, non-zero = use the voxel; the moving mask in
+        moving space) restrict the refinement's similarity to the masked region; they have no effect
+        when the refinement is off (the network alone sees the whole images).
 
         Returns:
             A :class:`RegistrationResult` (see its fields for shapes and conventions).
@@ -100,19 +116,31 @@ class RegistrationModel:
             raise InnregInputError(
                 f"moving {moving_arr.shape} and fixed {fixed_arr.shape} differ in shape; resample onto one grid first"
             )
+        check_network_size(moving_arr.shape, self.config.model.input_factor, "moving")
+        fixed_in = self._mask(fixed_mask, "fixed_mask", fixed_arr.shape)
+        moving_in = self._mask(moving_mask, "moving_mask", fixed_arr.shape)
         start = time.perf_counter()
-        m = self._tensor(normalize_percentile(moving_arr))
-        f = self._tensor(normalize_percentile(fixed_arr))
+        # Intensity percentiles from inside the masks: an excluded artefact must not set the scale either.
+        m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
+        f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
+        masks = tuple(None if x is None else self._tensor(x) for x in (fixed_in, moving_in))
+        # The networks run at their working resolution; their fields are upsampled to the full grid.
+        factor, shape = self.config.model.input_factor, tuple(m.shape[2:])
+        m_net, f_net = downsample(m, factor), downsample(f, factor)
         refine = self.config.refine
         if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
-            translated, affine = self.model.affine_alignment(m, f, self.translate)
-            ddf, inverse_ddf = affine_fields(affine, tuple(m.shape[2:]), m)
+            translated, affine = self.model.affine_alignment(m_net, f_net, self.translate)
+            ddf, inverse_ddf = affine_fields(affine, tuple(m_net.shape[2:]), m_net)
         else:
-            out = self.model(m, f, translate=self.translate)
+            out = self.model(m_net, f_net, translate=self.translate)
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
+        if factor > 1:
+            ddf, inverse_ddf = resize_field(ddf, shape), resize_field(inverse_ddf, shape)
+            mode = ("bilinear", "trilinear")[self.dim - 2]
+            translated = F.interpolate(translated, size=shape, mode=mode, align_corners=True)
         if refine.enabled:
             guide = translated if self.model.translator is not None else None
-            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, translated=guide)
+            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks, translated=guide)
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
@@ -178,8 +206,11 @@ def load_model(
     try:
         ckpt = torch.load(path, map_location=dev, weights_only=False)
     except Exception as err:
-        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__})") from err
+        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__}; truncated or not a model.pt)") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else None
+        if isinstance(found, str) and found.startswith(MODEL_FORMAT.split("/")[0] + "/"):
+            raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     config = Config.from_dict(_with_stored_squeeze(_current_refine_section(ckpt["config"])), source=str(path))
     if refine is not None:
@@ -194,21 +225,32 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
 
     Files: ``warped.nii.gz`` (moving intensities), ``translated.nii.gz``, ``ddf.nii.gz`` and
     ``inverse_ddf.nii.gz`` (voxel units, pull-back, component k along voxel axis k; the convention is
-    also in each file's header description), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set,
-    and ``overview.png``.
+    also in each file's header description), the same two maps as ITK/ANTs displacement fields
+    ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
+    ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
+    (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, and ``overview.png``.
     """
-    from innreg.data import load_pair, save_field, save_image
+    from innreg.data import load_image, load_masks, load_pair, save_field, save_image, save_itk_field
     from innreg.metrics import jacobian_determinant
     from innreg.reports import registration_overview
+    from innreg.warping import save_grids
 
     out_dir = Path(out_dir)
     moving, fixed, moving_seg, fixed_seg = load_pair(record)
-    result = model.register(moving.array, fixed.array, None if moving_seg is None else moving_seg.array)
+    moving_mask, fixed_mask = load_masks(record, fixed)
+    with about_file(record.moving):
+        result = model.register(
+            moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
     save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)
     save_field(out_dir / "ddf.nii.gz", result.ddf, fixed)
     save_field(out_dir / "inverse_ddf.nii.gz", result.inverse_ddf, fixed)
+    save_itk_field(out_dir / "ddf_itk.nii.gz", result.ddf, fixed)
+    save_itk_field(out_dir / "inverse_ddf_itk.nii.gz", result.inverse_ddf, fixed)
+    # load_pair returned the moving image resampled onto the fixed grid; apply needs its own grid
+    save_grids(out_dir, fixed, load_image(record.moving))
     if result.warped_seg is not None:
         save_image(out_dir / "warped_seg.nii.gz", result.warped_seg, fixed, dtype=np.int16)
     jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()

@@ -12,29 +12,10 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
-from innreg.nn.filters import spatial_gradient
+from innreg.core.jacobian import jacobian_determinant
 
 # Label maps and fields may come as numpy arrays or torch tensors.
 ArrayLike = np.ndarray | Tensor
-
-
-def jacobian_determinant(ddf: Tensor) -> Tensor:
-    """Jacobian determinant of the map ``x -> x + ddf(x)``.
-
-    Args:
-        ddf: ``(N, dim, *spatial)`` displacement in voxels (convention of :mod:`innreg.nn.warp`).
-
-    Returns:
-        ``(N, *spatial)`` determinants, from central differences inside and one-sided ones at the
-        border (:func:`innreg.nn.filters.spatial_gradient`). Values <= 0 mark folding.
-    """
-    dim = ddf.shape[1]
-    if dim not in (2, 3) or ddf.dim() != dim + 2:
-        raise ValueError(f"ddf must have shape (N, dim, *spatial), got {tuple(ddf.shape)}")
-    jac = spatial_gradient(ddf)  # (N, i, k, *spatial): d u_i / d x_k
-    eye = torch.eye(dim, dtype=ddf.dtype, device=ddf.device).view(1, dim, dim, *([1] * dim))
-    jac = (jac + eye).movedim((1, 2), (-2, -1))
-    return torch.linalg.det(jac)
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from innreg.config import ModelConfig, RegInput, TranslatorKind
 from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator
+from innreg.data.pairs import check_working_size
 
 
 @dataclass
@@ -44,6 +45,7 @@ def build_translator(config: ModelConfig) -> nn.Module | None:
             kernel_size=config.ddc_kernel,
             clamp=config.clamp,
             squeeze=config.squeeze,
+            memory_efficient=config.memory_efficient,
         )
     if kind is TranslatorKind.RESNET:
         return ResNetTranslator(
@@ -105,6 +107,17 @@ class INNReg(nn.Module):
         translated, source = self._registration_input(moving, fixed, translate)
         affine = self.registration.affine
         return translated, None if affine is None else affine(source, fixed)
+
+
+# Smallest axis the networks accept on their working grid: below it the U-Net's coarsest level and the
+# NMI pyramid have nothing left to work with.
+MIN_NETWORK_SIZE = 8
+
+
+def check_network_size(shape: tuple[int, ...], input_factor: int, name: str) -> None:
+    """Refuse an image whose working grid (``shape`` downsampled by ``input_factor``) is too small for
+    the networks; the :class:`~innreg.errors.InnregInputError` names ``name`` (a file or argument)."""
+    check_working_size(shape, input_factor, MIN_NETWORK_SIZE, name)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

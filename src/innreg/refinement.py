@@ -21,8 +21,12 @@ image's, a mono-modal squared difference, as one extra residual channel weighted
 channels. MIND alone only sees local structure; the translated intensity also says which tissue lies
 where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image.
 
+Masks (optional, ``{0, 1}`` or soft, on the fixed grid) weight the descriptor residual voxel by voxel:
+the fixed mask times the moving mask warped with the current map, so a region outside either mask (e.g.
+a lesion, or background) does not pull on the field; the smoothing carries the field across it.
+
 The result is the exact composition of the network's map, the affine correction ``a`` and the
-velocity's map ``r`` (pull-back convention of :mod:`innreg.nn.warp`, voxel units):
+velocity's map ``r`` (pull-back convention of :mod:`innreg.core.warp`, voxel units):
 ``warp(moving, ddf) = warp(warp(warp(moving, net_ddf), a), r)``, and the inverse composes the inverses
 in reverse order.
 """
@@ -37,9 +41,17 @@ from torch import Tensor
 
 from innreg.config import RefineConfig
 from innreg.losses import mind_descriptor
-from innreg.nn.affine import affine_ddf, invert_affine
-from innreg.nn.filters import gaussian_smooth, spatial_gradient
-from innreg.nn.warp import PaddingMode, compose, identity_grid, integrate_velocity, resize_field, warp
+from innreg.core.affine import affine_ddf, invert_affine
+from innreg.core.filters import gaussian_smooth, spatial_gradient
+from innreg.core.warp import (
+    PaddingMode,
+    compose,
+    identity_grid,
+    integrate_velocity,
+    resize_field,
+    similarity_weight,
+    warp,
+)
 
 # A correction of the network's affine stage that changes the area/volume by more than this factor
 # is a diverged step, not an alignment; the affine stage then keeps its last good estimate.
@@ -72,19 +84,30 @@ def _descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: 
     return _features(warped, level, config), _features(fixed.expand(-1, warped.shape[1], *fixed.shape[2:]), level, config)
 
 
+def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | None:
+    return None if mask is None else _downsample(mask, level)
+
+
 def _residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor) -> tuple[Tensor, Tensor]:
     """Descriptor residual ``(1, K, *S)`` and the ESM gradient ``(1, K, dim, *S)`` (mean of the warped
     moving and the fixed descriptors' gradients: a better Gauss-Newton step than either alone)."""
     return moved - target, 0.5 * (spatial_gradient(moved) + target_gradient)
 
 
-def optimise_affine(warped: Tensor, fixed: Tensor, config: RefineConfig) -> tuple[Tensor, Tensor]:
+def optimise_affine(
+    warped: Tensor,
+    fixed: Tensor,
+    config: RefineConfig,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Affine ``(A, t)`` (``(1, dim, dim)``, ``(1, dim)`` full-resolution voxels, the parametrisation of
-    :func:`~innreg.nn.affine.affine_ddf`) aligning ``warped`` to ``fixed`` by MIND on the coarse levels
+    :func:`~innreg.core.affine.affine_ddf`) aligning ``warped`` to ``fixed`` by MIND on the coarse levels
     ``config.affine_factors``, ``config.affine_steps`` Levenberg-Marquardt steps each.
 
     It widens the capture range: a global misalignment that the network's affine stage left behind is
-    too large for the smooth velocity field to absorb.
+    too large for the smooth velocity field to absorb. ``fixed_mask`` and ``moving_mask`` (``(1, 1, *S)``,
+    the latter already warped like ``warped``) weight the residual (see the module docstring).
     """
     shape = tuple(fixed.shape[2:])
     dim = len(shape)
@@ -94,6 +117,7 @@ def optimise_affine(warped: Tensor, fixed: Tensor, config: RefineConfig) -> tupl
         level = _level_shape(shape, factor)
         source, target = _descriptors(warped, fixed, level, config)
         target_gradient = spatial_gradient(target)
+        level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
         # Full-resolution voxels to level voxels (align_corners): p_L = D p_S, so A_L = D A D^-1.
         d = torch.tensor([(l - 1) / max(s - 1, 1) for l, s in zip(level, shape)], device=fixed.device, dtype=fixed.dtype)
         level_matrix, level_translation = matrix * d.view(1, dim, 1) / d.view(1, 1, dim), translation * d
@@ -103,8 +127,12 @@ def optimise_affine(warped: Tensor, fixed: Tensor, config: RefineConfig) -> tupl
             # Border padding: zero descriptors beyond the field of view pull the fit towards a
             # contraction (measured on a shifted synthetic volume: determinant 0.83-0.89 with zero
             # padding, 0.99-1.01 with border padding).
-            moved = warp(source, affine_ddf(level_matrix, level_translation, level), padding=PaddingMode.BORDER)
+            field = affine_ddf(level_matrix, level_translation, level)
+            moved = warp(source, field, padding=PaddingMode.BORDER)
             residual, gradient = _residual_and_gradient(moved, target, target_gradient)
+            weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.BORDER)
+            if weight is not None:
+                residual, gradient = residual * weight, gradient * weight.unsqueeze(2)
             # d moved / d A_ij = g_i (p_j - c_j) and d moved / d t_i = g_i, per descriptor channel.
             jacobian = torch.cat([(gradient[0, :, :, None] * offsets).flatten(1, 2), gradient[0]], dim=1).flatten(2)
             normal = torch.einsum("kap,kbp->ab", jacobian, jacobian)
@@ -123,7 +151,9 @@ def optimise_affine(warped: Tensor, fixed: Tensor, config: RefineConfig) -> tupl
     return matrix, translation
 
 
-def demons_update(moved: Tensor, target: Tensor, target_gradient: Tensor, config: RefineConfig) -> Tensor:
+def demons_update(
+    moved: Tensor, target: Tensor, target_gradient: Tensor, config: RefineConfig, weight: Tensor | None = None
+) -> Tensor:
     """Per-voxel Gauss-Newton displacement ``(1, dim, *S)`` (voxels) reducing ``|moved - target|^2``.
 
     ``u = -step_size * sum_k r_k g_k / (sum_k |g_k|^2 / dim + residual_damping * sum_k r_k^2)`` over
@@ -131,16 +161,24 @@ def demons_update(moved: Tensor, target: Tensor, target_gradient: Tensor, config
     ``-(sum_k g_k g_k^T)^-1 sum_k r_k g_k`` with the normal matrix replaced by its isotropic part
     ``trace / dim`` (MIND's channels look in every direction, so the matrix is close to isotropic, and
     no per-voxel solve is needed), plus Thirion's residual term, which bounds the step where the
-    descriptors are flat.
+    descriptors are flat. ``weight`` (``(1, 1, *S)``, optional) scales the residual: no update where it is 0.
     """
     residual, gradient = _residual_and_gradient(moved, target, target_gradient)
+    if weight is not None:
+        residual = residual * weight
     dim = gradient.shape[2]
     numerator = (residual.unsqueeze(2) * gradient).sum(1)
     denominator = gradient.pow(2).sum((1, 2)) / dim + config.residual_damping * residual.pow(2).sum(1)
     return numerator * (-config.step_size / (denominator.unsqueeze(1) + 1e-6))
 
 
-def optimise_velocity(warped: Tensor, fixed: Tensor, config: RefineConfig) -> Tensor:
+def optimise_velocity(
+    warped: Tensor,
+    fixed: Tensor,
+    config: RefineConfig,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
+) -> Tensor:
     """Velocity ``(1, dim, *G)`` (voxels of its grid ``G``) aligning ``warped`` to ``fixed``.
 
     Args:
@@ -148,6 +186,8 @@ def optimise_velocity(warped: Tensor, fixed: Tensor, config: RefineConfig) -> Te
             (``(1, 2, *S)`` with the warped translated image as channel 1, see :func:`_features`).
         fixed: ``(1, 1, *S)`` fixed image, intensities in [0, 1].
         config: pyramid, step counts and weights.
+        fixed_mask, moving_mask: optional ``(1, 1, *S)`` residual weights, the moving mask already
+            warped like ``warped``.
     """
     shape = tuple(fixed.shape[2:])
     dim = len(shape)
@@ -158,10 +198,13 @@ def optimise_velocity(warped: Tensor, fixed: Tensor, config: RefineConfig) -> Te
         grid = _level_shape(shape, max(factor, config.grid_factor))
         source, target = _descriptors(warped, fixed, level, config)
         target_gradient = spatial_gradient(target)
+        level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
         velocity = resize_field(velocity, grid)
         for _ in range(steps):
-            moved = warp(source, resize_field(integrate_velocity(velocity, config.int_steps), level))
-            update = resize_field(demons_update(moved, target, target_gradient, config), grid)
+            field = resize_field(integrate_velocity(velocity, config.int_steps), level)
+            moved = warp(source, field)
+            weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.ZEROS)
+            update = resize_field(demons_update(moved, target, target_gradient, config, weight), grid)
             # First-order log-domain update (v <- v + u), then the Gaussian regulariser.
             velocity = gaussian_smooth(velocity + update, config.smooth_sigma)
     return resize_field(velocity, final_grid)
@@ -183,6 +226,8 @@ def refine_registration(
     ddf: Tensor,
     inverse_ddf: Tensor | None,
     config: RefineConfig,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
     *,
     translated: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
@@ -195,6 +240,8 @@ def refine_registration(
         ddf: ``(1, dim, *S)`` the network's displacement (voxels, pull-back).
         inverse_ddf: its inverse, or ``None``.
         config: the refinement settings.
+        fixed_mask: optional ``(1, 1, *S)`` weights on the fixed image (1 = use the voxel).
+        moving_mask: optional ``(1, 1, *S)`` weights on the moving image (moving space, on the same grid).
         translated: ``(1, 1, *S)`` the moving image in the fixed modality, on the moving grid; with
             ``config.translation_weight > 0`` its intensity is matched to the fixed image's as well
             (``None``: MIND only).
@@ -212,9 +259,12 @@ def refine_registration(
     shape = tuple(fixed.shape[2:])
     if translated is not None and config.translation_weight > 0:
         moving = torch.cat([moving, translated], dim=1)
-    correction, correction_inverse = affine_fields(optimise_affine(warp(moving, ddf), fixed, config), shape, ddf)
+    warped_mask = None if moving_mask is None else warp(moving_mask, ddf)
+    affine = optimise_affine(warp(moving, ddf), fixed, config, fixed_mask, warped_mask)
+    correction, correction_inverse = affine_fields(affine, shape, ddf)
     ddf = compose(ddf, correction)
-    velocity = optimise_velocity(warp(moving, ddf), fixed, config)
+    warped_mask = None if moving_mask is None else warp(moving_mask, ddf)
+    velocity = optimise_velocity(warp(moving, ddf), fixed, config, fixed_mask, warped_mask)
     refined = compose(ddf, resize_field(integrate_velocity(velocity, config.int_steps), shape))
     if inverse_ddf is None:
         return refined, None

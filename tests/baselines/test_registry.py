@@ -10,16 +10,17 @@ from innreg.errors import InnregInputError
 
 EXPECTED = {
     "identity", "ants-syn", "innreg", "innreg-no-refine", "innreg-no-inn", "innreg-no-ddc", "innreg-no-barrier",
-    "innreg-no-translation", "voxelmorph-nmi", "reggan", "cyclegan-voxelmorph",
+    "innreg-no-translation", "voxelmorph-nmi", "reggan", "cyclegan-voxelmorph", "greedy", "elastix", "convexadam",
 }  # fmt: skip
+PEERS = {"ants-syn", "greedy", "elastix", "convexadam"}  # optional packages; tested in test_ants.py, test_peers.py
 
 
 def test_registry_names():
     assert set(METHODS) == EXPECTED
-    assert TRAINED_METHODS == EXPECTED - {"identity", "ants-syn"}
+    assert TRAINED_METHODS == EXPECTED - {"identity"} - PEERS
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED - {"ants-syn"}))
+@pytest.mark.parametrize("name", sorted(EXPECTED - PEERS))
 def test_make_method_builds_each(name):
     method = make_method(name, dim=2)
     assert method.name == name
@@ -28,8 +29,8 @@ def test_make_method_builds_each(name):
 
 
 def test_make_method_rejects_unknown_names_and_dims():
-    with pytest.raises(InnregInputError, match="unknown method 'elastix'"):
-        make_method("elastix")
+    with pytest.raises(InnregInputError, match="unknown method 'nosuch'"):
+        make_method("nosuch")
     with pytest.raises(InnregInputError, match="--dim"):
         make_method("identity", dim=4)
 
@@ -76,7 +77,7 @@ def test_variant_switches():
     assert (reggan.loss.w_sim, reggan.loss.w_l1, reggan.loss.w_smooth, reggan.loss.w_adv) == (0.0, 20.0, 10.0, 1.0)
     assert reggan.train.lr == pytest.approx(1e-4)
     # Only the full method refines per pair; ablations and baselines are networks alone.
-    assert {name for name in EXPECTED - {"identity", "ants-syn"} if make_method(name).config.refine.enabled} == {"innreg"}
+    assert {name for name in EXPECTED - {"identity"} - PEERS if make_method(name).config.refine.enabled} == {"innreg"}
 
 
 def test_base_config_keeps_sizes_but_not_switches():

@@ -11,7 +11,7 @@ from innreg.data.deformations import (
     random_elastic_field,
 )
 from innreg.metrics import jacobian_determinant
-from innreg.nn.warp import warp
+from innreg.core.warp import warp
 
 
 def test_affine_field_quarter_turn_about_the_centre():

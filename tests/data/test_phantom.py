@@ -18,7 +18,7 @@ from innreg.data.phantom import (
 )
 from innreg.errors import InnregInputError
 from innreg.metrics import jacobian_determinant
-from innreg.nn.warp import warp
+from innreg.core.warp import warp
 
 SIZE = (48, 40)
 
@@ -146,3 +146,14 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="interrupted"):
         generate_phantom_dataset(tmp_path / "data", n=3, size=SIZE, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_processes_write_the_same_data_set(tmp_path):
+    serial = generate_phantom_dataset(tmp_path / "serial", "pd", "t1", n=3, size=SIZE, seed=1, progress=False)
+    parallel = generate_phantom_dataset(tmp_path / "parallel", "pd", "t1", n=3, size=SIZE, seed=1, progress=False,
+                                        workers=2)
+    assert serial["train"].read_text() == parallel["train"].read_text()
+    for record_s, record_p in zip(read_manifest(serial["train"]), read_manifest(parallel["train"])):
+        for column in ("moving", "fixed", "moving_as_fixed", "fixed_seg"):
+            a, b = load_image(getattr(record_s, column)).array, load_image(getattr(record_p, column)).array
+            np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@
 
 import csv
 
+import nibabel as nib
 import pytest
 
 from innreg.cli import main
@@ -13,10 +14,13 @@ def run(argv, capsys):
 
 
 def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
-    code, out = run(["phantom", "--out", tmp_path / "head", "--n", 2, "--size", "40x32", "--moving", "PD"], capsys)
+    code, out = run(["phantom", "--out", tmp_path / "head", "--n", 2, "--size", "40x32", "--moving", "PD", "--workers", 1],
+                    capsys)
     assert code == 0 and "train:" in out.out
     header = (tmp_path / "head" / "train.csv").read_text().splitlines()[0].split(",")
     assert header[-3:] == ["moving_as_fixed", "moving_head_labels", "fixed_head_labels"]
+    labels = nib.load(tmp_path / "head" / "images" / "pair_0000_moving_head_labels.nii.gz")
+    assert labels.header["descrip"].tobytes().rstrip(b"\0").endswith(b"8 air")  # the whole legend fits
     code, _ = run(["phantom", "--out", tmp_path / "brain", "--n", 2, "--size", "40x32", "--skull-stripped",
                    "--spacing", "4"], capsys)
     assert code == 0
@@ -33,6 +37,7 @@ def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
         (["--size", "12x32"], "at least 16"),
         (["--size", "32x32x32"], "needs 2 values"),
         (["--n", "1"], "n=1: need at least 2 pairs"),
+        (["--spacing", "0"], "spacing=0.0: must be positive"),
     ],
 )
 def test_bad_options_give_one_line_and_status_2(tmp_path, capsys, options, needle):

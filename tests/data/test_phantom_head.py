@@ -14,7 +14,7 @@ from innreg.data.phantom import (
     make_phantom_pair,
 )
 from innreg.data.phantom.acquisition import k_space_resolution, thick_slices, through_plane_weights
-from innreg.nn.warp import warp
+from innreg.core.warp import warp
 
 HEAD_SIZE = (224, 192)  # about 1 mm pixels for a whole head
 
@@ -136,3 +136,36 @@ def test_skull_stripped_has_no_head_and_3d_has_one():
     volume = make_phantom_pair("t1", "ct", 3, (40, 48, 40), rng=0)
     assert volume.moving_head_labels.shape == (40, 48, 40)
     assert {HeadLabel.BONE, HeadLabel.FAT, HeadLabel.SKIN} <= set(np.unique(volume.moving_head_labels))
+
+
+def test_head_motion_is_a_rigid_part_of_the_true_field():
+    from innreg.data.deformations import DeformationParams
+    from innreg.data.phantom import MotionParams
+    from innreg.metrics import jacobian_determinant
+
+    still = DeformationParams(rotation_deg=0, scale=(1, 1), shear=0, translation=0, elastic_magnitude_vox=0)
+    pair = make_phantom_pair("pd", "t1", 2, (96, 80), rng=5, deformation=still, motion=MotionParams(4.0, 4.0))
+    ddf = pair.ddf * np.reshape(pair.spacing, (2, 1, 1))  # mm
+    assert np.abs(ddf).max() > 0.5  # the head moved
+    jac = jacobian_determinant(torch.from_numpy(pair.ddf)[None].double())
+    np.testing.assert_allclose(jac.numpy(), 1.0, atol=1e-4)  # rigidly
+    # shift at the centre <= 4 mm per axis, rotation <= 4 degrees
+    centre = ddf[:, 47:49, 39:41].mean(axis=(1, 2))  # the rotation centre is the grid centre
+    assert np.all(np.abs(centre) <= 4.0 + 1e-3)
+    angle = np.degrees(np.arctan2(ddf[1, 60, 40] - ddf[1, 36, 40], 24 * pair.spacing[0]))
+    assert abs(angle) <= 4.0 + 1e-3
+    none = make_phantom_pair("pd", "t1", 2, (96, 80), rng=5, deformation=still, motion=None)
+    assert np.abs(none.ddf).max() < 1e-5
+
+
+def test_noise_and_field_of_view_cut():
+    from innreg.data.phantom.acquisition import Acquisition, corrupt, cut_field_of_view
+
+    acq = Acquisition(0.0, None, 0.0, 0.0, 0, 1.0, False, 0.0, None, 20.0, None, (1, 1, 5))
+    image = np.full((200, 200), 2.0, np.float32)
+    noisy = corrupt(image, acq, Modality.PD, level=2.0, rng=np.random.default_rng(0))
+    assert np.std(noisy) == pytest.approx(2.0 / 20.0, rel=0.05)  # Rician at SNR 20 (~Gaussian this high)
+    cut = cut_field_of_view(noisy, acq)
+    assert (cut[:, -5:] == 0).all() and (cut[:, :-5] == noisy[:, :-5]).all()
+    background = corrupt(np.zeros((200, 200), np.float32), acq, Modality.PD, level=2.0, rng=np.random.default_rng(1))
+    assert background.min() >= 0 and background.mean() == pytest.approx(0.1 * np.sqrt(np.pi / 2), rel=0.05)  # Rayleigh

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from innreg.losses import NMIBarrierLoss, NMILoss, NMINormalization, nmi, nmi_barrier
-from innreg.nn.warp import warp
+from innreg.core.warp import warp
 
 NORMS = [NMINormalization.SYMMETRIC, NMINormalization.STUDHOLME]
 

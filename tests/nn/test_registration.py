@@ -7,7 +7,7 @@ import torch
 
 from innreg.nn.registration import RegistrationNet
 from innreg.nn.unet import UNet
-from innreg.nn.warp import compose
+from innreg.core.warp import compose
 
 SHAPES = [(13, 15), (7, 9, 5)]
 

@@ -28,7 +28,10 @@ from typing import Callable
 from innreg.baselines.ants import AntsSyN
 from innreg.baselines.base import FitInfo, Method, fit_info, peak_memory
 from innreg.baselines.configured import VARIANTS, ConfiguredMethod
+from innreg.baselines.convexadam import ConvexAdam
 from innreg.baselines.cyclegan import CycleGanVoxelMorph
+from innreg.baselines.elastix import Elastix
+from innreg.baselines.greedy import Greedy
 from innreg.baselines.identity import IdentityMethod
 from innreg.config import Config
 from innreg.errors import InnregInputError
@@ -36,6 +39,9 @@ from innreg.errors import InnregInputError
 METHODS: dict[str, Callable[..., Method]] = {
     "identity": IdentityMethod,
     "ants-syn": AntsSyN,
+    "greedy": Greedy,
+    "elastix": Elastix,
+    "convexadam": ConvexAdam,
     **{name: partial(ConfiguredMethod, name) for name in VARIANTS},
     "cyclegan-voxelmorph": CycleGanVoxelMorph,
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -142,3 +144,40 @@ def model_info(path: Path, config: Config) -> dict | None:
     if comparable(saved.get("config", {})) != comparable(config.to_dict()):
         raise InnregInputError(f"{path}: trained under another config than this run; delete its folder or use another --out")
     return saved.get("info", {})
+
+
+def invert_ddf(ddf: np.ndarray, iterations: int = 20) -> np.ndarray:
+    """Inverse of an innreg-convention displacement ``(dim, *S)`` (voxels), by fixed-point iteration.
+
+    For peers that return only the forward map (elastix, ConvexAdam); see
+    :func:`innreg.core.warp.invert_field` for where the iteration converges.
+    """
+    from innreg.core.warp import invert_field
+
+    return invert_field(torch.from_numpy(np.ascontiguousarray(ddf, dtype=np.float32))[None], iterations)[0].numpy()
+
+
+def import_peer(module: str, method: str, package: str):
+    """Import an optional peer's module, or raise an :class:`InnregInputError` saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise InnregInputError(
+            f"{method}: needs the {package} package (pip install 'innreg[peers]' or pip install {package})"
+        ) from err
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Silence a C++ library's prints to file descriptor 1 (Greedy, elastix): they bypass ``sys.stdout``."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

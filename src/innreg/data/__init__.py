@@ -1,4 +1,4 @@
-"""Data: NIfTI I/O, intensity handling, random deformations, the head phantom and pair datasets."""
+"""Data: NIfTI I/O, ITK field export, intensity handling, random deformations, the head phantom and pair datasets."""
 
 from innreg.data.deformations import (
     DeformationParams,
@@ -10,7 +10,8 @@ from innreg.data.deformations import (
 )
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_field, load_image, load_labels, save_field, save_image, voxel_spacing
-from innreg.data.pairs import PairDataset, PairRecord, load_pair, pad_collate, read_manifest
+from innreg.data.itk import itk_displacement, save_itk_field
+from innreg.data.pairs import PairDataset, PairRecord, load_masks, load_pair, pad_collate, read_manifest
 from innreg.data.phantom import (
     PHANTOM_MODALITIES,
     TISSUE_INTENSITY,
@@ -38,9 +39,11 @@ __all__ = [
     "affine_field",
     "apply_deformation",
     "generate_phantom_dataset",
+    "itk_displacement",
     "load_field",
     "load_image",
     "load_labels",
+    "load_masks",
     "load_pair",
     "make_phantom_pair",
     "normalize_percentile",
@@ -53,5 +56,6 @@ __all__ = [
     "save_contact_sheet",
     "save_field",
     "save_image",
+    "save_itk_field",
     "voxel_spacing",
 ]

@@ -1,7 +1,7 @@
 """Random smooth deformations (affine + diffeomorphic elastic) for phantoms and augmentation.
 
 Every field returned here is a displacement ``ddf`` of shape ``(dim, *spatial)`` in the convention of
-:mod:`innreg.nn.warp` (pull-back, voxel units, channel k = spatial axis k): deforming an image means
+:mod:`innreg.core.warp` (pull-back, voxel units, channel k = spatial axis k): deforming an image means
 ``warp(image, ddf)``, i.e. ``deformed(x) = image(x + ddf(x))``.
 """
 
@@ -15,7 +15,8 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
-from innreg.nn.warp import InterpMode, compose, identity_grid, integrate_velocity, warp
+from innreg.core.affine import affine_ddf
+from innreg.core.warp import InterpMode, compose, integrate_velocity, warp
 
 RngLike = np.random.Generator | int | None
 
@@ -78,7 +79,8 @@ def _rotation(angles_rad: Sequence[float]) -> np.ndarray:
 
 
 def affine_field(shape: Sequence[int], matrix: np.ndarray, translation_vox: Sequence[float]) -> Tensor:
-    """Displacement of the map ``x -> A (x - c) + c + t`` with ``c`` the grid centre.
+    """Displacement of the map ``x -> A (x - c) + c + t`` with ``c`` the grid centre, from numpy parameters
+    (front end of :func:`innreg.core.affine.affine_ddf`).
 
     Args:
         shape: spatial shape (2 or 3 entries).
@@ -88,13 +90,10 @@ def affine_field(shape: Sequence[int], matrix: np.ndarray, translation_vox: Sequ
     Returns:
         float32 ``(dim, *shape)`` ddf.
     """
-    dim = len(shape)
-    grid = identity_grid(tuple(shape), dtype=torch.float64)
-    centre = torch.tensor([(s - 1) / 2 for s in shape], dtype=torch.float64).view(dim, *([1] * dim))
-    a = torch.as_tensor(matrix, dtype=torch.float64) - torch.eye(dim, dtype=torch.float64)
-    t = torch.as_tensor(translation_vox, dtype=torch.float64).view(dim, *([1] * dim))
-    ddf = torch.einsum("ij,j...->i...", a, grid - centre) + t
-    return ddf.float()
+    # float64 so that the simulated ground truth carries no float32 rounding of the large grid coordinates.
+    matrix64 = torch.as_tensor(np.asarray(matrix), dtype=torch.float64).unsqueeze(0)
+    translation64 = torch.as_tensor(np.asarray(translation_vox, dtype=np.float64)).view(1, -1)
+    return affine_ddf(matrix64, translation64, tuple(shape))[0].float()
 
 
 def random_affine_field(
@@ -152,7 +151,7 @@ def random_elastic_field(
         magnitude_vox: RMS of the velocity field (voxels) after smoothing.
         smoothness_vox: Gaussian sigma (voxels) of the smoothing.
         rng: numpy Generator or seed.
-        int_steps: scaling-and-squaring steps (:func:`innreg.nn.warp.integrate_velocity`).
+        int_steps: scaling-and-squaring steps (:func:`innreg.core.warp.integrate_velocity`).
 
     Returns:
         float32 ``(dim, *S)`` ddf.

@@ -14,21 +14,25 @@ Geometry:
 
 Displacement-field files (:func:`save_field`, :func:`load_field`):
 
-* The field ``ddf`` of shape ``(dim, *spatial)`` follows :mod:`innreg.nn.warp`: pull-back
+* The field ``ddf`` of shape ``(dim, *spatial)`` follows :mod:`innreg.core.warp`: pull-back
   ``warped(x) = moving(x + ddf(x))``, voxel units of the fixed image, channel k = displacement along
   array axis k of the loaded image (for ordinary files that is voxel axis k).
 * It is stored the NIfTI way for vector data: the spatial axes in the reference's on-disk layout
   (padded to three), a singleton fourth (time) axis and the vector in the fifth axis, with intent
   ``VECTOR``; e.g. a 2D field on a ``192 x 160`` image is stored as ``192 x 160 x 1 x 1 x 2``.
   The header description says ``innreg ddf: pull-back x+u(x), voxel units, channel k = voxel axis k``.
-* These are **not** ITK/ANTs displacement fields (those are in physical millimetres, LPS).
+* These are not ITK/ANTs displacement fields (physical millimetres, LPS); :mod:`innreg.data.itk`
+  converts and writes those.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -123,17 +127,52 @@ def _disk_shape(image: Image) -> tuple[int, ...]:
     return tuple(int(s) for s in image.header.get_data_shape())
 
 
+@contextmanager
+def _header_problems() -> Iterator[list[str]]:
+    """Collect (instead of printing) the header problems nibabel logs while loading a file: voxel
+    sizes (pixdim) that are zero or negative."""
+    problems: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "pixdim" in message:
+                problems.append(message.split(";")[0].replace("should be", "must be"))
+
+    logger = logging.getLogger("nibabel.global")
+    handler, propagate = Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield problems
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _check_affine(path: Path, affine: np.ndarray) -> None:
+    """Refuse a voxel-to-world matrix with NaN/inf entries or a zero-length (or degenerate) voxel axis."""
+    if not np.isfinite(affine).all():
+        raise InnregInputError(f"{path}: the affine (sform/qform) has NaN or infinite entries")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InnregInputError(f"{path}: the affine (sform/qform) is singular: a voxel axis has zero length")
+
+
 def _read(path: str | os.PathLike, what: str) -> tuple[Path, np.ndarray, np.ndarray, nib.Nifti1Header]:
     """Load a file with nibabel: (path, in-memory array as float64, in-memory affine, header)."""
     path = Path(path)
     if not path.is_file():
         raise InnregInputError(f"{path}: {what} file not found")
     try:
-        img = nib.load(str(path))
+        with _header_problems() as problems:
+            img = nib.load(str(path))
     except Exception as err:  # nibabel raises many types for unreadable files
         raise InnregInputError(f"{path}: not a NIfTI image nibabel can read ({type(err).__name__})") from None
+    if problems:  # nibabel "fixes" these silently (abs or 1); the geometry would then be a guess
+        raise InnregInputError(f"{path}: invalid header: {problems[0]}")
     if not isinstance(img, nib.spatialimages.SpatialImage):
         raise InnregInputError(f"{path}: not a NIfTI image (nibabel read it as {type(img).__name__})")
+    _check_affine(path, np.asarray(img.affine, dtype=np.float64))
     dtype = img.get_data_dtype()
     if dtype.kind == "c" or dtype.fields is not None:
         raise InnregInputError(f"{path}: unsupported voxel type {dtype} (need real scalar values)")

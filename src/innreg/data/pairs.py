@@ -1,9 +1,15 @@
 """Pair manifests, the training dataset and whole-image pair loading.
 
 A manifest is a CSV file with a header row and the columns ``moving`` and ``fixed`` (required) and
-``moving_seg``, ``fixed_seg``, ``true_ddf``, ``moving_as_fixed`` (optional; empty cells allowed;
-``moving_as_fixed`` is the moving anatomy imaged in the fixed contrast, the translation's truth). Relative paths are
-resolved against the CSV file's folder; other columns are ignored.
+``moving_seg``, ``fixed_seg``, ``true_ddf``, ``fixed_mask``, ``moving_mask``, ``moving_as_fixed``
+(optional; empty cells allowed; ``moving_as_fixed`` is the moving anatomy imaged in the fixed
+contrast, the translation's truth, as the phantom writes it). Relative paths are resolved against
+the CSV file's folder; other columns are ignored. A UTF-8 byte-order mark, quoted cells and spaces
+after the commas are accepted; a repeated column is refused.
+
+Masks (non-zero = use the voxel) restrict the image similarity to a region, e.g. a brain mask or the
+complement of a lesion: in training (masked NMI) and in the per-pair refinement. Each mask has the
+shape of its image.
 """
 
 from __future__ import annotations
@@ -22,10 +28,22 @@ from torch.utils.data import Dataset
 from innreg.data.deformations import DeformationParams, apply_deformation, random_deformation
 from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
 from innreg.data.io import Image, load_image, load_labels
+from innreg.core.filters import coarse_shape, downsample
 from innreg.errors import InnregInputError
 
 REQUIRED_COLUMNS = ("moving", "fixed")
-OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
+OPTIONAL_COLUMNS = ("moving_seg", "fixed_seg", "true_ddf", "fixed_mask", "moving_mask", "moving_as_fixed")
+
+
+def check_working_size(shape: tuple[int, ...], factor: int, min_size: int, name: str) -> None:
+    """Raise :class:`~innreg.errors.InnregInputError` naming ``name`` if an axis of ``shape``
+    downsampled by ``factor`` (:func:`~innreg.core.filters.coarse_shape`) has fewer than ``min_size`` voxels."""
+    if min(coarse_shape(tuple(shape), factor)) < min_size:
+        need = (min_size - 1) * factor + 1
+        raise InnregInputError(
+            f"{name}: image of size {'x'.join(map(str, shape))} is too small for the network "
+            f"(every axis needs at least {need} voxels with model.input_factor {factor})"
+        )
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,8 @@ class PairRecord:
     moving_seg: Path | None = None
     fixed_seg: Path | None = None
     true_ddf: Path | None = None
+    fixed_mask: Path | None = None
+    moving_mask: Path | None = None
     moving_as_fixed: Path | None = None
 
     def __post_init__(self) -> None:
@@ -56,14 +76,25 @@ def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InnregInputError(f"{csv_path}: manifest file not found")
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        for column in REQUIRED_COLUMNS:
-            if column not in header:
-                columns = ", ".join(header) or "none"
-                raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {columns})")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, skipinitialspace=True)  # also reads 'a.nii, "b c.nii"'
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if not header:
+                raise InnregInputError(f"{csv_path}: manifest is empty (needs a header row with 'moving' and 'fixed' columns)")
+            for column in REQUIRED_COLUMNS:
+                if column not in header:
+                    raise InnregInputError(f"{csv_path}: manifest has no '{column}' column (columns: {', '.join(header)})")
+            repeated = sorted({h for h in header if h and header.count(h) > 1})
+            if repeated:
+                raise InnregInputError(f"{csv_path}: manifest repeats the column(s) {', '.join(repeated)}")
+            # cells beyond the header come as a list under the key None: ignored, like other columns
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if not isinstance(v, list)} for row in reader]
+    except UnicodeDecodeError as err:
+        raise InnregInputError(f"{csv_path}: manifest is not UTF-8 text (byte {err.start})") from None
+    except csv.Error as err:
+        raise InnregInputError(f"{csv_path}: not a readable CSV manifest ({err})") from None
     rows = [row for row in rows if any(row.values())]
     if not rows:
         raise InnregInputError(f"{csv_path}: manifest lists no pairs")
@@ -112,6 +143,25 @@ def load_pair(record: PairRecord) -> tuple[Image, Image, Image | None, Image | N
     return resampled, fixed, moving_seg, fixed_seg
 
 
+def load_masks(record: PairRecord, fixed: Image) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The record's masks as float32 ``{0, 1}`` arrays on the fixed grid: ``(moving_mask, fixed_mask)``.
+
+    The moving mask stays in moving space (it is resampled onto the fixed grid with nearest neighbour,
+    like the moving image, and not warped); ``None`` where the record has no mask.
+
+    Raises:
+        InnregInputError: unreadable mask, or a mask whose shape differs from its image's.
+    """
+    fixed_mask = moving_mask = None
+    if record.fixed_mask is not None:
+        fixed_mask = (load_labels(record.fixed_mask, like=fixed).array != 0).astype(np.float32)
+    if record.moving_mask is not None:
+        moving = load_image(record.moving)
+        mask = load_labels(record.moving_mask, like=moving)
+        moving_mask = (_on_fixed_grid(mask, fixed, Interpolation.NEAREST).array != 0).astype(np.float32)
+    return moving_mask, fixed_mask
+
+
 class PairDataset(Dataset):
     """Training pairs as tensors normalised to ``[0, 1]`` (percentiles 1/99 of each image).
 
@@ -121,8 +171,14 @@ class PairDataset(Dataset):
     * ``dim=2`` and 3D volumes: one slice drawn at random along ``slice_axis`` (of the loaded
       array) between the fractions ``slice_range`` of its length; the same slice of both images.
     * ``dim=2`` and 2D images, or ``dim=3`` and 3D volumes: the whole image.
+    * ``factor``: volumes are downsampled by this factor (:func:`innreg.core.filters.downsample`) when
+      first loaded, so slicing, augmentation and training run on the networks' working grid; an image
+      whose working grid has an axis under ``min_size`` voxels is refused, naming its file.
     * ``augment``: a random affine + elastic deformation (:func:`random_deformation`) of the moving
       image only; ``True`` uses the default :class:`DeformationParams`.
+    * Masks: when any record has a ``fixed_mask`` or ``moving_mask``, every item also holds
+      ``"fixed_mask"`` and ``"moving_mask"`` (``(1, *S)`` float32 in {0, 1}; all ones where a record has
+      none), sliced and deformed like their images; the intensity percentiles come from inside them.
 
     Loaded, resampled and normalised volumes are cached in memory. Random draws come from
     ``numpy.random.default_rng([seed, torch.initial_seed(), index, call count])``: reproducible in one
@@ -137,6 +193,8 @@ class PairDataset(Dataset):
         slice_range: tuple[float, float] = (0.3, 0.7),
         augment: DeformationParams | bool | None = None,
         seed: int = 0,
+        factor: int = 1,
+        min_size: int = 1,
     ) -> None:
         if dim not in (2, 3):
             raise InnregInputError(f"dim={dim}: must be 2 or 3")
@@ -152,21 +210,37 @@ class PairDataset(Dataset):
         self.slice_range = tuple(slice_range)
         self.augment = DeformationParams() if augment is True else (augment or None)
         self.seed = seed
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.factor, self.min_size = factor, min_size
+        self.has_masks = any(r.fixed_mask is not None or r.moving_mask is not None for r in self.records)
+        self._cache: dict[int, tuple[np.ndarray, ...]] = {}
         self._calls = 0
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def volumes(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised ``(moving, fixed)`` arrays of a pair on the fixed grid (cached)."""
+    def volumes(self, index: int) -> tuple[np.ndarray, ...]:
+        """Normalised ``(moving, fixed)`` arrays of a pair on the fixed grid (cached), followed by
+        ``(moving_mask, fixed_mask)`` when the dataset has masks."""
         if index not in self._cache:
             record = self.records[index]
             fixed = load_image(record.fixed)
             if self.dim == 3 and fixed.dim == 2:
                 raise InnregInputError(f"{record.fixed}: 2D image, but the dataset was built with dim=3")
+            spatial = fixed.array.shape
+            if self.dim == 2 and fixed.dim == 3:  # 2D slices of a volume
+                spatial = tuple(n for axis, n in enumerate(spatial) if axis != self.slice_axis)
+            check_working_size(spatial, self.factor, self.min_size, str(record.fixed))
             moving = _on_fixed_grid(load_image(record.moving), fixed, Interpolation.LINEAR)
-            self._cache[index] = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+            if self.has_masks:
+                ones = np.ones(fixed.shape, np.float32)
+                masks = tuple(ones if m is None else m for m in load_masks(record, fixed))
+                images = (moving.array, fixed.array)
+                arrays = tuple(normalize_percentile(a, mask=m > 0) for a, m in zip(images, masks)) + masks
+            else:
+                arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+            if self.factor > 1:  # working resolution of the networks: augment and train there
+                arrays = tuple(_downsampled(a, self.factor, is_mask=k >= 2) for k, a in enumerate(arrays))
+            self._cache[index] = arrays
         return self._cache[index]
 
     def slice_bounds(self, length: int) -> tuple[int, int]:
@@ -176,20 +250,38 @@ class PairDataset(Dataset):
         return lo, max(lo, hi)
 
     def __getitem__(self, index: int) -> dict[str, Tensor | int]:
-        moving, fixed = self.volumes(index)
         self._calls += 1
-        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, self._calls])
+        return self.sample(index, self._calls)
+
+    def sample(self, index: int, draw: int) -> dict[str, Tensor | int]:
+        """Item ``index`` with the random slice / augmentation number ``draw`` (``__getitem__`` counts
+        its calls); a caller that numbers its draws itself (e.g. by training step) repeats exactly
+        after a restart."""
+        arrays = self.volumes(index)
+        fixed = arrays[1]
+        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, draw])
         if self.dim == 2 and fixed.ndim == 3:
             lo, hi = self.slice_bounds(fixed.shape[self.slice_axis])
             k = int(rng.integers(lo, hi + 1))
-            moving, fixed = (np.take(a, k, axis=self.slice_axis) for a in (moving, fixed))
+            arrays = tuple(np.take(a, k, axis=self.slice_axis) for a in arrays)
         # copies, so that callers may modify the tensors without touching the cache
-        moving_t = torch.from_numpy(np.array(moving, dtype=np.float32))[None]
-        fixed_t = torch.from_numpy(np.array(fixed, dtype=np.float32))[None]
+        tensors = [torch.from_numpy(np.array(a, dtype=np.float32))[None] for a in arrays]
         if self.augment is not None:
-            ddf = random_deformation(tuple(fixed.shape), self.augment, rng)
-            moving_t = apply_deformation(moving_t, None, ddf)[0]
-        return {"moving": moving_t, "fixed": fixed_t, "index": index}
+            ddf = random_deformation(tuple(arrays[1].shape), self.augment, rng)
+            moving_mask = tensors[2].to(torch.int64) if self.has_masks else None
+            tensors[0], moving_mask = apply_deformation(tensors[0], moving_mask, ddf)
+            if moving_mask is not None:
+                tensors[2] = moving_mask.to(torch.float32)
+        item: dict[str, Tensor | int] = {"moving": tensors[0], "fixed": tensors[1], "index": index}
+        if self.has_masks:
+            item["moving_mask"], item["fixed_mask"] = tensors[2], tensors[3]
+        return item
+
+
+def _downsampled(array: np.ndarray, factor: int, is_mask: bool) -> np.ndarray:
+    """``array`` on the coarse grid of :func:`innreg.core.filters.downsample`; masks stay in {0, 1}."""
+    out = downsample(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None], factor)[0, 0].numpy()
+    return (out > 0.5).astype(np.float32) if is_mask else out
 
 
 def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:
@@ -197,7 +289,8 @@ def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:
 
     Returns:
         ``{"moving": (N, 1, *S_max), "fixed": (N, 1, *S_max), "index": (N,), "shape": (N, dim)}``,
-        where ``shape`` holds each item's original spatial size (to crop results back).
+        where ``shape`` holds each item's original spatial size (to crop results back), plus
+        ``"moving_mask"`` and ``"fixed_mask"`` (padding reads 0) when the items have masks.
     """
     if not batch:
         raise ValueError("pad_collate: empty batch")
@@ -209,9 +302,8 @@ def pad_collate(batch: Sequence[dict[str, Tensor | int]]) -> dict[str, Tensor]:
         widths = [w for k in reversed(range(len(target))) for w in (0, target[k] - x.shape[1 + k])]
         return torch.nn.functional.pad(x, widths)
 
-    return {
-        "moving": torch.stack([pad(item["moving"]) for item in batch]),
-        "fixed": torch.stack([pad(item["fixed"]) for item in batch]),
+    images = [key for key in ("moving", "fixed", "moving_mask", "fixed_mask") if key in batch[0]]
+    return {key: torch.stack([pad(item[key]) for item in batch]) for key in images} | {
         "index": torch.tensor([int(item["index"]) for item in batch]),
         "shape": torch.tensor(shapes),
     }

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from innreg.nn.layers import check_dim
+from innreg.core.dims import check_dim
 
 
 def mind_offsets(dim: int) -> list[tuple[int, ...]]:

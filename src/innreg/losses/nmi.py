@@ -15,33 +15,17 @@ min/max would put all of that small effect on the one or two extreme voxels.
 
 from __future__ import annotations
 
-from enum import Enum
-
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from innreg.core.enums import NMINormalization
 
 # Guards logs and ratios; far below any entropy a real histogram has.
 _EPS = 1e-10
 # Kernel tails below exp(-_TAIL) ~ 1e-15 of a voxel's peak weight are cut to exact zeros: they carry no
 # information, and in float32 their products are subnormal numbers that slow the histogram matmul ~20x.
 _TAIL = 34.5
-
-
-class NMINormalization(str, Enum):
-    """How mutual information ``I = H(A) + H(B) - H(A,B)`` is normalised.
-
-    * ``symmetric``: ``2 I / (H(A) + H(B))`` in ``[0, 1]``; 0 for independent images (and whenever one
-      image is constant), 1 for a deterministic one-to-one intensity relation with a hard histogram.
-    * ``studholme``: ``(H(A) + H(B)) / H(A,B)`` in ``[1, 2]`` (Studholme et al. 1999); 1 for independent
-      images, 2 for a one-to-one relation. ``studholme = 2 / (2 - symmetric)``: the same ranking.
-
-    With a Parzen-window histogram both stay below their upper bound even for identical images (the
-    kernel blurs the diagonal of the joint histogram); ``nmi(x, x)`` is still the maximum.
-    """
-
-    SYMMETRIC = "symmetric"
-    STUDHOLME = "studholme"
 
 
 def _check_inputs(a: Tensor, b: Tensor, mask: Tensor | None) -> None:

@@ -1,4 +1,4 @@
-"""Networks of innreg (2D and 3D from one code path) and the spatial transformer."""
+"""Networks of innreg (2D and 3D from one code path); re-exports the spatial transformer of :mod:`innreg.core`."""
 
 from innreg.nn.coupling import AffineCoupling, ConvSubnet, InvertibleBlock, InvertibleConv1x1, squeeze, unsqueeze
 from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate, depthwise_conv
@@ -8,7 +8,7 @@ from innreg.nn.resnet import ResNetTranslator
 from innreg.nn.translator import INNTranslator
 from innreg.nn.layers import to_channels_last
 from innreg.nn.unet import UNet
-from innreg.nn.warp import (
+from innreg.core.warp import (
     InterpMode,
     PaddingMode,
     compose,

@@ -11,38 +11,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.nn.layers import check_dim
+from innreg.core.dims import check_dim
 from innreg.nn.layers import to_channels_last
 from innreg.nn.unet import ConvAct
-from innreg.nn.warp import identity_grid
-
-
-def affine_ddf(matrix: Tensor, translation: Tensor, shape: tuple[int, ...], inner: Tensor | None = None) -> Tensor:
-    """Displacement of the affine map ``p -> A (p - c) + c + t`` evaluated at ``p = x + inner(x)``.
-
-    Args:
-        matrix: ``(N, dim, dim)`` linear part ``A`` in voxel coordinates.
-        translation: ``(N, dim)`` translation ``t`` in voxels.
-        shape: spatial shape ``S``; ``c`` is the grid centre.
-        inner: optional ``(N, dim, *S)`` displacement applied first (then the result is the exact
-            composition ``x -> affine(x + inner(x))``, no interpolation).
-
-    Returns:
-        ``(N, dim, *S)`` displacement in voxels (pull-back convention of :mod:`innreg.nn.warp`).
-    """
-    dim = len(shape)
-    grid = identity_grid(tuple(shape), matrix.device, matrix.dtype).unsqueeze(0)
-    centre = torch.tensor([(s - 1) / 2 for s in shape], device=matrix.device, dtype=matrix.dtype)
-    centre = centre.view(1, dim, *([1] * dim))
-    points = grid if inner is None else grid + inner
-    mapped = torch.einsum("nij,nj...->ni...", matrix, points - centre) + centre
-    return mapped + translation.view(*translation.shape, *([1] * dim)) - grid
-
-
-def invert_affine(matrix: Tensor, translation: Tensor) -> tuple[Tensor, Tensor]:
-    """Parameters ``(A^-1, -A^-1 t)`` of the inverse of ``p -> A (p - c) + c + t``."""
-    inv = torch.linalg.inv(matrix)
-    return inv, -torch.einsum("nij,nj->ni", inv, translation)
 
 
 class AffineNet(nn.Module):
@@ -75,7 +46,8 @@ class AffineNet(nn.Module):
 
     def forward(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
         features = self.encoder(to_channels_last(torch.cat([moving, fixed], dim=1)))
-        params = self.head(features.mean(dim=tuple(range(2, self.dim + 2))))
+        # Geometry in float32 even under autocast: half-precision matrix_exp returns NaN.
+        params = self.head(features.mean(dim=tuple(range(2, self.dim + 2)))).float()
         n, d = params.shape[0], self.dim
         matrix = torch.linalg.matrix_exp(params[:, : d * d].view(n, d, d))
         # The head predicts translations as fractions of the image size, so its scale does not depend on S.

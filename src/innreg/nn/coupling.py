@@ -22,9 +22,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from innreg.config import SubnetKind
+from innreg.core.enums import SubnetKind
 from innreg.nn.ddc import DDCSubnet
 from innreg.nn.layers import conv
+from innreg.nn.reversible import InvertibleStep
 
 _NEGATIVE_SLOPE = 0.2
 
@@ -194,25 +195,28 @@ class AffineCoupling(nn.Module):
             log_scale, shift = log_scale * mask, shift * mask
         return log_scale, shift
 
+    def half(self, x: Tensor, mask: Tensor | None, second: bool, reverse: bool = False) -> Tensor:
+        """One half of the coupling (or its inverse), an invertible map on its own.
+
+        First half: ``x1 <- x1 * exp(s2(x2)) + t2(x2)``; second half: ``x2 <- x2 * exp(s1(x1)) + t1(x1)``
+        (``x1`` is then ``y1``). The conditioning part passes through unchanged.
+        """
+        a, b = x[:, : self.split], x[:, self.split :]  # a = first split, b = second
+        if second:
+            a, b = b, a  # transform the second split, conditioned on the first
+        net = self.net1 if second else self.net2
+        m = None if mask is None else (mask[:, self.split :] if second else mask[:, : self.split])
+        s, t = self._scale_shift(net, b, m)
+        a = (a - t) * torch.exp(-s) if reverse else a * torch.exp(s) + t
+        return torch.cat([b, a] if second else [a, b], dim=1)
+
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``(N, K, *spatial) -> (N, K, *spatial)``; ``mask`` is ``(1, K, *spatial)`` or ``None``."""
-        x1, x2 = x[:, : self.split], x[:, self.split :]
-        m1, m2 = (None, None) if mask is None else (mask[:, : self.split], mask[:, self.split :])
-        s, t = self._scale_shift(self.net2, x2, m1)
-        y1 = x1 * torch.exp(s) + t
-        s, t = self._scale_shift(self.net1, y1, m2)
-        y2 = x2 * torch.exp(s) + t
-        return torch.cat([y1, y2], dim=1)
+        return self.half(self.half(x, mask, second=False), mask, second=True)
 
     def inverse(self, y: Tensor, mask: Tensor | None = None) -> Tensor:
         """Exact inverse of :meth:`forward`."""
-        y1, y2 = y[:, : self.split], y[:, self.split :]
-        m1, m2 = (None, None) if mask is None else (mask[:, : self.split], mask[:, self.split :])
-        s, t = self._scale_shift(self.net1, y1, m2)
-        x2 = (y2 - t) * torch.exp(-s)
-        s, t = self._scale_shift(self.net2, x2, m1)
-        x1 = (y1 - t) * torch.exp(-s)
-        return torch.cat([x1, x2], dim=1)
+        return self.half(self.half(y, mask, second=True, reverse=True), mask, second=False, reverse=True)
 
 
 class InvertibleBlock(nn.Module):
@@ -238,6 +242,26 @@ class InvertibleBlock(nn.Module):
     def inverse(self, y: Tensor, mask: Tensor | None = None) -> Tensor:
         """Exact inverse of :meth:`forward`."""
         return self.mixing.inverse(self.coupling.inverse(y, mask), _full_cells(mask))
+
+    def steps(self) -> list[InvertibleStep]:
+        """The block as three invertible steps (mixing, coupling halves) whose composition is
+        :meth:`forward`: the units of memory-saving backprop, one subnet each."""
+        mixing, coupling = self.mixing, self.coupling
+        return [
+            InvertibleStep(
+                lambda x, m: mixing(x, _full_cells(m)), lambda y, m: mixing.inverse(y, _full_cells(m)), mixing
+            ),
+            InvertibleStep(
+                lambda x, m: coupling.half(x, m, second=False),
+                lambda y, m: coupling.half(y, m, second=False, reverse=True),
+                coupling.net2,
+            ),
+            InvertibleStep(
+                lambda x, m: coupling.half(x, m, second=True),
+                lambda y, m: coupling.half(y, m, second=True, reverse=True),
+                coupling.net1,
+            ),
+        ]
 
 
 def _full_cells(mask: Tensor | None) -> Tensor | None:

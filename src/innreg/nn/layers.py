@@ -11,12 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from innreg.core.dims import check_dim
 
-def check_dim(dim: int) -> int:
-    """Return ``dim`` if it is 2 or 3, else raise a ``ValueError``."""
-    if dim not in (2, 3):
-        raise ValueError(f"dim must be 2 or 3, got {dim!r}")
-    return dim
 
 
 def conv(dim: int) -> type[nn.Module]:

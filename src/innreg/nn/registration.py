@@ -9,15 +9,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.nn.affine import AffineNet, affine_ddf, invert_affine
+from innreg.core.affine import affine_ddf, invert_affine
+from innreg.nn.affine import AffineNet
 from innreg.nn.layers import check_dim, conv, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last
 from innreg.nn.unet import UNet
-from innreg.nn.warp import compose, integrate_velocity, invert_field, warp
+from innreg.core.warp import compose, integrate_velocity, invert_field, warp
 
 
 class RegistrationOutput(NamedTuple):
-    """What :class:`RegistrationNet` predicts; fields follow :mod:`innreg.nn.warp` (voxels, pull-back).
+    """What :class:`RegistrationNet` predicts; fields follow :mod:`innreg.core.warp` (voxels, pull-back).
 
     Attributes:
         ddf: ``(N, dim, *spatial)`` displacement: ``warp(moving, ddf)`` aligns moving to fixed.
@@ -42,7 +43,7 @@ class RegistrationNet(nn.Module):
 
     With ``diffeomorphic=True`` the head predicts a stationary velocity ``v``; ``ddf = exp(v)`` by
     scaling and squaring and ``inverse_ddf = exp(-v)``. Otherwise the head predicts ``ddf`` directly
-    and the inverse comes from :func:`~innreg.nn.warp.invert_field` (fixed-point iteration).
+    and the inverse comes from :func:`~innreg.core.warp.invert_field` (fixed-point iteration).
     With ``affine=True`` an :class:`~innreg.nn.affine.AffineNet` first aligns the pair globally; the
     U-Net sees the affinely warped moving image and the output is the exact composition
     ``x -> affine(x + local(x))``.
@@ -104,7 +105,8 @@ class RegistrationNet(nn.Module):
             affine = self.affine(moving, fixed)
             moving = warp(moving, affine_ddf(*affine, tuple(moving.shape[2:])))
         x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), self.unet.multiple)
-        field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).contiguous()
+        # Fields in float32 even under autocast: squaring a half-precision field compounds its error.
+        field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).float().contiguous()
         if self.diffeomorphic:
             local = integrate_velocity(field, self.int_steps)
             local_inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None

@@ -10,11 +10,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.config import SqueezeKind, SubnetKind
+from innreg.core.enums import SqueezeKind, SubnetKind
 from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
 from innreg.nn.haar import haar_mix
 from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last
+from innreg.nn.reversible import run_invertible
 
 
 class INNTranslator(nn.Module):
@@ -38,6 +39,8 @@ class INNTranslator(nn.Module):
         clamp: soft bound on the coupling log-scales.
         squeeze: ``cells`` (pixel phases as channels) or ``haar`` (their Haar bands, see
             :mod:`innreg.nn.haar`).
+        memory_efficient: backpropagate without storing the blocks' activations, reconstructing them
+            with the exact inverse (see :mod:`innreg.nn.reversible`); same gradients up to float error.
 
     Shapes:
         ``forward``/``inverse``: ``(N, C, *spatial) -> (N, C, *spatial)``.
@@ -53,11 +56,13 @@ class INNTranslator(nn.Module):
         kernel_size: int = 5,
         clamp: float = 1.5,
         squeeze: SqueezeKind | str = SqueezeKind.CELLS,
+        memory_efficient: bool = True,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
         self.haar = SqueezeKind(squeeze) is SqueezeKind.HAAR
         self.in_channels = in_channels
+        self.memory_efficient = memory_efficient
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
         channels = in_channels * 2**dim
@@ -87,12 +92,8 @@ class INNTranslator(nn.Module):
         full_cells = None if mask is None else mask.amin(dim=1, keepdim=True).bool()
         if self.haar:
             z = to_channels_last(haar_mix(z, self.dim, full_cells))
-        if reverse:
-            for block in reversed(self.blocks):
-                z = block.inverse(z, mask)
-        else:
-            for block in self.blocks:
-                z = block(z, mask)
+        steps = [step for block in self.blocks for step in block.steps()]
+        z = run_invertible(steps, z, mask, reverse, self.memory_efficient)
         if self.haar:
             z = to_channels_last(haar_mix(z, self.dim, full_cells))
         return crop_to(unsqueeze(z, self.dim), shape).contiguous()

@@ -1,4 +1,4 @@
-"""Contact sheet of phantom pairs, drawn on a :class:`matplotlib.figure.Figure` (no pyplot state).
+"""Contact sheet of phantom pairs, drawn with the figure helpers of :mod:`innreg.reports.figures`.
 
 Per pair (one row): the moving and fixed images with brain-label outlines, the moving anatomy in the
 fixed contrast (the translation's ground truth), the head labels, and the misalignment: the fixed
@@ -8,23 +8,22 @@ grid mapped through the true field, ``x + ddf(x)``, drawn on the moving image.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
 
-from innreg.atomic import write_bytes
 from innreg.data.phantom.head import HeadLabel
+from innreg.reports.figures import new_figure, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _OUTLINE = dict(levels=[0.5, 1.5, 2.5], colors=["#4fc3f7", "#ffd54f", "#ef5350"], linewidths=0.6)
 # One colour per head label (0 transparent-black, then outer CSF ... air).
-_HEAD_COLOURS = ListedColormap(
-    ["#000000", "#4fc3f7", "#f5f5f5", "#c49a6c", "#d84315", "#ffee58", "#f48fb1", "#26c6da", "#5e35b1"]
-)
+_HEAD_COLOURS = ["#000000", "#4fc3f7", "#f5f5f5", "#c49a6c", "#d84315", "#ffee58", "#f48fb1", "#26c6da", "#5e35b1"]
 
 
 def _display(array: np.ndarray) -> np.ndarray:
@@ -49,8 +48,10 @@ def _display_grid(ddf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def contact_sheet_figure(pairs: Sequence, grid_step: int = 12) -> Figure:
     """The figure described in the module docstring, for :class:`~innreg.data.phantom.simulate.PhantomPair` s."""
+    from matplotlib.colors import ListedColormap
+
     n = len(pairs)
-    fig = Figure(figsize=(12.0, 2.6 * n + 0.4), layout="constrained")
+    fig = new_figure((12.0, 2.6 * n + 0.4))
     axes = fig.subplots(n, 5, squeeze=False)
     for row, pair in zip(axes, pairs):
         panels = (
@@ -66,8 +67,8 @@ def contact_sheet_figure(pairs: Sequence, grid_step: int = 12) -> Figure:
         head = pair.moving_head_labels
         labels = _display(head if head is not None else np.zeros_like(pair.moving_seg))
         brain = _display(pair.moving_seg) > 0
-        row[3].imshow(np.where(brain, np.nan, labels), cmap=_HEAD_COLOURS, vmin=-0.5, vmax=len(HeadLabel) - 0.5,
-                      interpolation="nearest")
+        row[3].imshow(np.where(brain, np.nan, labels), cmap=ListedColormap(_HEAD_COLOURS), vmin=-0.5,
+                      vmax=len(HeadLabel) - 0.5, interpolation="nearest")
         row[3].imshow(np.where(brain, _display(pair.moving_seg), np.nan), cmap="gray", vmin=0, vmax=3)
         row[3].set_title("head labels (brain grey)" if head is not None else "skull-stripped", fontsize=8)
         row[4].imshow(_display(pair.moving), cmap="gray", vmin=0, vmax=float(np.percentile(pair.moving, 99.5)) or 1.0)
@@ -92,6 +93,4 @@ def contact_sheet_figure(pairs: Sequence, grid_step: int = 12) -> Figure:
 
 def save_contact_sheet(pairs: Sequence, path: str | os.PathLike, grid_step: int = 12) -> Path:
     """Write :func:`contact_sheet_figure` as a PNG (atomically)."""
-    buffer = io.BytesIO()
-    contact_sheet_figure(pairs, grid_step).savefig(buffer, format="png", dpi=100)
-    return write_bytes(path, buffer.getvalue())
+    return save_figure(contact_sheet_figure(pairs, grid_step), path, dpi=100)

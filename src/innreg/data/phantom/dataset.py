@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +69,49 @@ def _single_torch_thread():
         torch.set_num_threads(previous)
 
 
+@dataclass(frozen=True)
+class _Task:
+    """Pair ``index`` of a data set: simulate it, write it, return its manifest row (and the pair if shown)."""
+
+    index: int
+    seed: int
+    folder: Path
+    keep: bool
+    options: dict
+
+    def __call__(self) -> tuple[dict[str, str], PhantomPair | None]:
+        pair = simulate.make_phantom_pair(rng=np.random.default_rng([self.seed, self.index]), **self.options)
+        return _write_pair(pair, self.folder, f"pair_{self.index:04d}"), pair if self.keep else None
+
+
+def _run(task: _Task) -> tuple[dict[str, str], PhantomPair | None]:
+    with _single_torch_thread():
+        return task()
+
+
+@contextlib.contextmanager
+def _pair_writer(workers: int) -> Iterator[Callable[[list[_Task]], Iterator]]:
+    """A function running tasks in order: in this process, or in ``workers`` spawned processes.
+
+    Spawned (not forked) workers, so that no thread pool of the parent is copied mid-use; each loads
+    the template once (a few seconds), which pays off from a few dozen pairs on.
+    """
+    if workers <= 1:
+        yield lambda tasks: map(_run, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            yield lambda tasks: pool.map(_run, tasks, chunksize=4)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def default_workers(n: int) -> int:
+    """Worker processes for ``n`` pairs: the available cores (at most 4) from 32 pairs on, else 1."""
+    return min(4, len(os.sched_getaffinity(0))) if n >= 32 else 1
+
+
 def _prepare_destination(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise InnregInputError(f"{out_dir}: already exists and is not empty; remove it or pass overwrite=True")
@@ -105,6 +151,7 @@ def generate_phantom_dataset(
     contact_sheet_pairs: int = 4,
     skull_stripped: bool = False,
     spacing: float | None = None,
+    workers: int = 1,
 ) -> dict[str, Path]:
     """Write a phantom data set: NIfTI files, ``train.csv``/``test.csv`` and ``contact_sheet.png``.
 
@@ -132,6 +179,8 @@ def generate_phantom_dataset(
         contact_sheet_pairs: pairs shown in the contact sheet.
         skull_stripped: the brain-only phantom (no head, no head motion, mild acquisition effects).
         spacing: voxel size in mm (default: fit the head or brain into the grid).
+        workers: processes simulating and writing pairs (:func:`default_workers` suggests a number);
+            the result does not depend on it.
 
     Returns:
         ``{"train": train.csv, "test": test.csv, "contact_sheet": contact_sheet.png}`` paths.
@@ -143,6 +192,10 @@ def generate_phantom_dataset(
     size = check_size(dim, size)
     if n < 2:
         raise InnregInputError(f"n={n}: need at least 2 pairs (one for training, one for testing)")
+    if workers < 1:
+        raise InnregInputError(f"workers={workers}: need at least 1")
+    if spacing is not None and spacing <= 0:
+        raise InnregInputError(f"spacing={spacing}: must be positive")
     if not 0.0 < test_fraction < 1.0:
         raise InnregInputError(f"test_fraction={test_fraction}: must be between 0 and 1")
     _prepare_destination(out_dir, overwrite)
@@ -154,15 +207,14 @@ def generate_phantom_dataset(
         raise InnregInputError(f"{out_dir}: cannot write there ({err.strerror})") from None
     try:
         (tmp_dir / "images").mkdir()
+        options = dict(moving=moving, fixed=fixed, dim=dim, size=size, deformation=deformation, axis=axis,
+                       skull_stripped=skull_stripped, spacing=spacing)
+        tasks = [_Task(i, seed, tmp_dir, i < contact_sheet_pairs, options) for i in range(n)]
         rows, shown = [], []
-        with _single_torch_thread():
-            for i in tqdm(range(n), desc="phantom pairs", unit="pair", disable=not progress):
-                pair = simulate.make_phantom_pair(
-                    moving, fixed, dim, size, np.random.default_rng([seed, i]), deformation, axis=axis,
-                    skull_stripped=skull_stripped, spacing=spacing,
-                )
-                rows.append(_write_pair(pair, tmp_dir, f"pair_{i:04d}"))
-                if len(shown) < contact_sheet_pairs:
+        with _pair_writer(workers) as run:
+            for row, pair in tqdm(run(tasks), total=n, desc="phantom pairs", unit="pair", disable=not progress):
+                rows.append(row)
+                if pair is not None:
                     shown.append(pair)
         save_contact_sheet(shown, tmp_dir / "contact_sheet.png")
         _write_manifest(tmp_dir / "train.csv", rows[: n - n_test])

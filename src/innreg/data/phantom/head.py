@@ -43,7 +43,7 @@ class HeadLabel(IntEnum):
     AIR = 8
 
 
-HEAD_LABEL_DESCRIPTION = "innreg head labels 0 brain/outside 1 CSF 2 bone 3 marrow 4 muscle 5 fat 6 skin 7 eye 8 air"
+HEAD_LABEL_DESCRIPTION = "innreg head 0 brain/out 1 CSF 2 bone 3 marrow 4 muscle 5 fat 6 skin 7 eye 8 air"  # <= 79 chars
 
 # MNI positions (mm) of paired and midline structures: (centre, radii).
 _EYE_CENTRE, _EYE_RADIUS = np.array([32.0, 55.0, -40.0]), (11.0, 12.5)

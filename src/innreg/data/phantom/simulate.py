@@ -4,7 +4,7 @@ Pairs and ground truth: both images show the same subject. The moving image is t
 own frame; the fixed image is the same subject moved by an independent rigid head motion and
 deformed by :func:`~innreg.data.deformations.random_deformation`. The stored field ``ddf``
 (``compose(deformation, motion)``) is exactly the registration answer, on the fixed grid in the
-:mod:`innreg.nn.warp` convention: ``warp(moving_seg, ddf, 'nearest') == fixed_seg`` and, before the
+:mod:`innreg.core.warp` convention: ``warp(moving_seg, ddf, 'nearest') == fixed_seg`` and, before the
 acquisition effects, ``warp(moving, ddf) == fixed`` when both have the same contrast.
 ``moving_as_fixed`` is the moving anatomy imaged in the fixed contrast (the fixed image's tissue
 values) with the moving image's acquisition geometry (slices, resolution, field of view) but no
@@ -55,7 +55,7 @@ from innreg.data.phantom.contrast import (
 from innreg.data.phantom.head import HeadShape, Layers, head_labels, head_layers, random_head
 from innreg.data.phantom.template import SliceAxis, grid_affine, load_template, sample_anatomy, world_points
 from innreg.errors import InnregInputError
-from innreg.nn.warp import compose
+from innreg.core.warp import compose
 
 # Subject-to-subject variation applied to the template anatomy (shared by both images of a pair).
 ANATOMY_VARIATION = DeformationParams(

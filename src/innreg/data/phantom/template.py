@@ -4,7 +4,7 @@ Everything here lives in the template's world frame (MNI, RAS, mm) and is comput
 
 * the 1 mm skull-stripped T1 and the GM, WM and brain-mask probability maps
   (``nilearn.datasets.load_mni152_*``; they ship inside nilearn, nothing is downloaded);
-* two signed distance maps (mm, negative inside) on a 2 mm grid padded around the brain: to the
+* two distance maps (mm outside, negative inside) on a 2 mm grid padded around the brain: to the
   brain's smoothed outline (skull and scalp shells are built on it) and to the face-and-neck block
   (a head needs a face and a neck below the brain; the template has neither).
 
@@ -69,10 +69,12 @@ class Template:
 
 
 def _signed_distance(inside: np.ndarray, spacing: float) -> np.ndarray:
-    """Signed Euclidean distance (mm) to the boundary of a mask: positive outside, negative inside."""
-    outside = ndimage.distance_transform_edt(~inside, sampling=spacing)
-    within = ndimage.distance_transform_edt(inside, sampling=spacing)
-    return (outside - within).astype(np.float32)
+    """Distance (mm) outside a mask, ``-spacing`` inside it.
+
+    Only the sign is used inside (brain or face), so the inner distance transform is skipped; the
+    constant keeps the zero crossing of the trilinear interpolation half-way between voxel centres.
+    """
+    return np.where(inside, -spacing, ndimage.distance_transform_edt(~inside, sampling=spacing)).astype(np.float32)
 
 
 def _head_distances(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Separable filters on ``(N, C, *spatial)`` tensors: Gaussian smoothing and central differences.
+"""Separable filters on ``(N, C, *spatial)`` tensors: Gaussian smoothing, anti-aliased downsampling
+and central differences.
 
 The Gaussian is applied as one small dense matrix per axis (``x @ G.T`` along each axis, replicate
 border folded into ``G``): on the grids the refinement smooths (up to about 100 voxels per axis) a
@@ -12,6 +13,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -53,6 +55,22 @@ def gaussian_smooth(x: Tensor, sigma: float) -> Tensor:
     for axis, size in enumerate(x.shape[2:]):
         x = _along_axis(x, gaussian_matrix(size, float(sigma), x.device, x.dtype), axis)
     return x
+
+
+def coarse_shape(shape: tuple[int, ...], factor: int) -> tuple[int, ...]:
+    """Grid of ``(s - 1) // factor + 1`` voxels per axis: the same extent as ``shape`` with corner voxels
+    aligned (the ``align_corners=True`` convention of :func:`innreg.core.warp.resize_field`)."""
+    return tuple((s - 1) // factor + 1 for s in shape)
+
+
+def downsample(x: Tensor, factor: int) -> Tensor:
+    """``x`` (``(N, C, *spatial)``) on the :func:`coarse_shape` grid, Gaussian-smoothed first
+    (sigma ``factor / 2`` voxels) against aliasing; ``factor = 1`` returns ``x``."""
+    if factor == 1:
+        return x
+    shape = coarse_shape(tuple(x.shape[2:]), factor)
+    mode = ("bilinear", "trilinear")[x.dim() - 4]
+    return F.interpolate(gaussian_smooth(x, 0.5 * factor), size=shape, mode=mode, align_corners=True)
 
 
 def spatial_gradient(x: Tensor) -> Tensor:

@@ -16,25 +16,11 @@ Displacement-field convention (used everywhere in innreg, and written into every
 from __future__ import annotations
 
 import functools
-from enum import Enum
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-class InterpMode(str, Enum):
-    """Interpolation for :func:`warp`: ``bilinear`` (trilinear in 3D) for images, ``nearest`` for labels."""
-
-    BILINEAR = "bilinear"
-    NEAREST = "nearest"
-
-
-class PaddingMode(str, Enum):
-    """Value read outside the grid: ``zeros`` for images, ``border`` for fields."""
-
-    ZEROS = "zeros"
-    BORDER = "border"
+from innreg.core.enums import InterpMode, PaddingMode
 
 
 def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> Tensor:
@@ -97,6 +83,28 @@ def warp(
         image.to(ddf.dtype), grid, mode=mode.value, padding_mode=padding.value, align_corners=True
     )
     return out.to(image.dtype) if image.is_floating_point() else out.round().to(image.dtype)
+
+
+def similarity_weight(
+    fixed_mask: Tensor | None, moving_mask: Tensor | None, ddf: Tensor, padding: PaddingMode | str = PaddingMode.ZEROS
+) -> Tensor | None:
+    """Voxel weights of an image similarity on the fixed grid from optional masks.
+
+    Args:
+        fixed_mask: ``(N, 1, *S)`` weights on the fixed image, or ``None``.
+        moving_mask: ``(N, 1, *S)`` weights on the moving image (moving space, same grid), or ``None``;
+            pulled back through ``ddf`` (bilinear, so soft at its edges) like the moving image.
+        ddf: ``(N, dim, *S)`` the current displacement.
+        padding: what the moving mask reads outside the grid.
+
+    Returns:
+        ``fixed_mask * warp(moving_mask, ddf)`` (either factor alone if the other is ``None``), or
+        ``None`` when both masks are ``None``.
+    """
+    moved = None if moving_mask is None else warp(moving_mask, ddf, padding=padding)
+    if fixed_mask is None or moved is None:
+        return fixed_mask if moved is None else moved
+    return fixed_mask * moved
 
 
 def compose(outer: Tensor, inner: Tensor) -> Tensor:

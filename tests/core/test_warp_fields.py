@@ -1,4 +1,4 @@
-"""Warping, integration, composition and inversion of displacement fields (innreg.nn.warp)."""
+"""Warping, integration, composition and inversion of displacement fields (innreg.core.warp)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from innreg.metrics import jacobian_determinant
-from innreg.nn.warp import compose, identity_grid, integrate_velocity, invert_field, warp
+from innreg.core.warp import compose, identity_grid, integrate_velocity, invert_field, similarity_weight, warp
 
 CASES = [(12, 14), (8, 10, 6)]
 
@@ -85,3 +85,18 @@ def test_exp_of_negated_velocity_is_the_inverse(shape, smooth_field):
     residual = compose(integrate_velocity(velocity), integrate_velocity(-velocity))
     interior = (slice(None), slice(None)) + tuple(slice(3, s - 3) for s in shape)
     assert residual[interior].abs().max() < 0.05  # vs. displacements of 3 voxels
+
+
+def test_similarity_weight_pulls_the_moving_mask_and_multiplies_by_the_fixed_mask():
+    fixed_mask = torch.ones(1, 1, 6, 8)
+    fixed_mask[..., :, :4] = 0
+    moving_mask = torch.zeros(1, 1, 6, 8)
+    moving_mask[..., :, 5:] = 1
+    ddf = torch.zeros(1, 2, 6, 8)
+    ddf[:, 1] = 2.0  # out(x) = mask(x + 2 along the last axis)
+    weight = similarity_weight(fixed_mask, moving_mask, ddf)
+    expected = torch.zeros(1, 1, 6, 8)
+    expected[..., :, 4:6] = 1  # moving mask pulled to columns 3..5 (6, 7 read outside: 0), fixed mask from 4
+    torch.testing.assert_close(weight, expected)
+    assert similarity_weight(None, None, ddf) is None
+    torch.testing.assert_close(similarity_weight(fixed_mask, None, ddf), fixed_mask)

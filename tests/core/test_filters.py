@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from innreg.nn.filters import gaussian_smooth, spatial_gradient
+from innreg.core.filters import gaussian_smooth, spatial_gradient
 
 
 @pytest.mark.parametrize("shape", [(17, 12), (9, 11, 7)])

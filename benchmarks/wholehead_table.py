@@ -1,0 +1,45 @@
+"""Markdown table of the `run_wholehead.sh` sets: one row per method, from each evaluation's summary.json.
+
+Usage: python benchmarks/wholehead_table.py SET_DIR [SET_DIR ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+INNREG_RUNS = ("innreg", "innreg-no-translate", "innreg-no-refine")
+PEERS = ("identity", "ants-syn", "greedy", "elastix")
+
+
+def _summaries(set_dir: Path) -> dict[str, dict]:
+    found = {name: set_dir / name / "summary.json" for name in INNREG_RUNS}
+    found.update({name: set_dir / "peers" / name / "eval" / "summary.json" for name in PEERS})
+    return {name: json.loads(path.read_text()) for name, path in found.items() if path.exists()}
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def set_table(set_dir: Path) -> str:
+    """The Markdown table of one set (Dice mean ± std, HD95, folding, s/pair, translation NCC)."""
+    rows = ["| method | Dice | HD95 (mm) | Jac <= 0 (%) | s/pair | NCC translated vs moving_as_fixed |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, s in _summaries(set_dir).items():
+        ncc = s.get("translation_ncc") if name.startswith("innreg") else None
+        rows.append(
+            f"| {name} | {s['dice_mean']:.3f} ± {s['dice_std']:.3f} | {s['hd95_mean']:.2f} "
+            f"| {100 * s['neg_jacobian_fraction']:.3f} | {_cell(s.get('seconds_per_pair'), '.3f')} | {_cell(ncc, '.3f')} |"
+        )
+    first = next(iter(_summaries(set_dir).values()), {})
+    floor = first.get("identity", {}).get("translation_ncc")
+    train = set_dir / "train_seconds.txt"
+    notes = [f"untranslated floor NCC {floor:.3f}" if floor is not None else "",
+             f"training {int(train.read_text()) / 60:.1f} min" if train.exists() else ""]
+    return f"### {set_dir.name}\n\n" + "\n".join(rows) + "\n\n" + "; ".join(n for n in notes if n) + "\n"
+
+
+if __name__ == "__main__":
+    print("\n".join(set_table(Path(arg)) for arg in sys.argv[1:]))

@@ -1,0 +1,126 @@
+"""Multi-process training with DDP on CPU (gloo, 2 processes): the ranks draw different batches,
+their gradients are all-reduced, rank 0 writes the run, ``--resume`` works, and the model registers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+from innreg import distributed
+from innreg.cli import main
+from innreg.config import Config, Precision
+from innreg.errors import InnregInputError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from innreg.training import PairBatches, build_state, train_step
+
+    cfg = Config.from_dict(config)
+    ctx, device = distributed.setup("cpu")
+    state = build_state(cfg, device)
+    state.ddp_model = distributed.wrap(state.model, ctx, device)
+    state.ddp_discriminator = distributed.wrap(state.discriminator, ctx, device)
+    from innreg.data import read_manifest
+
+    batches = PairBatches(read_manifest(train_csv), cfg, device, rank=ctx.rank)
+    moving = torch.cat([batches(step)[0] for step in range(4)])
+    for step in range(2):
+        train_step(state, *batches(step), cfg)
+    weights = torch.cat([p.detach().flatten() for p in state.model.parameters()])
+    disc = torch.cat([p.detach().flatten() for p in state.discriminator.parameters()])
+    torch.save({"weights": weights, "disc": disc, "moving": moving}, Path(out) / f"rank{rank}.pt")
+    distributed.teardown(ctx)
+
+
+def test_ranks_see_different_batches_and_stay_in_sync(phantom, tiny_dict, tmp_path):
+    mp.spawn(_rank_worker, args=(_free_port(), str(phantom["train"]), tiny_dict, str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert not torch.equal(r0["moving"], r1["moving"])  # each rank its own batch
+    # Different batches, yet identical weights after the updates: the gradients were all-reduced,
+    # for the generator and the discriminator.
+    torch.testing.assert_close(r0["weights"], r1["weights"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(r0["disc"], r1["disc"], rtol=0, atol=1e-6)
+    initial = Config.from_dict(tiny_dict)
+    from innreg.training import build_state
+
+    fresh = torch.cat([p.detach().flatten() for p in build_state(initial, torch.device("cpu")).model.parameters()])
+    assert (r0["weights"] - fresh).abs().max() > 1e-4  # and they did train
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "innreg", "train", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.slow
+def test_torchrun_train_resume_then_register(phantom, tiny_dict, tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_dict))
+    run_dir = tmp_path / "run"
+    common = ["--pairs", str(phantom["train"]), "--out", str(run_dir), "--config", str(cfg), "--device", "cpu", "--quiet"]
+    done = _torchrun(*common, "--steps", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("model:") == 1  # rank 0 alone reports and writes
+    done = _torchrun(*common, "--steps", "4", "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [int(float(r["step"])) for r in rows] == [1, 2, 3, 4]
+    info = torch.load(run_dir / "model.pt", weights_only=False)["info"]
+    assert info["world_size"] == 2 and info["steps"] == 4
+
+    row = next(csv.DictReader(Path(phantom["test"]).open()))
+    root = Path(phantom["test"]).parent
+    out = tmp_path / "reg"
+    code = main(["register", "--model", str(run_dir / "model.pt"), "--moving", str(root / row["moving"]),
+                 "--fixed", str(root / row["fixed"]), "--out", str(out), "--device", "cpu"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert (out / "warped.nii.gz").is_file()
+
+
+def test_fp16_on_cpu_is_refused_in_one_line(phantom, tiny_dict, tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_dict))
+    code = main(["train", "--pairs", str(phantom["train"]), "--out", str(tmp_path / "r"), "--config", str(cfg),
+                 "--steps", "1", "--device", "cpu", "--precision", "fp16", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "fp16" in err
+
+
+def test_bf16_autocast_trains_on_cpu(phantom, tiny_config):
+    from innreg.training import PairBatches, build_state, train_step
+
+    cfg = tiny_config.updated(train={"precision": "bf16"})
+    state = build_state(cfg, torch.device("cpu"))
+    batches = PairBatches([r for r in __import__("innreg.data", fromlist=["read_manifest"]).read_manifest(phantom["train"])], cfg, torch.device("cpu"))
+    before = [p.detach().clone() for p in state.model.parameters()]
+    logs = [train_step(state, *batches(i), cfg) for i in range(2)]
+    assert all(torch.isfinite(torch.tensor(row["total"])) for row in logs)
+    assert any(not torch.equal(a, b) for a, b in zip(before, state.model.parameters()))
+
+
+def test_check_precision():
+    assert distributed.check_precision("bf16", torch.device("cpu")) is Precision.BF16
+    with pytest.raises(InnregInputError):
+        distributed.check_precision("fp16", torch.device("cpu"))

@@ -1,0 +1,73 @@
+"""``innreg train`` killed with SIGKILL at random points and resumed ends with the weights of an
+uninterrupted run (same data order, one thread, so the same floating-point sums)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from innreg.cli import main
+
+STEPS = 12
+
+
+def _command(pairs: Path, out: Path, config: Path, resume: bool) -> list[str]:
+    command = [
+        sys.executable, "-m", "innreg.cli", "train", "--pairs", str(pairs), "--out", str(out), "--config", str(config),
+        "--steps", str(STEPS), "--checkpoint-every", "1", "--quiet",
+    ]  # fmt: skip
+    return command + (["--resume"] if resume else [])
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=False)["step"])
+    except (OSError, EOFError, RuntimeError, KeyError):
+        return 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_train_killed_at_random_points_resumes_to_the_same_weights(phantom, tmp_path, tiny_dict, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_dict | {"train": {**tiny_dict["train"], "augment": True}}))
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    rng = random.Random(15)
+
+    run = tmp_path / "killed"
+    kills = 0
+    for attempt in range(3):
+        proc = subprocess.Popen(_command(phantom["train"], run, config, resume=attempt > 0), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        # Wait for a checkpoint beyond the last one, then kill after a random delay (mid-step or mid-write).
+        start_step = _checkpoint_step(run / "checkpoint.pt")
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _checkpoint_step(run / "checkpoint.pt") <= start_step and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if (run / "model.pt").exists():
+            break
+    assert kills >= 1, "the run finished before any kill; make it longer"
+
+    assert main(_command(phantom["train"], run, config, resume=True)[3:]) == 0
+    reference = tmp_path / "uninterrupted"
+    assert main(_command(phantom["train"], reference, config, resume=False)[3:]) == 0
+    capsys.readouterr()
+
+    resumed = torch.load(run / "model.pt", weights_only=False)
+    uninterrupted = torch.load(reference / "model.pt", weights_only=False)
+    assert resumed["info"]["steps"] == uninterrupted["info"]["steps"] == STEPS
+    for name, value in uninterrupted["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
