@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
-from innreg.model import INNReg
+from innreg.model import MIN_NETWORK_SIZE, INNReg
 from innreg.nn import PatchDiscriminator, warp
 from innreg.refinement import affine_fields, refine_registration
 
@@ -143,8 +143,12 @@ def train_translator_stages(
     t = config.train
     if model.translator is None or t.translator_rounds < 1 or t.translator_steps < 1:
         return []
-    # The raw pairs, not augmented: the alignment is what the translator learns from.
-    dataset = PairDataset(list(records), config.model.dim, t.slice_axis, tuple(t.slice_range), None, t.seed)
+    # The raw pairs, not augmented (the alignment is what the translator learns from), at the networks'
+    # working resolution (``model.input_factor``), where inference applies the translator.
+    dataset = PairDataset(
+        list(records), config.model.dim, t.slice_axis, tuple(t.slice_range), None, t.seed,
+        factor=config.model.input_factor, min_size=MIN_NETWORK_SIZE,
+    )
     items = [dataset[i] for i in range(len(dataset))]
     shapes = {tuple(item["fixed"].shape) for item in items}
     if len(shapes) > 1:  # batches need one shape; the joint training pads, here we skip the stage
