@@ -78,6 +78,20 @@ def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys
     assert -1 <= summary["translation_ncc"] <= 1 and "translation vs moving_as_fixed: NCC" in out
 
 
+def test_evaluate_no_translate_runs_the_pipeline_on_the_raw_moving_image(trained, phantom, tmp_path, capsys):
+    from innreg.data import load_pair, normalize_percentile, read_manifest
+    from innreg.inference import load_model
+
+    code, _, err = run(capsys, "evaluate", "--model", trained / "model.pt", "--pairs", phantom["test"],
+                       "--out", tmp_path, "--quiet", "--no-translate")  # fmt: skip
+    assert code == 0, err
+    moving, fixed, moving_seg, _ = load_pair(read_manifest(phantom["test"])[0])
+    raw = load_model(trained / "model.pt", "cpu", translate=False).register(moving.array, fixed.array, moving_seg.array)
+    np.testing.assert_allclose(raw.translated, normalize_percentile(moving.array), atol=1e-6)
+    written = nib.load(next(csv.DictReader((tmp_path / "per_pair.csv").open()))["warped_seg"])
+    np.testing.assert_array_equal(np.asarray(written.dataobj), raw.warped_seg)
+
+
 def test_evaluate_no_refine_registers_with_the_network_alone(trained, phantom, tmp_path, capsys):
     from innreg.data import load_pair, read_manifest
     from innreg.inference import load_model
@@ -118,6 +132,18 @@ def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(
     ckpt["config"]["refine"] = {"enabled": False, "init": "network", "steps": [40, 30, 10, 10], "lr": 1.0, "smooth": 0.3}
     torch.save(ckpt, tmp_path / "old.pt")
     assert load_model(tmp_path / "old.pt", "cpu").config.refine == RefineConfig(enabled=False, init="network")
+
+
+def test_model_files_without_squeeze_key_load_the_cell_squeeze(trained, tmp_path):
+    import torch
+
+    from innreg.inference import load_model
+
+    ckpt = torch.load(trained / "model.pt", weights_only=False)
+    assert load_model(trained / "model.pt", "cpu").model.translator.haar  # today's default
+    del ckpt["config"]["model"]["squeeze"]  # as written before the option existed
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert not load_model(tmp_path / "old.pt", "cpu").model.translator.haar
 
 
 def test_refine_config_overrides_the_models_refinement(trained, phantom, tmp_path, capsys):

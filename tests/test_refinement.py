@@ -144,3 +144,36 @@ def test_affine_stage_rejects_a_step_that_scales_the_area_by_more_than_two(monke
     matrix, translation = optimise_affine(image, image, RefineConfig(affine_factors=(1,), affine_steps=(3,)))
     torch.testing.assert_close(matrix, torch.eye(2)[None])
     assert not translation.any()
+
+
+def test_translation_guidance_follows_the_translated_image():
+    # The translated image is aligned by another field than the raw one: MIND alone follows the raw
+    # image, a heavily weighted translation channel follows the translated one, so both are wired in.
+    shape = (48, 40)
+    fixed = blobs(shape)
+    true, other = smooth_shift(shape, 2.0), smooth_shift(shape, -2.0)
+    moving, translated = 1.0 - warp(fixed, -true), warp(fixed, -other)
+    zero = torch.zeros_like(true)
+    results = {}
+    for weight in (0.0, 1000.0):
+        config = RefineConfig(factors=(2, 1), steps=(10, 10), translation_weight=weight)
+        results[weight], _ = refine_registration(moving, fixed, zero, None, config, translated=translated)
+    assert interior(results[0.0] - true).norm(dim=1).mean() < 0.25 * interior(true).norm(dim=1).mean()
+    assert interior(results[1000.0] - other).norm(dim=1).mean() < 0.25 * interior(other).norm(dim=1).mean()
+
+
+def test_translation_weight_zero_ignores_the_translated_image():
+    shape = (32, 28)
+    fixed = blobs(shape)
+    moving = 1.0 - warp(fixed, -smooth_shift(shape, 1.5))
+    zero = torch.zeros(1, 2, *shape)
+    config = RefineConfig(factors=(2, 1), steps=(3, 3), translation_weight=0.0)
+    plain, _ = refine_registration(moving, fixed, zero, None, config)
+    ignored, _ = refine_registration(moving, fixed, zero, None, config, translated=torch.rand(1, 1, *shape))
+    torch.testing.assert_close(plain, ignored)
+
+
+def test_translated_image_must_match_the_moving_image():
+    image = blobs((16, 16))
+    with pytest.raises(ValueError, match="translated"):
+        refine_registration(image, image, torch.zeros(1, 2, 16, 16), None, RefineConfig(), translated=image[..., :8])

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from innreg.core.enums import Precision, RefineInit, RegInput, RegLossKind, SubnetKind, TranslatorKind
+from innreg.core.enums import Precision, RefineInit, RegInput, RegLossKind, SqueezeKind, SubnetKind, TranslatorKind
 from innreg.errors import InnregInputError
 
 
@@ -29,6 +29,9 @@ class ModelConfig:
     subnet: SubnetKind = SubnetKind.DDC
     ddc_kernel: int = 5
     clamp: float = 1.5
+    # Haar bands: translation NCC 0.550 vs 0.444 for the cell squeeze (fresh translators, same stages,
+    # whole-head PD -> T1 tune set), same Dice within 0.002.
+    squeeze: SqueezeKind = SqueezeKind.HAAR
     # Backprop through the INN without storing its activations (rebuilt with the exact inverse).
     memory_efficient: bool = True
     resnet_channels: int = 32
@@ -91,6 +94,19 @@ class TrainConfig:
     # The LSGAN patch discriminator exists only while training, so its size lives here, not in model.
     disc_channels: int = 32
     disc_layers: int = 3
+    # After the joint training: alternating rounds of (align the training pairs with the refinement,
+    # train the translator alone on the aligned pairs for translator_steps steps, at most steps); 0 = off.
+    # See innreg.translation_training.
+    translator_rounds: int = 2
+    translator_steps: int = 300
+    # Measured on the whole-head PD -> T1 tune set: 3e-3 reached NCC 0.521 with moving_as_fixed
+    # where the joint rate 1e-3 (and 2 x 200 steps) reached 0.462 (untranslated floor 0.501).
+    translator_lr: float = 3e-3
+    # Random crops of at most this many voxels per axis for those steps (0 = whole images).
+    translator_crop: int = 96
+    # Then: steps fine-tuning the registration network towards the refined fields of augmented
+    # training pairs (innreg.distillation); 0 = off.
+    distil_steps: int = 0
 
 
 @dataclass
@@ -119,8 +135,10 @@ class RefineConfig:
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, fewer folds.
     grid_factor: int = 2
     # The regulariser: Gaussian sigma (voxels of the velocity grid) applied to the velocity after
-    # every update (measured on five 2D sets: 1.0 lost 0.011-0.016 Dice, 2.0 up to 0.005).
-    smooth_sigma: float = 1.5
+    # every update. On the skull-stripped phantom 1.0 lost 0.011-0.016 Dice and 2.0 up to 0.005; on
+    # the whole-head PD -> T1 tune set (noise, bias, skull) 2.0 gained 0.005-0.007 over 1.5, 1.0 lost
+    # 0.027, 3.0 lost 0.017 (benchmarks/RESULTS.md, translation section).
+    smooth_sigma: float = 2.0
     # Demons step (see refinement.demons_update): a scale of the Gauss-Newton step, and the weight of
     # the squared residual in its denominator, which bounds the step where the descriptors are flat
     # (Thirion's 1 / sigma_x^2). Measured: step_size 0.75-1.25 give the same Dice within 0.005; 1.5
@@ -130,6 +148,11 @@ class RefineConfig:
     int_steps: int = 3
     mind_radius: int = 1
     mind_dilation: int = 2
+    # Translation guidance: weight of the squared difference between the warped translated moving
+    # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. Measured
+    # on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost 0.009; held out,
+    # 3 gained 0.007 on T2 -> T1 and lost 0.008 on CT -> T1 (poor CT translator; RESULTS.md).
+    translation_weight: float = 3.0
 
 
 SECTIONS = ("model", "loss", "train", "refine")
@@ -286,6 +309,6 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
                 raise InnregInputError(f"{where}: factors and steps need one entry per level, factors >= 1, steps >= 0")
         if section.grid_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
             raise InnregInputError(f"{where}: need grid_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0")
-        if section.step_size <= 0 or min(section.smooth_sigma, section.residual_damping, section.affine_damping) < 0:
-            raise InnregInputError(f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping >= 0")
+        if section.step_size <= 0 or min(section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight) < 0:
+            raise InnregInputError(f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping, translation_weight >= 0")
     return section

@@ -5,7 +5,9 @@ Inputs may be NumPy arrays, torch tensors, nibabel images or :class:`innreg.data
 resamples the moving image onto the fixed grid first). Intensities are normalised to [0, 1] by
 percentiles, exactly as in training; the warped output keeps the moving image's own intensities.
 Unless the model's ``config.refine.enabled`` is off, the network's field is refined for each pair
-(:mod:`innreg.refinement`); the refinement's time counts in ``RegistrationResult.seconds``.
+(:mod:`innreg.refinement`, guided by the translated moving image when ``refine.translation_weight > 0``);
+the refinement's time counts in ``RegistrationResult.seconds``. ``load_model(..., translate=False)``
+runs the identical pipeline on the untranslated moving image (the translation ablation).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class RegistrationResult:
     Attributes:
         warped: moving image pulled onto the fixed grid, original intensities, shape ``S``.
         translated: moving image translated to the fixed modality (normalised intensities), ``S``;
-            the raw normalised moving image for models without translator.
+            the raw normalised moving image for models without translator or with ``translate=False``.
         ddf: displacement ``(dim, *S)`` in voxels, channel k = axis k, pull-back:
             ``warped(x) = moving(x + ddf(x))``.
         inverse_ddf: displacement of the inverse map ``(dim, *S)``, same convention, so
@@ -73,10 +75,12 @@ def as_array(image, name: str = "image") -> np.ndarray:
 class RegistrationModel:
     """A trained INNReg model ready to register pairs (weights, config and device)."""
 
-    def __init__(self, model: INNReg, config: Config, device: torch.device) -> None:
+    def __init__(self, model: INNReg, config: Config, device: torch.device, translate: bool = True) -> None:
         self.model = model.eval().to(device)
         self.config = config
         self.device = device
+        # False: the "no translation" ablation, the identical pipeline on the untranslated moving image.
+        self.translate = translate
 
     @property
     def dim(self) -> int:
@@ -126,17 +130,18 @@ class RegistrationModel:
         m_net, f_net = downsample(m, factor), downsample(f, factor)
         refine = self.config.refine
         if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
-            translated, affine = self.model.affine_alignment(m_net, f_net)
+            translated, affine = self.model.affine_alignment(m_net, f_net, self.translate)
             ddf, inverse_ddf = affine_fields(affine, tuple(m_net.shape[2:]), m_net)
         else:
-            out = self.model(m_net, f_net)
+            out = self.model(m_net, f_net, translate=self.translate)
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
         if factor > 1:
             ddf, inverse_ddf = resize_field(ddf, shape), resize_field(inverse_ddf, shape)
             mode = ("bilinear", "trilinear")[self.dim - 2]
             translated = F.interpolate(translated, size=shape, mode=mode, align_corners=True)
         if refine.enabled:
-            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks)
+            guide = translated if self.model.translator is not None else None
+            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks, translated=guide)
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
@@ -157,7 +162,10 @@ class RegistrationModel:
 
 
 def load_model(
-    path: str | Path, device: str | torch.device = "auto", refine: bool | Mapping[str, Any] | None = None
+    path: str | Path,
+    device: str | torch.device = "auto",
+    refine: bool | Mapping[str, Any] | None = None,
+    translate: bool = True,
 ) -> RegistrationModel:
     """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together).
 
@@ -166,6 +174,8 @@ def load_model(
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
         refine: ``True``/``False`` switch the per-pair refinement on or off; a mapping overrides keys
             of the model's ``refine`` section (e.g. ``{"smooth_sigma": 1.0}``); ``None`` keeps it.
+        translate: ``False`` runs the identical pipeline on the untranslated moving image (the
+            translation ablation, ``--no-translate``).
     """
     dev = resolve_device(device)
     saved = read_model(path, dev)
@@ -173,7 +183,7 @@ def load_model(
     if refine is not None:
         config = config.updated(refine={"enabled": refine} if isinstance(refine, bool) else dict(refine))
     model = saved.network()
-    return RegistrationModel(model, config, dev)
+    return RegistrationModel(model, config, dev, translate)
 
 
 def write_registration(model: RegistrationModel, record, out_dir: str | Path) -> RegistrationResult:

@@ -44,6 +44,7 @@ def build_translator(config: ModelConfig) -> nn.Module | None:
             subnet=config.subnet,
             kernel_size=config.ddc_kernel,
             clamp=config.clamp,
+            squeeze=config.squeeze,
             memory_efficient=config.memory_efficient,
         )
     if kind is TranslatorKind.RESNET:
@@ -85,21 +86,25 @@ class INNReg(nn.Module):
         """Moving image in the fixed modality (identity when there is no translator)."""
         return moving if self.translator is None else self.translator(moving)
 
-    def _registration_input(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
+    def _registration_input(self, moving: Tensor, fixed: Tensor, translate: bool = True) -> tuple[Tensor, Tensor]:
         if moving.shape != fixed.shape:
             raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape")
-        translated = self.translate(moving)
+        translated = self.translate(moving) if translate else moving
         return translated, translated if RegInput(self.config.reg_input) is RegInput.TRANSLATED else moving
 
-    def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True) -> ModelOutput:
-        translated, source = self._registration_input(moving, fixed)
+    def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True, translate: bool = True) -> ModelOutput:
+        """``translate=False`` is the "no translation" ablation: the raw moving image stands wherever
+        the translated one would."""
+        translated, source = self._registration_input(moving, fixed, translate)
         reg = self.registration(source, fixed, with_inverse=with_inverse)
         return ModelOutput(translated, reg.ddf, reg.inverse_ddf, reg.velocity, reg.local_ddf, reg.affine)
 
-    def affine_alignment(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    def affine_alignment(
+        self, moving: Tensor, fixed: Tensor, translate: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """The translated moving image and the affine stage's ``(A, t)`` (``None`` without one),
         skipping the U-Net: all that a refinement starting from the affine alignment needs."""
-        translated, source = self._registration_input(moving, fixed)
+        translated, source = self._registration_input(moving, fixed, translate)
         affine = self.registration.affine
         return translated, None if affine is None else affine(source, fixed)
 

@@ -63,6 +63,13 @@ def _current_refine_section(config: dict) -> dict:
     return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
 
 
+def _with_stored_squeeze(config: dict) -> dict:
+    """Model files written before ``model.squeeze`` existed hold a cell-squeeze translator (the
+    default is now ``haar``, whose weights have the same shapes but mean something else)."""
+    model = config.get("model") or {}
+    return config if "squeeze" in model else config | {"model": model | {"squeeze": "cells"}}
+
+
 def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedModel:
     """Read and check a model file written by :func:`save_model` (or an older innreg).
 
@@ -82,5 +89,5 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
             raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     # Config.from_dict also moves keys that older versions kept in another section (model.disc_*).
-    config = Config.from_dict(_current_refine_section(ckpt["config"]), source=str(path))
+    config = Config.from_dict(_with_stored_squeeze(_current_refine_section(ckpt["config"])), source=str(path))
     return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {})

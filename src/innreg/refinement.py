@@ -15,6 +15,12 @@ descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/R
    with a Gaussian, the regulariser. ``v`` lives on a grid at most ``1 / grid_factor`` as fine
    as the image, which keeps the field smooth and fold-free; ``exp(-v)`` is the exact inverse.
 
+Translation guidance (``RefineConfig.translation_weight``): when the caller passes the translated
+moving image ``T(moving)`` (the fixed modality), both stages also compare its intensity with the fixed
+image's, a mono-modal squared difference, as one extra residual channel weighted against MIND's
+channels. MIND alone only sees local structure; the translated intensity also says which tissue lies
+where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image.
+
 Masks (optional, ``{0, 1}`` or soft, on the fixed grid) weight the descriptor residual voxel by voxel:
 the fixed mask times the moving mask warped with the current map, so a region outside either mask (e.g.
 a lesion, or background) does not pull on the field; the smoothing carries the field across it.
@@ -60,11 +66,22 @@ def _downsample(image: Tensor, shape: tuple[int, ...]) -> Tensor:
     return image if tuple(image.shape[2:]) == shape else F.interpolate(image, size=shape, mode="area")
 
 
+def _features(images: Tensor, level: tuple[int, ...], config: RefineConfig) -> Tensor:
+    """Matching features ``(1, K, *level)`` of ``images`` ``(1, 1 or 2, *S)`` on a pyramid level: MIND of
+    channel 0, then channel 1 (the translated intensity, when given) scaled by ``sqrt(translation_weight)``,
+    so its squared residual weighs ``translation_weight`` against one MIND channel's."""
+    small = _downsample(images, level)
+    descriptor = mind_descriptor(small[:, :1], config.mind_radius, config.mind_dilation)
+    if images.shape[1] == 1:
+        return descriptor
+    return torch.cat([descriptor, small[:, 1:] * math.sqrt(config.translation_weight)], dim=1)
+
+
 def _descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig) -> tuple[Tensor, Tensor]:
-    """MIND descriptors of the two images on a pyramid level."""
-    source = mind_descriptor(_downsample(warped, level), config.mind_radius, config.mind_dilation)
-    target = mind_descriptor(_downsample(fixed, level), config.mind_radius, config.mind_dilation)
-    return source, target
+    """Features of the warped moving images and of the fixed image on a pyramid level. ``warped`` is
+    ``(1, 1, *S)`` (moving) or ``(1, 2, *S)`` (moving, translated moving); the fixed image stands in
+    for both of its channels."""
+    return _features(warped, level, config), _features(fixed.expand(-1, warped.shape[1], *fixed.shape[2:]), level, config)
 
 
 def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | None:
@@ -165,7 +182,8 @@ def optimise_velocity(
     """Velocity ``(1, dim, *G)`` (voxels of its grid ``G``) aligning ``warped`` to ``fixed``.
 
     Args:
-        warped: ``(1, 1, *S)`` moving image already warped by the network, intensities in [0, 1].
+        warped: ``(1, 1, *S)`` moving image already warped by the network, intensities in [0, 1]
+            (``(1, 2, *S)`` with the warped translated image as channel 1, see :func:`_features`).
         fixed: ``(1, 1, *S)`` fixed image, intensities in [0, 1].
         config: pyramid, step counts and weights.
         fixed_mask, moving_mask: optional ``(1, 1, *S)`` residual weights, the moving mask already
@@ -210,6 +228,8 @@ def refine_registration(
     config: RefineConfig,
     fixed_mask: Tensor | None = None,
     moving_mask: Tensor | None = None,
+    *,
+    translated: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Refine the network's field for one pair.
 
@@ -222,6 +242,9 @@ def refine_registration(
         config: the refinement settings.
         fixed_mask: optional ``(1, 1, *S)`` weights on the fixed image (1 = use the voxel).
         moving_mask: optional ``(1, 1, *S)`` weights on the moving image (moving space, on the same grid).
+        translated: ``(1, 1, *S)`` the moving image in the fixed modality, on the moving grid; with
+            ``config.translation_weight > 0`` its intensity is matched to the fixed image's as well
+            (``None``: MIND only).
 
     Returns:
         ``(ddf, inverse_ddf)`` of the refined map, same shapes and convention; ``inverse_ddf`` is
@@ -231,7 +254,11 @@ def refine_registration(
         raise ValueError(
             f"refinement takes one pair: moving {tuple(moving.shape)}, fixed {tuple(fixed.shape)}, ddf {tuple(ddf.shape)}"
         )
+    if translated is not None and translated.shape != moving.shape:
+        raise ValueError(f"translated {tuple(translated.shape)} must match moving {tuple(moving.shape)}")
     shape = tuple(fixed.shape[2:])
+    if translated is not None and config.translation_weight > 0:
+        moving = torch.cat([moving, translated], dim=1)
     warped_mask = None if moving_mask is None else warp(moving_mask, ddf)
     affine = optimise_affine(warp(moving, ddf), fixed, config, fixed_mask, warped_mask)
     correction, correction_inverse = affine_fields(affine, shape, ddf)

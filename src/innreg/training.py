@@ -7,7 +7,10 @@ translator + registration network on
 
 with ``L_l1 = |warp(T(A)) - B| (+ |warp(A) - T^-1(B)|`` for the invertible translator),
 ``L_sim`` the NMI barrier ``-log(NMI(warp(A), B) - tau)`` (or ``1 - NMI``) and ``L_smooth`` the mean
-squared spatial gradient of the displacement. Labels are never read.
+squared spatial gradient of the displacement. Labels are never read. After the joint steps come the
+translator stages (:mod:`innreg.translation_training`) and the optional distillation of refined
+fields into the registration network (:mod:`innreg.distillation`); they are not checkpointed (a
+resumed run that had finished its steps runs them again).
 
 Multi-process runs (``torchrun ... -m innreg train``, see :mod:`innreg.distributed`) use this same
 loop: each rank draws its own batches, DistributedDataParallel all-reduces the gradients of the
@@ -37,6 +40,7 @@ from innreg import distributed
 from innreg.atomic import atomic_output, check_output_dir, write_text
 from innreg.config import Config, LossConfig, Precision, RegLossKind
 from innreg.data import PairDataset, PairRecord, pad_collate, pair_records
+from innreg.distillation import distil_registration
 from innreg.errors import InnregInputError
 from innreg.losses import gradient_smoothness, lsgan_discriminator_loss, lsgan_generator_loss, nmi, nmi_barrier
 from innreg.model import MIN_NETWORK_SIZE, INNReg, resolve_device
@@ -44,6 +48,7 @@ from innreg.model_file import save_atomic, save_model
 from innreg.nn import PatchDiscriminator, warp
 from innreg.nn.layers import avg_pool
 from innreg.core.warp import similarity_weight
+from innreg.translation_training import train_translator_stages
 
 CHECKPOINT_FORMAT = "innreg-checkpoint/1"
 
@@ -402,10 +407,22 @@ def _train(
     bar.close()
     model_path = out_dir / "model.pt"
     if main:
+        # The translator stages and the distillation run on one process, after the joint steps.
+        start = time.perf_counter()
+        if progress and (t.translator_rounds or t.distil_steps):
+            print(f"innreg: translator stages ({t.translator_rounds} x {min(t.translator_steps, t.steps)} steps), "
+                  f"distillation ({t.distil_steps} steps)")
+        translator_history = train_translator_stages(state.model, records, config, device)
+        distil_history = distil_registration(state.model, batches, config)
+        state.seconds += time.perf_counter() - start
         write_history(state.history, out_dir)
         info = {"steps": state.step, "train_seconds": state.seconds, "n_pairs": len(records)}
         if ctx.enabled:
             info["world_size"] = ctx.world_size
+        if translator_history:
+            info["translator_l1"] = translator_history[-1]["l1"]
+        if distil_history:
+            info["distil"] = distil_history[-1]["distil"]
         save_model(state.model, config, model_path, info)
     distributed.teardown(ctx)  # every rank returns once model.pt exists
     return model_path

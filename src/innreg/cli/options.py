@@ -22,7 +22,7 @@ def image_size(text: str) -> tuple[int, ...]:
 
 
 def add_refine_options(parser: argparse.ArgumentParser) -> None:
-    """``--no-refine`` / ``--refine-config`` of the commands that register with a model."""
+    """``--no-refine`` / ``--refine-config`` / ``--no-translate`` of the commands that register with a model."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--no-refine", action="store_true", help="register with the network alone (skip the per-pair refinement)"
@@ -31,6 +31,10 @@ def add_refine_options(parser: argparse.ArgumentParser) -> None:
         "--refine-config", type=Path,
         help="YAML file whose refine section overrides the model's per-pair refinement settings, e.g. "
         "'refine: {smooth_sigma: 1.0, mind_dilation: 1}' for coarse (~3 mm) voxels; keys: innreg.config.RefineConfig",
+    )
+    parser.add_argument(
+        "--no-translate", action="store_true",
+        help="ablation/diagnostic: run the identical pipeline on the untranslated moving image",
     )
 
 
@@ -71,4 +75,4 @@ def load_model_from_args(args: argparse.Namespace) -> Any:
     from innreg.inference import load_model
 
     refine: Any = False if args.no_refine else (refine_overrides_from_yaml(args.refine_config) if args.refine_config else None)
-    return load_model(args.model, args.device, refine=refine)
+    return load_model(args.model, args.device, refine=refine, translate=not args.no_translate)

@@ -56,6 +56,14 @@ class SubnetKind(str, Enum):
     CONV = "conv"
 
 
+class SqueezeKind(str, Enum):
+    """How the INN folds 2x2 (2x2x2) cells into channels: raw pixel phases (``cells``) or their
+    orthonormal Haar bands (``haar``: low-pass plus details, no checkerboard cell texture)."""
+
+    CELLS = "cells"
+    HAAR = "haar"
+
+
 class RegLossKind(str, Enum):
     """Similarity driving registration: NMI ``barrier`` ``-log(NMI - tau)`` or plain ``nmi`` (``1 - NMI``)."""
 

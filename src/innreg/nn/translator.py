@@ -10,8 +10,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.core.enums import SubnetKind
+from innreg.core.enums import SqueezeKind, SubnetKind
 from innreg.nn.coupling import InvertibleBlock, squeeze, unsqueeze
+from innreg.nn.haar import haar_mix
 from innreg.nn.layers import check_dim, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last
 from innreg.nn.reversible import run_invertible
@@ -36,6 +37,8 @@ class INNTranslator(nn.Module):
         subnet: ``ddc`` (dynamic depthwise conv + local attention) or ``conv`` (plain convolutions).
         kernel_size: odd spatial kernel size of the subnetworks.
         clamp: soft bound on the coupling log-scales.
+        squeeze: ``cells`` (pixel phases as channels) or ``haar`` (their Haar bands, see
+            :mod:`innreg.nn.haar`).
         memory_efficient: backpropagate without storing the blocks' activations, reconstructing them
             with the exact inverse (see :mod:`innreg.nn.reversible`); same gradients up to float error.
 
@@ -52,10 +55,12 @@ class INNTranslator(nn.Module):
         subnet: SubnetKind | str = SubnetKind.DDC,
         kernel_size: int = 5,
         clamp: float = 1.5,
+        squeeze: SqueezeKind | str = SqueezeKind.CELLS,
         memory_efficient: bool = True,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
+        self.haar = SqueezeKind(squeeze) is SqueezeKind.HAAR
         self.in_channels = in_channels
         self.memory_efficient = memory_efficient
         if n_blocks < 1:
@@ -84,6 +89,11 @@ class INNTranslator(nn.Module):
             real = torch.ones((1, self.in_channels, *shape), dtype=x.dtype, device=x.device)
             mask = to_channels_last(squeeze(pad_to_multiple(real, 2)[0]))
         z = to_channels_last(squeeze(padded))
+        full_cells = None if mask is None else mask.amin(dim=1, keepdim=True).bool()
+        if self.haar:
+            z = to_channels_last(haar_mix(z, self.dim, full_cells))
         steps = [step for block in self.blocks for step in block.steps()]
         z = run_invertible(steps, z, mask, reverse, self.memory_efficient)
+        if self.haar:
+            z = to_channels_last(haar_mix(z, self.dim, full_cells))
         return crop_to(unsqueeze(z, self.dim), shape).contiguous()

@@ -1,0 +1,88 @@
+"""Measure what the translation adds (run by hand; the numbers of RESULTS.md's translation section).
+
+Usage:
+    python benchmarks/translation_study.py MODEL.pt TEST.csv N_PAIRS '[{}, {"translation_weight": 3.0}]' [--no-translate]
+    python benchmarks/translation_study.py --stages MODEL.pt TRAIN.csv OUT_MODEL.pt '{"train": {"translator_rounds": 2}}'
+
+The first form evaluates a model on the first ``N_PAIRS`` pairs of ``TEST.csv`` under each list entry
+(overrides of the model's ``refine`` section, ``{}`` = as stored), printing Dice, HD95, folding,
+seconds per pair and, when the manifest has a ``moving_as_fixed`` column (the moving subject rendered
+in the fixed modality, written by the whole-head phantom), the NCC inside the head of the translated
+moving image and of the raw moving image (the floor) with it, as ``innreg evaluate`` reports them. ``--no-translate`` runs the identical pipeline on the
+untranslated image. The second form runs the translator stages of
+:mod:`innreg.translation_training` (and the distillation of :mod:`innreg.distillation`) on a trained model and saves the result;
+the JSON holds ``train`` overrides and optionally ``model`` overrides of the translator (e.g.
+``{"squeeze": "haar"}``), which start the stages from a fresh translator of that kind.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from innreg import load_model
+from innreg.data import read_manifest
+from innreg.evaluation import evaluate_pairs
+
+
+def evaluate(argv: list[str]) -> None:
+    no_translate = "--no-translate" in argv
+    model_path, manifest, n_pairs, settings = [a for a in argv if a != "--no-translate"]
+    torch.set_num_threads(1)
+    model = load_model(model_path, "cpu", translate=not no_translate)
+    records = read_manifest(manifest)[: int(n_pairs)]
+    shipped = model.config
+    for overrides in ast.literal_eval(settings):
+        model.config = shipped.updated(refine=overrides)
+        with tempfile.TemporaryDirectory() as out:
+            s = evaluate_pairs(model, records, out, overview_pairs=0, progress=False)
+        ncc_text = (
+            f", NCC translated {s['translation_ncc']:.3f} (raw {s['identity']['translation_ncc']:.3f})"
+            if "translation_ncc" in s else ""
+        )
+        print(
+            f"{'no-translate ' if no_translate else ''}{overrides}: Dice {s['dice_mean']:.4f} "
+            f"(identity {s['identity']['dice_mean']:.4f}), HD95 {s['hd95_mean']:.2f} mm, "
+            f"Jac<=0 {100 * s['neg_jacobian_fraction']:.3f}%, {1000 * s['seconds_per_pair']:.0f} ms/pair{ncc_text}",
+            flush=True,
+        )
+
+
+def stages(argv: list[str]) -> None:
+    from innreg.distillation import distil_registration
+    from innreg.training import PairBatches, save_model
+    from innreg.translation_training import train_translator_stages
+
+    model_path, manifest, out_path, overrides = argv
+    torch.set_num_threads(1)
+    model = load_model(model_path, "cpu")
+    overrides = json.loads(overrides)
+    config = model.config.updated(**{k: overrides.get(k, {}) for k in ("train", "model", "refine")})
+    if overrides.get("model"):  # another translator architecture: a fresh translator, trained by the stages
+        from innreg.model import build_translator
+
+        torch.manual_seed(config.train.seed)
+        model.model.translator = build_translator(config.model)
+        model.model.config = config.model
+    start = time.perf_counter()
+    records = read_manifest(manifest)
+    history = train_translator_stages(model.model, records, config, torch.device("cpu"))
+    distilled = distil_registration(model.model, PairBatches(records, config, torch.device("cpu")), config)
+    seconds = time.perf_counter() - start
+    if distilled:
+        print(f"{len(distilled)} distillation steps, last squared error {distilled[-1]['distil']:.3f} voxels^2")
+    save_model(model.model, config, Path(out_path), {"translator_seconds": seconds})
+    print(f"{len(history)} translator steps in {seconds:.0f} s, last L1 {history[-1]['l1'] if history else float('nan'):.4f}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--stages":
+        stages(sys.argv[2:])
+    else:
+        evaluate(sys.argv[1:])
