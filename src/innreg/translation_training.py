@@ -18,6 +18,7 @@ translation guidance (``refine.translation_weight``) gets a translator that lear
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -152,6 +153,8 @@ def train_translator_stages(
     items = [dataset[i] for i in range(len(dataset))]
     shapes = {tuple(item["fixed"].shape) for item in items}
     if len(shapes) > 1:  # batches need one shape; the joint training pads, here we skip the stage
+        print(f"innreg: translator stages skipped: the training images have {len(shapes)} different sizes "
+              "(the stages need one size; the jointly trained translator is kept)", file=sys.stderr)
         return []
     pairs = [(item["moving"][None].to(device), item["fixed"][None].to(device)) for item in items]
     adversarial = config.loss.w_adv > 0
