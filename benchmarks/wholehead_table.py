@@ -28,7 +28,8 @@ def set_table(set_dir: Path) -> str:
     rows = ["| method | Dice | HD95 (mm) | Jac <= 0 (%) | s/pair | NCC translated vs moving_as_fixed |",
             "| --- | --- | --- | --- | --- | --- |"]
     for name, s in _summaries(set_dir).items():
-        ncc = s.get("translation_ncc") if name.startswith("innreg") else None
+        # Only the rows whose pipeline translates: --no-translate's "translated" image is the raw one.
+        ncc = s.get("translation_ncc") if name in ("innreg", "innreg-no-refine") else None
         rows.append(
             f"| {name} | {s['dice_mean']:.3f} ± {s['dice_std']:.3f} | {s['hd95_mean']:.2f} "
             f"| {100 * s['neg_jacobian_fraction']:.3f} | {_cell(s.get('seconds_per_pair'), '.3f')} | {_cell(ncc, '.3f')} |"
