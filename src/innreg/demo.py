@@ -48,8 +48,8 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
         ReportSection(
             heading="Results on held-out pairs",
             text=(
-                f"{summary.n_pairs} test pairs of simulated T2 (moving) and T1 (fixed) slices, "
-                f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]} voxels of 1 mm. Dice and HD95 (mm) over CSF, GM and WM; "
+                f"{summary.n_pairs} test pairs of simulated whole-head T2 (moving) and T1 (fixed) slices of "
+                f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]} voxels. Dice and HD95 (mm) over CSF, GM and WM; "
                 "neg_jacobian_fraction is the share of voxels whose Jacobian determinant is <= 0; "
                 "epe_mm is the mean endpoint error against the known deformation inside the head. "
                 "innreg refines the network's field for each pair; 'network only' is the network alone."
