@@ -1,13 +1,15 @@
 """Evaluate one trained model under several refinement settings (run by hand).
 
 Usage:
-    python benchmarks/refine_sweep.py MODEL.pt TEST.csv N_PAIRS '[{}, {"smooth_sigma": 1.0}]'
+    python benchmarks/refine_sweep.py MODEL.pt TEST.csv N_PAIRS '[{}, {"smooth_sigma": 1.0}]' [--no-translate]
 
 Each entry of the list overrides keys of the model's ``refine`` section (see ``innreg.config.RefineConfig``);
 ``{}`` is the shipped default. For each, the first ``N_PAIRS`` pairs of ``TEST.csv`` are registered and
-scored by ``innreg.evaluation.evaluate_pairs`` (the code behind ``innreg evaluate``), and one line with
-mean Dice, HD95, folding and seconds per pair is printed. The sweeps quoted in ``RESULTS.md`` were run
-this way, one process at a time on an otherwise idle machine (timings are wall time, 2 threads).
+scored by ``innreg.evaluation.evaluate`` (the code behind ``innreg evaluate``), and one line with mean
+Dice, HD95, folding, seconds per pair and, when the manifest has ``moving_as_fixed``, the NCC of the
+translated and of the raw moving image with it is printed. ``--no-translate`` runs the identical
+pipeline on the untranslated moving image. The sweeps quoted in ``RESULTS.md`` were run this way, one
+process at a time (timings are wall time).
 """
 
 from __future__ import annotations
@@ -20,22 +22,28 @@ import torch
 
 from innreg import load_model
 from innreg.data import read_manifest
-from innreg.evaluation import evaluate_pairs
+from innreg.evaluation import evaluate
 
 
 def main(argv: list[str]) -> None:
-    model_path, manifest, n_pairs, settings = argv
+    no_translate = "--no-translate" in argv
+    model_path, manifest, n_pairs, settings = [a for a in argv if a != "--no-translate"]
     torch.set_num_threads(2)
-    model = load_model(model_path, "cpu")
+    model = load_model(model_path, "cpu", translate=not no_translate)
     records = read_manifest(manifest)[: int(n_pairs)]
     shipped = model.config
     for overrides in ast.literal_eval(settings):
         model.config = shipped.updated(refine=overrides)
         with tempfile.TemporaryDirectory() as out:
-            summary = evaluate_pairs(model, records, out, overview_pairs=0, progress=False)
+            s = evaluate(model, records, out, overview_pairs=0, progress=False)
+        ncc_text = (
+            f", NCC translated {s.translation_ncc:.3f} (raw {s.identity.translation_ncc:.3f})"
+            if s.translation_ncc is not None else ""
+        )
         print(
-            f"{overrides}: Dice {summary['dice_mean']:.4f}, HD95 {summary['hd95_mean']:.2f} mm, "
-            f"Jac<=0 {100 * summary['neg_jacobian_fraction']:.3f}%, {1000 * summary['seconds_per_pair']:.0f} ms/pair",
+            f"{'no-translate ' if no_translate else ''}{overrides}: Dice {s.dice_mean:.4f} "
+            f"(identity {s.identity.dice_mean:.4f}), HD95 {s.hd95_mean:.2f} mm, "
+            f"Jac<=0 {100 * s.neg_jacobian_fraction:.3f}%, {1000 * s.seconds_per_pair:.0f} ms/pair{ncc_text}",
             flush=True,
         )
 

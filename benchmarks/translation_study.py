@@ -4,7 +4,7 @@ Usage:
     python benchmarks/translation_study.py MODEL.pt TEST.csv N_PAIRS '[{}, {"translation_weight": 3.0}]' [--no-translate]
     python benchmarks/translation_study.py --stages MODEL.pt TRAIN.csv OUT_MODEL.pt '{"train": {"translator_rounds": 2}}'
 
-The first form evaluates a model on the first ``N_PAIRS`` pairs of ``TEST.csv`` under each list entry
+The first form is ``refine_sweep.py`` (same arguments): it evaluates a model on the first ``N_PAIRS`` pairs of ``TEST.csv`` under each list entry
 (overrides of the model's ``refine`` section, ``{}`` = as stored), printing Dice, HD95, folding,
 seconds per pair and, when the manifest has a ``moving_as_fixed`` column (the moving subject rendered
 in the fixed modality, written by the whole-head phantom), the NCC inside the head of the translated
@@ -17,10 +17,8 @@ the JSON holds ``train`` overrides and optionally ``model`` overrides of the tra
 
 from __future__ import annotations
 
-import ast
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,30 +26,8 @@ import torch
 
 from innreg import load_model
 from innreg.data import read_manifest
-from innreg.evaluation import evaluate_pairs
 
-
-def evaluate(argv: list[str]) -> None:
-    no_translate = "--no-translate" in argv
-    model_path, manifest, n_pairs, settings = [a for a in argv if a != "--no-translate"]
-    torch.set_num_threads(1)
-    model = load_model(model_path, "cpu", translate=not no_translate)
-    records = read_manifest(manifest)[: int(n_pairs)]
-    shipped = model.config
-    for overrides in ast.literal_eval(settings):
-        model.config = shipped.updated(refine=overrides)
-        with tempfile.TemporaryDirectory() as out:
-            s = evaluate_pairs(model, records, out, overview_pairs=0, progress=False)
-        ncc_text = (
-            f", NCC translated {s['translation_ncc']:.3f} (raw {s['identity']['translation_ncc']:.3f})"
-            if "translation_ncc" in s else ""
-        )
-        print(
-            f"{'no-translate ' if no_translate else ''}{overrides}: Dice {s['dice_mean']:.4f} "
-            f"(identity {s['identity']['dice_mean']:.4f}), HD95 {s['hd95_mean']:.2f} mm, "
-            f"Jac<=0 {100 * s['neg_jacobian_fraction']:.3f}%, {1000 * s['seconds_per_pair']:.0f} ms/pair{ncc_text}",
-            flush=True,
-        )
+import refine_sweep  # this folder (the script's own) is on sys.path
 
 
 def stages(argv: list[str]) -> None:
@@ -85,4 +61,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--stages":
         stages(sys.argv[2:])
     else:
-        evaluate(sys.argv[1:])
+        refine_sweep.main(sys.argv[1:])
