@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from innreg.config import Config, RefineInit
 from innreg.data import Image, normalize_percentile
@@ -28,7 +27,7 @@ from innreg.errors import InnregInputError, about_file
 from innreg.model import INNReg, check_network_size, resolve_device
 from innreg.model_file import read_model
 from innreg.nn import resize_field, warp
-from innreg.core.filters import downsample
+from innreg.core.filters import downsample, resize_linear
 from innreg.refinement import affine_fields, refine_registration
 
 
@@ -137,8 +136,7 @@ class RegistrationModel:
             translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
         if factor > 1:
             ddf, inverse_ddf = resize_field(ddf, shape), resize_field(inverse_ddf, shape)
-            mode = ("bilinear", "trilinear")[self.dim - 2]
-            translated = F.interpolate(translated, size=shape, mode=mode, align_corners=True)
+            translated = resize_linear(translated, shape)
         if refine.enabled:
             guide = translated if self.model.translator is not None else None
             ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks, translated=guide)

@@ -63,14 +63,21 @@ def coarse_shape(shape: tuple[int, ...], factor: int) -> tuple[int, ...]:
     return tuple((s - 1) // factor + 1 for s in shape)
 
 
+def resize_linear(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``x`` (``(N, C, *spatial)``) linearly resampled onto ``shape`` over the same extent, corner
+    voxels aligned (``align_corners=True``); values are not rescaled."""
+    if tuple(x.shape[2:]) == tuple(shape):
+        return x
+    mode = ("bilinear", "trilinear")[x.dim() - 4]
+    return F.interpolate(x, size=tuple(shape), mode=mode, align_corners=True)
+
+
 def downsample(x: Tensor, factor: int) -> Tensor:
     """``x`` (``(N, C, *spatial)``) on the :func:`coarse_shape` grid, Gaussian-smoothed first
     (sigma ``factor / 2`` voxels) against aliasing; ``factor = 1`` returns ``x``."""
     if factor == 1:
         return x
-    shape = coarse_shape(tuple(x.shape[2:]), factor)
-    mode = ("bilinear", "trilinear")[x.dim() - 4]
-    return F.interpolate(gaussian_smooth(x, 0.5 * factor), size=shape, mode=mode, align_corners=True)
+    return resize_linear(gaussian_smooth(x, 0.5 * factor), coarse_shape(tuple(x.shape[2:]), factor))
 
 
 def spatial_gradient(x: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from innreg.core.enums import InterpMode, PaddingMode
+from innreg.core.filters import resize_linear
 
 
 def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> Tensor:
@@ -141,8 +142,7 @@ def resize_field(ddf: Tensor, shape: tuple[int, ...]) -> Tensor:
     old = ddf.shape[2:]
     if tuple(old) == tuple(shape):
         return ddf
-    mode = ("bilinear", "trilinear")[dim - 2]
-    out = F.interpolate(ddf, size=tuple(shape), mode=mode, align_corners=True)
+    out = resize_linear(ddf, shape)
     factors = torch.tensor(
         [(s - 1) / max(o - 1, 1) for s, o in zip(shape, old)], device=ddf.device, dtype=ddf.dtype
     )
