@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from innreg.config import Config
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
-from innreg.refinement import affine_fields, refine_registration
+from innreg.refinement import refine_from_affine_stage
 
 
 @torch.no_grad()
@@ -29,13 +29,10 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
     """Refined fields ``(N, dim, *S)`` of a batch, one pair at a time, as inference computes them
     from the affine start (translation-guided when ``refine.translation_weight > 0``)."""
     model.eval()
-    targets = []
-    for i in range(moving.shape[0]):
-        m, f = moving[i : i + 1], fixed[i : i + 1]
-        translated, affine = model.affine_alignment(m, f)
-        start, _ = affine_fields(affine, tuple(m.shape[2:]), m)
-        guide = translated if model.translator is not None else None
-        targets.append(refine_registration(m, f, start, None, config.refine, translated=guide)[0])
+    targets = [
+        refine_from_affine_stage(model, moving[i : i + 1], fixed[i : i + 1], config.refine, guided=True)
+        for i in range(moving.shape[0])
+    ]
     return torch.cat(targets)
 
 

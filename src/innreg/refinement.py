@@ -34,6 +34,7 @@ in reverse order.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -271,3 +272,14 @@ def refine_registration(
     inverse_ddf = compose(correction_inverse, inverse_ddf)
     inverse = compose(resize_field(integrate_velocity(-velocity, config.int_steps), shape), inverse_ddf)
     return refined, inverse
+
+
+def refine_from_affine_stage(model: Any, moving: Tensor, fixed: Tensor, config: RefineConfig, guided: bool) -> Tensor:
+    """The refined pull-back field ``(1, dim, *S)`` of one pair ``(1, 1, *S)`` (in [0, 1], one grid)
+    started from ``model``'s affine stage (:meth:`innreg.model.INNReg.affine_alignment`), as the
+    training-time stages need it; ``guided`` adds the translation guidance of ``config`` when the
+    model has a translator. (Inference adds the working resolution, masks and the inverse.)"""
+    translated, affine = model.affine_alignment(moving, fixed)
+    start, _ = affine_fields(affine, tuple(moving.shape[2:]), moving)
+    guide = translated if guided and model.translator is not None else None
+    return refine_registration(moving, fixed, start, None, config, translated=guide)[0]
