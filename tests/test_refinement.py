@@ -12,7 +12,8 @@ from innreg.config import RefineConfig
 from innreg.nn import compose, warp
 from innreg.core.affine import affine_ddf
 from innreg.core.filters import spatial_gradient
-from innreg.refinement import affine_fields, demons_update, optimise_affine, refine_registration
+from innreg.core.transform import Transform
+from innreg.refinement import demons_update, optimise_affine, refine_registration
 
 
 def blobs(shape: tuple[int, ...]) -> torch.Tensor:
@@ -82,14 +83,14 @@ def test_rejects_batches():
         refine_registration(image, image, torch.zeros(2, 2, 16, 16), None, RefineConfig())
 
 
-def test_affine_fields_are_the_affine_field_and_its_inverse():
+def test_affine_transform_is_the_affine_field_and_its_inverse():
     shape = (20, 24)
     angle = torch.tensor(0.1)
     matrix = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])[None]
-    ddf, inverse = affine_fields((matrix, torch.tensor([[1.5, -2.0]])), shape, torch.zeros(1))
-    assert interior(compose(ddf, inverse), 4).abs().max() < 1e-3
-    zero, zero_inverse = affine_fields(None, shape, torch.zeros(1))
-    assert zero.shape == (1, 2, *shape) and not zero.any() and not zero_inverse.any()
+    affine = Transform.from_affine(matrix, torch.tensor([[1.5, -2.0]]), shape)
+    assert interior(compose(affine.ddf, affine.inverse), 4).abs().max() < 1e-3
+    zero = Transform.identity(torch.zeros(1, 1, *shape))
+    assert zero.ddf.shape == (1, 2, *shape) and not zero.ddf.any() and not zero.inverse.any()
 
 
 def test_affine_stage_recovers_a_rotation_and_shift():
@@ -103,7 +104,7 @@ def test_affine_stage_recovers_a_rotation_and_shift():
     matrix = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])[None]
     shift = torch.tensor([[3.0, -2.0]])
     true = affine_ddf(matrix, shift, shape)
-    moving = 1.0 - warp(fixed, affine_fields((matrix, shift), shape, fixed)[1])  # fixed = moving warped by true
+    moving = 1.0 - warp(fixed, Transform.from_affine(matrix, shift, shape).inverse)  # fixed = moving warped by true
     found_matrix, found_shift = optimise_affine(moving, fixed, RefineConfig(affine_factors=(2, 1), affine_steps=(10, 10)))
     error = interior(affine_ddf(found_matrix, found_shift, shape) - true, 8).norm(dim=1).mean()
     assert error < 0.2 * interior(true, 8).norm(dim=1).mean()

@@ -8,7 +8,9 @@ from innreg.config import Config
 from innreg.data import load_pair, normalize_percentile, read_manifest
 from innreg.model import INNReg
 from innreg.nn import warp
-from innreg.refinement import affine_fields, refine_registration
+from innreg.chain import StageChain, StagePair
+from innreg.core.transform import Transform
+from innreg.refinement import refinement_stages
 from innreg.translation_training import align_pairs, train_translator, train_translator_stages, translation_loss
 
 
@@ -30,8 +32,9 @@ def test_alignment_is_the_refined_registration(phantom, tiny_dict):
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
         m, f = _tensor(normalize_percentile(moving.array)), _tensor(normalize_percentile(fixed.array))
         (aligned, f2, covered), = align_pairs(model, [(m, f)], config, guided=False)
-        _, affine = model.affine_alignment(m, f)
-        ddf, _ = refine_registration(m, f, affine_fields(affine, tuple(m.shape[2:]), m)[0], None, config.refine)
+        with torch.no_grad():
+            start = Transform.from_affine(*model.registration.affine(model.translate(m), f), tuple(m.shape[2:]))
+            ddf = StageChain(refinement_stages(config.refine))(StagePair(m, f), False, start=start).ddf
         torch.testing.assert_close(aligned, warp(m, ddf))
         assert f2 is f and covered.shape == m.shape and 0 < covered.mean() <= 1
         brain_m, brain_f = _tensor((moving_seg.array > 0) * 1.0), _tensor((fixed_seg.array > 0) * 1.0)

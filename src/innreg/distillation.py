@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from innreg.config import Config
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
-from innreg.refinement import refine_from_affine_stage
+from innreg.pipeline import refined_field
 
 
 @torch.no_grad()
@@ -30,7 +30,7 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
     from the affine start (translation-guided when ``refine.translation_weight > 0``)."""
     model.eval()
     targets = [
-        refine_from_affine_stage(model, moving[i : i + 1], fixed[i : i + 1], config.refine, guided=True)
+        refined_field(model, moving[i : i + 1], fixed[i : i + 1], config, guided=True)
         for i in range(moving.shape[0])
     ]
     return torch.cat(targets)

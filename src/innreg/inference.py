@@ -4,9 +4,9 @@ Inputs may be NumPy arrays, torch tensors, nibabel images or :class:`innreg.data
 (H, W) or 3D (D, H, W), matching the model's ``dim``. Both images must be on one grid (the CLI
 resamples the moving image onto the fixed grid first). Intensities are normalised to [0, 1] by
 percentiles, exactly as in training; the warped output keeps the moving image's own intensities.
-Unless the model's ``config.refine.enabled`` is off, the network's field is refined for each pair
-(:mod:`innreg.refinement`, guided by the translated moving image when ``refine.translation_weight > 0``);
-the refinement's time counts in ``RegistrationResult.seconds``. ``load_model(..., translate=False)``
+The stages that run (the network, then unless ``config.refine.enabled`` is off the per-pair refinement,
+guided by the translated moving image when ``refine.translation_weight > 0``) are chosen by
+:func:`innreg.pipeline.registration_chain`; the refinement's time counts in ``RegistrationResult.seconds``. ``load_model(..., translate=False)``
 runs the identical pipeline on the untranslated moving image (the translation ablation).
 """
 
@@ -21,14 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from innreg.config import Config, RefineInit
+from innreg.config import Config
+from innreg.core.warp import warp
 from innreg.data import Image, normalize_percentile
 from innreg.errors import InnregInputError, about_file
 from innreg.model import INNReg, check_network_size, resolve_device
 from innreg.model_file import read_model
-from innreg.nn import resize_field, warp
-from innreg.core.filters import downsample, resize_linear
-from innreg.refinement import affine_fields, refine_registration
+from innreg.pipeline import registration_chain, stage_pair
 
 
 @dataclass
@@ -123,23 +122,11 @@ class RegistrationModel:
         # Intensity percentiles from inside the masks: an excluded artefact must not set the scale either.
         m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
         f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
-        masks = tuple(None if x is None else self._tensor(x) for x in (fixed_in, moving_in))
-        # The networks run at their working resolution; their fields are upsampled to the full grid.
-        factor, shape = self.config.model.input_factor, tuple(m.shape[2:])
-        m_net, f_net = downsample(m, factor), downsample(f, factor)
-        refine = self.config.refine
-        if refine.enabled and RefineInit(refine.init) is RefineInit.AFFINE:
-            translated, affine = self.model.affine_alignment(m_net, f_net, self.translate)
-            ddf, inverse_ddf = affine_fields(affine, tuple(m_net.shape[2:]), m_net)
-        else:
-            out = self.model(m_net, f_net, translate=self.translate)
-            translated, ddf, inverse_ddf = out.translated, out.ddf, out.inverse_ddf
-        if factor > 1:
-            ddf, inverse_ddf = resize_field(ddf, shape), resize_field(inverse_ddf, shape)
-            translated = resize_linear(translated, shape)
-        if refine.enabled:
-            guide = translated if self.model.translator is not None else None
-            ddf, inverse_ddf = refine_registration(m, f, ddf, inverse_ddf, refine, *masks, translated=guide)
+        masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
+        pair = stage_pair(self.model, m, f, self.translate, *masks)
+        transform = registration_chain(self.model, self.config)(pair)
+        ddf, inverse_ddf = transform.ddf, transform.inverse
+        translated = pair.moving[:, -1:]  # the translation, or the moving image itself without translator
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:

@@ -99,15 +99,6 @@ class INNReg(nn.Module):
         reg = self.registration(source, fixed, with_inverse=with_inverse)
         return ModelOutput(translated, reg.ddf, reg.inverse_ddf, reg.velocity, reg.local_ddf, reg.affine)
 
-    def affine_alignment(
-        self, moving: Tensor, fixed: Tensor, translate: bool = True
-    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-        """The translated moving image and the affine stage's ``(A, t)`` (``None`` without one),
-        skipping the U-Net: all that a refinement starting from the affine alignment needs."""
-        translated, source = self._registration_input(moving, fixed, translate)
-        affine = self.registration.affine
-        return translated, None if affine is None else affine(source, fixed)
-
 
 # Smallest axis the networks accept on their working grid: below it the U-Net's coarsest level and the
 # NMI pyramid have nothing left to work with.

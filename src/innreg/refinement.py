@@ -25,28 +25,27 @@ Masks (optional, ``{0, 1}`` or soft, on the fixed grid) weight the descriptor re
 the fixed mask times the moving mask warped with the current map, so a region outside either mask (e.g.
 a lesion, or background) does not pull on the field; the smoothing carries the field across it.
 
-The result is the exact composition of the network's map, the affine correction ``a`` and the
-velocity's map ``r`` (pull-back convention of :mod:`innreg.core.warp`, voxel units):
-``warp(moving, ddf) = warp(warp(warp(moving, net_ddf), a), r)``, and the inverse composes the inverses
-in reverse order.
+Both are stages of :mod:`innreg.chain` (:class:`AffineCorrection`, :class:`Demons`, listed by
+:func:`refinement_stages`): the composer chains them after the network's map, so the result is
+``warp(moving, ddf) = warp(warp(warp(moving, net_ddf), a), r)`` for the affine correction ``a`` and the
+velocity's map ``r`` (pull-back, voxels), and the inverse composes the inverses in reverse order.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from innreg.chain import StageChain, StagePair
 from innreg.config import RefineConfig
-from innreg.losses import mind_descriptor
-from innreg.core.affine import affine_ddf, invert_affine
+from innreg.core.affine import affine_ddf, rescale_affine
 from innreg.core.filters import gaussian_smooth, spatial_gradient
+from innreg.core.transform import Transform
+from innreg.losses import mind_descriptor
 from innreg.core.warp import (
     PaddingMode,
-    compose,
     identity_grid,
     integrate_velocity,
     resize_field,
@@ -119,9 +118,7 @@ def optimise_affine(
         source, target = _descriptors(warped, fixed, level, config)
         target_gradient = spatial_gradient(target)
         level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
-        # Full-resolution voxels to level voxels (align_corners): p_L = D p_S, so A_L = D A D^-1.
-        d = torch.tensor([(l - 1) / max(s - 1, 1) for l, s in zip(level, shape)], device=fixed.device, dtype=fixed.dtype)
-        level_matrix, level_translation = matrix * d.view(1, dim, 1) / d.view(1, 1, dim), translation * d
+        level_matrix, level_translation = rescale_affine(matrix, translation, shape, level)
         centre = torch.tensor([(s - 1) / 2 for s in level], device=fixed.device, dtype=fixed.dtype)
         offsets = identity_grid(level, fixed.device, fixed.dtype) - centre.view(dim, *([1] * dim))
         for _ in range(steps):
@@ -147,8 +144,7 @@ def optimise_affine(
             if not 1 / _MAX_AFFINE_SCALING < det < _MAX_AFFINE_SCALING:
                 break
             level_matrix, level_translation = new_matrix, level_translation + step[dim * dim :].view(1, dim)
-        matrix = level_matrix / d.view(1, dim, 1) * d.view(1, 1, dim)
-        translation = level_translation / d
+        matrix, translation = rescale_affine(level_matrix, level_translation, level, shape)
     return matrix, translation
 
 
@@ -211,16 +207,53 @@ def optimise_velocity(
     return resize_field(velocity, final_grid)
 
 
-def affine_fields(affine: tuple[Tensor, Tensor] | None, shape: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor]:
-    """Field and inverse field of an affine map ``(A, t)`` on ``shape`` (zero fields for ``None``, e.g. a
-    network without affine stage); ``like`` gives the device and dtype."""
-    if affine is None:
-        zero = torch.zeros(1, len(shape), *shape, device=like.device, dtype=like.dtype)
-        return zero, zero.clone()
-    return affine_ddf(*affine, shape), affine_ddf(*invert_affine(*affine), shape)
+def _stage_images(pair: StagePair, config: RefineConfig) -> Tensor:
+    """The moving channels the refinement matches: the image, and the translated image as well when
+    the pair carries one and ``config.translation_weight > 0`` (see :func:`_features`)."""
+    return pair.moving if pair.translated is not None and config.translation_weight > 0 else pair.image
 
 
-@torch.no_grad()
+class AffineCorrection:
+    """Refinement stage 1: the affine map of :func:`optimise_affine` (one pair, ``N = 1``)."""
+
+    def __init__(self, config: RefineConfig) -> None:
+        self.config = config
+
+    @torch.no_grad()
+    def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
+        _check_one_pair(pair)
+        matrix, translation = optimise_affine(
+            _stage_images(pair, self.config), pair.fixed, self.config, pair.fixed_mask, pair.moving_mask
+        )
+        return Transform.from_affine(matrix, translation, tuple(pair.fixed.shape[2:]), with_inverse)
+
+
+class Demons:
+    """Refinement stage 2: the diffeomorphism ``exp(v)`` of :func:`optimise_velocity` (one pair), with
+    its exact inverse ``exp(-v)``."""
+
+    def __init__(self, config: RefineConfig) -> None:
+        self.config = config
+
+    @torch.no_grad()
+    def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
+        _check_one_pair(pair)
+        config, shape = self.config, tuple(pair.fixed.shape[2:])
+        velocity = optimise_velocity(_stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask)
+        inverse = resize_field(integrate_velocity(-velocity, config.int_steps), shape) if with_inverse else None
+        return Transform(resize_field(integrate_velocity(velocity, config.int_steps), shape), inverse)
+
+
+def _check_one_pair(pair: StagePair) -> None:
+    if pair.fixed.shape[0] != 1:
+        raise ValueError(f"the refinement takes one pair at a time, got a batch of {pair.fixed.shape[0]}")
+
+
+def refinement_stages(config: RefineConfig) -> list[AffineCorrection | Demons]:
+    """The refinement's stages, in order."""
+    return [AffineCorrection(config), Demons(config)]
+
+
 def refine_registration(
     moving: Tensor,
     fixed: Tensor,
@@ -232,13 +265,13 @@ def refine_registration(
     *,
     translated: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Refine the network's field for one pair.
+    """Refine a given field for one pair: the refinement stages chained after ``(ddf, inverse_ddf)``.
 
     Args:
         moving: ``(1, 1, *S)`` moving image, intensities in [0, 1] (the untranslated image: MIND
             compares structure, not intensities).
         fixed: ``(1, 1, *S)`` fixed image, intensities in [0, 1].
-        ddf: ``(1, dim, *S)`` the network's displacement (voxels, pull-back).
+        ddf: ``(1, dim, *S)`` the starting displacement (voxels, pull-back).
         inverse_ddf: its inverse, or ``None``.
         config: the refinement settings.
         fixed_mask: optional ``(1, 1, *S)`` weights on the fixed image (1 = use the voxel).
@@ -257,29 +290,8 @@ def refine_registration(
         )
     if translated is not None and translated.shape != moving.shape:
         raise ValueError(f"translated {tuple(translated.shape)} must match moving {tuple(moving.shape)}")
-    shape = tuple(fixed.shape[2:])
-    if translated is not None and config.translation_weight > 0:
-        moving = torch.cat([moving, translated], dim=1)
-    warped_mask = None if moving_mask is None else warp(moving_mask, ddf)
-    affine = optimise_affine(warp(moving, ddf), fixed, config, fixed_mask, warped_mask)
-    correction, correction_inverse = affine_fields(affine, shape, ddf)
-    ddf = compose(ddf, correction)
-    warped_mask = None if moving_mask is None else warp(moving_mask, ddf)
-    velocity = optimise_velocity(warp(moving, ddf), fixed, config, fixed_mask, warped_mask)
-    refined = compose(ddf, resize_field(integrate_velocity(velocity, config.int_steps), shape))
-    if inverse_ddf is None:
-        return refined, None
-    inverse_ddf = compose(correction_inverse, inverse_ddf)
-    inverse = compose(resize_field(integrate_velocity(-velocity, config.int_steps), shape), inverse_ddf)
-    return refined, inverse
-
-
-def refine_from_affine_stage(model: Any, moving: Tensor, fixed: Tensor, config: RefineConfig, guided: bool) -> Tensor:
-    """The refined pull-back field ``(1, dim, *S)`` of one pair ``(1, 1, *S)`` (in [0, 1], one grid)
-    started from ``model``'s affine stage (:meth:`innreg.model.INNReg.affine_alignment`), as the
-    training-time stages need it; ``guided`` adds the translation guidance of ``config`` when the
-    model has a translator. (Inference adds the working resolution, masks and the inverse.)"""
-    translated, affine = model.affine_alignment(moving, fixed)
-    start, _ = affine_fields(affine, tuple(moving.shape[2:]), moving)
-    guide = translated if guided and model.translator is not None else None
-    return refine_registration(moving, fixed, start, None, config, translated=guide)[0]
+    images = moving if translated is None else torch.cat([moving, translated], dim=1)
+    pair = StagePair(images, fixed, fixed_mask, moving_mask)
+    with_inverse = inverse_ddf is not None
+    refined = StageChain(refinement_stages(config))(pair, with_inverse, start=Transform(ddf, inverse_ddf))
+    return refined.ddf, refined.inverse

@@ -30,7 +30,7 @@ from innreg.data import PairDataset, PairRecord
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import MIN_NETWORK_SIZE, INNReg
 from innreg.nn import PatchDiscriminator, warp
-from innreg.refinement import refine_from_affine_stage
+from innreg.pipeline import refined_field
 
 # A warped voxel counts as covered (inside the moving image's field of view) above this weight.
 _COVERED = 0.99
@@ -50,7 +50,7 @@ def align_pairs(
     model.eval()
     aligned = []
     for moving, fixed in pairs:
-        ddf = refine_from_affine_stage(model, moving, fixed, config.refine, guided)
+        ddf = refined_field(model, moving, fixed, config, guided)
         covered = (warp(torch.ones_like(moving), ddf) > _COVERED).to(moving.dtype)
         aligned.append((warp(moving, ddf), fixed, covered))
     return aligned

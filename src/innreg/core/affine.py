@@ -39,3 +39,19 @@ def invert_affine(matrix: Tensor, translation: Tensor) -> tuple[Tensor, Tensor]:
     """Parameters ``(A^-1, -A^-1 t)`` of the inverse of ``p -> A (p - c) + c + t``."""
     inv = torch.linalg.inv(matrix)
     return inv, -torch.einsum("nij,nj->ni", inv, translation)
+
+
+def rescale_affine(
+    matrix: Tensor, translation: Tensor, shape: tuple[int, ...], new_shape: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
+    """Parameters of the same affine map on a grid of ``new_shape`` covering the extent of ``shape``.
+
+    Voxels map as ``p' = D p`` with ``D = diag((new - 1) / (old - 1))`` (corner voxels aligned, as
+    :func:`~innreg.core.filters.resize_linear`), and the centre with them, so ``A' = D A D^-1`` and
+    ``t' = D t``.
+    """
+    dim = len(shape)
+    d = torch.tensor(
+        [(new - 1) / max(old - 1, 1) for new, old in zip(new_shape, shape)], device=matrix.device, dtype=matrix.dtype
+    )
+    return matrix * d.view(1, dim, 1) / d.view(1, 1, dim), translation * d

@@ -9,12 +9,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from innreg.core.affine import affine_ddf, invert_affine
+from innreg.core.transform import Transform
 from innreg.nn.affine import AffineNet
 from innreg.nn.layers import check_dim, conv, crop_to, pad_to_multiple
 from innreg.nn.layers import to_channels_last
 from innreg.nn.unet import UNet
-from innreg.core.warp import compose, integrate_velocity, invert_field, warp
+from innreg.core.warp import integrate_velocity, invert_field, warp
 
 
 class RegistrationOutput(NamedTuple):
@@ -36,6 +36,11 @@ class RegistrationOutput(NamedTuple):
     velocity: Tensor | None
     local_ddf: Tensor
     affine: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def transform(self) -> Transform:
+        """``ddf`` and ``inverse_ddf`` as a :class:`~innreg.core.transform.Transform` (a chain stage's output)."""
+        return Transform(self.ddf, self.inverse_ddf)
 
 
 class RegistrationNet(nn.Module):
@@ -103,7 +108,8 @@ class RegistrationNet(nn.Module):
         affine = None
         if self.affine is not None:
             affine = self.affine(moving, fixed)
-            moving = warp(moving, affine_ddf(*affine, tuple(moving.shape[2:])))
+            affine_map = Transform.from_affine(*affine, tuple(moving.shape[2:]), with_inverse)
+            moving = warp(moving, affine_map.ddf)
         x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), self.unet.multiple)
         # Fields in float32 even under autocast: squaring a half-precision field compounds its error.
         field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).float().contiguous()
@@ -117,10 +123,5 @@ class RegistrationNet(nn.Module):
             velocity = None
         if affine is None:
             return RegistrationOutput(local, local_inverse, velocity, local)
-        ddf = affine_ddf(*affine, tuple(shape), inner=local)
-        inverse = None
-        if with_inverse:
-            # (affine o local)^-1 = local^-1 o affine^-1
-            affine_inverse = affine_ddf(*invert_affine(*affine), tuple(shape))
-            inverse = compose(local_inverse, affine_inverse)
-        return RegistrationOutput(ddf, inverse, velocity, local, affine)
+        total = affine_map.then(Transform(local, local_inverse))
+        return RegistrationOutput(total.ddf, total.inverse, velocity, local, affine)

@@ -1,0 +1,117 @@
+"""Which stages a trained model runs, and the pair they run on.
+
+:func:`stage_pair` turns normalised images into the :class:`~innreg.chain.StagePair` every stage sees
+(the moving image, and its translation when the model has a translator); :func:`registration_chain`
+lists the stages for a model and its config:
+
+=================================  ===============================================================
+``refine.enabled``, ``refine.init``  stages
+=================================  ===============================================================
+off                                ``NetworkStage(full)`` (the paper's network alone)
+on, ``affine`` (default)           ``NetworkStage(affine)``, ``AffineCorrection``, ``Demons``
+on, ``network``                    ``NetworkStage(full)``, ``AffineCorrection``, ``Demons``
+=================================  ===============================================================
+
+Inference (:mod:`innreg.inference`), the translator stages (:mod:`innreg.translation_training`) and the
+distillation (:mod:`innreg.distillation`) all register through these two functions.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import torch
+from torch import Tensor
+
+from innreg.chain import StageChain, StagePair
+from innreg.config import Config, RefineInit, RegInput
+from innreg.core.filters import downsample, resize_linear
+from innreg.core.transform import Transform
+from innreg.model import INNReg
+from innreg.refinement import refinement_stages
+
+
+class NetworkPart(str, enum.Enum):
+    """How much of the registration network a :class:`NetworkStage` runs."""
+
+    AFFINE = "affine"  # the affine stage alone (identity for a network without one)
+    FULL = "full"  # affine stage and U-Net
+
+
+class NetworkStage:
+    """The registration network as a stage, run at the model's working resolution.
+
+    The network sees the translated moving image (``model.reg_input: translated``, the pair's channel
+    1) or the raw one, both downsampled by ``model.input_factor``; its fields are resized back to the
+    pair's grid.
+
+    Args:
+        model: the trained :class:`~innreg.model.INNReg`.
+        part: :class:`NetworkPart` to run.
+        factor: downsampling to the working resolution (``None``: ``model.input_factor``; 1 for pairs
+            already there, as in training).
+    """
+
+    def __init__(self, model: INNReg, part: NetworkPart = NetworkPart.FULL, factor: int | None = None) -> None:
+        self.model, self.part = model, NetworkPart(part)
+        self.factor = model.config.input_factor if factor is None else factor
+
+    def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
+        config = self.model.config
+        use_translated = RegInput(config.reg_input) is RegInput.TRANSLATED and pair.translated is not None
+        source = pair.translated if use_translated else pair.image
+        factor, shape = self.factor, tuple(pair.fixed.shape[2:])
+        source, fixed = downsample(source, factor), downsample(pair.fixed, factor)
+        network = self.model.registration
+        if self.part is NetworkPart.AFFINE:
+            if network.affine is None:
+                return Transform.identity(pair.fixed, with_inverse)
+            step = Transform.from_affine(*network.affine(source, fixed), tuple(fixed.shape[2:]), with_inverse)
+        else:
+            step = network(source, fixed, with_inverse=with_inverse).transform
+        return step.resized(shape)
+
+
+def stage_pair(
+    model: INNReg,
+    moving: Tensor,
+    fixed: Tensor,
+    translate: bool = True,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
+    factor: int | None = None,
+) -> StagePair:
+    """The pair the stages see: ``moving`` ``(N, 1, *S)`` and, for a model with a translator, its
+    translation (computed at the working resolution, ``factor`` as in :class:`NetworkStage`, resized
+    back) as channel 1; ``translate=False`` puts the moving image itself there (the ``--no-translate``
+    ablation: the identical pipeline)."""
+    if model.translator is None:
+        return StagePair(moving, fixed, fixed_mask, moving_mask)
+    if translate:
+        factor = model.config.input_factor if factor is None else factor
+        translated = resize_linear(model.translate(downsample(moving, factor)), tuple(moving.shape[2:]))
+    else:
+        translated = moving
+    return StagePair(torch.cat([moving, translated], dim=1), fixed, fixed_mask, moving_mask)
+
+
+def registration_chain(model: INNReg, config: Config, factor: int | None = None) -> StageChain:
+    """The stages ``model`` runs under ``config`` (see the module docstring's table); ``factor`` as in
+    :class:`NetworkStage`."""
+    refine = config.refine
+    if not refine.enabled:
+        return StageChain([NetworkStage(model, NetworkPart.FULL, factor)])
+    start = NetworkPart.AFFINE if RefineInit(refine.init) is RefineInit.AFFINE else NetworkPart.FULL
+    return StageChain([NetworkStage(model, start, factor), *refinement_stages(refine)])
+
+
+@torch.no_grad()
+def refined_field(model: INNReg, moving: Tensor, fixed: Tensor, config: Config, guided: bool) -> Tensor:
+    """The refined pull-back field ``(1, dim, *S)`` of one pair ``(1, 1, *S)`` already at the working
+    resolution (as the training-time stages have it), from the network's affine stage whatever
+    ``refine.init`` says, without inverse; ``guided=False`` leaves the translation guidance out."""
+    refine = {"enabled": True, "init": RefineInit.AFFINE.value}
+    if not guided:
+        refine["translation_weight"] = 0.0
+    chain = registration_chain(model, config.updated(refine=refine), factor=1)
+    return chain(stage_pair(model, moving, fixed, factor=1), with_inverse=False).ddf

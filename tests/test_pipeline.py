@@ -1,0 +1,88 @@
+"""Which stages a model runs, the pair they see, and the network as a stage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from innreg.chain import StagePair
+from innreg.config import Config
+from innreg.core.warp import warp
+from innreg.model import INNReg
+from innreg.pipeline import NetworkPart, NetworkStage, refined_field, registration_chain, stage_pair
+from innreg.refinement import AffineCorrection, Demons
+
+
+@pytest.fixture
+def model(tiny_config: Config) -> INNReg:
+    torch.manual_seed(0)
+    return INNReg(tiny_config.model).eval()
+
+
+def _images(shape=(32, 32), seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 1, *shape, generator=g), torch.rand(1, 1, *shape, generator=g)
+
+
+@pytest.mark.parametrize(
+    ("refine", "expected"),
+    [
+        ({"enabled": False}, [(NetworkStage, NetworkPart.FULL)]),
+        ({"init": "affine"}, [(NetworkStage, NetworkPart.AFFINE), (AffineCorrection, None), (Demons, None)]),
+        ({"init": "network"}, [(NetworkStage, NetworkPart.FULL), (AffineCorrection, None), (Demons, None)]),
+    ],
+)
+def test_registration_chain_lists_the_stages_of_the_config(model, tiny_config, refine, expected):
+    chain = registration_chain(model, tiny_config.updated(refine=refine))
+    assert [(type(s), getattr(s, "part", None)) for s in chain.stages] == expected
+
+
+def test_network_stage_full_is_the_network_and_affine_is_its_affine_stage(model):
+    moving, fixed = _images()
+    pair = stage_pair(model, moving, fixed)
+    with torch.no_grad():
+        out = model(moving, fixed)
+        full = NetworkStage(model, NetworkPart.FULL)(pair, True)
+        affine = NetworkStage(model, NetworkPart.AFFINE)(pair, True)
+        matrix, shift = model.registration.affine(model.translate(moving), fixed)
+    torch.testing.assert_close(full.ddf, out.ddf)
+    torch.testing.assert_close(full.inverse, out.inverse_ddf)
+    torch.testing.assert_close(affine.affine[0], matrix)
+    torch.testing.assert_close(affine.affine[1], shift)
+
+
+def test_network_stage_without_affine_stage_is_the_identity(tiny_config):
+    model = INNReg(tiny_config.updated(model={"affine": False}).model).eval()
+    moving, fixed = _images()
+    step = NetworkStage(model, NetworkPart.AFFINE)(stage_pair(model, moving, fixed), True)
+    assert not step.ddf.any() and not step.inverse.any()
+
+
+def test_stage_pair_carries_the_translation_or_the_image_itself(model, tiny_config):
+    moving, fixed = _images()
+    with torch.no_grad():
+        translated = stage_pair(model, moving, fixed).translated
+        torch.testing.assert_close(translated, model.translate(moving))
+    torch.testing.assert_close(stage_pair(model, moving, fixed, translate=False).translated, moving)
+    direct = INNReg(tiny_config.updated(model={"translator": "none"}).model)
+    assert stage_pair(direct, moving, fixed).translated is None
+
+
+def test_network_stage_runs_at_the_working_resolution(tiny_config):
+    torch.manual_seed(0)
+    model = INNReg(tiny_config.updated(model={"input_factor": 2}).model).eval()
+    moving, fixed = _images((64, 48))
+    with torch.no_grad():
+        step = NetworkStage(model, NetworkPart.FULL)(stage_pair(model, moving, fixed), True)
+    assert step.ddf.shape == (1, 2, 64, 48) and step.inverse.shape == (1, 2, 64, 48)
+
+
+def test_refined_field_is_the_affine_start_chain_without_inverse(model, tiny_config):
+    moving, fixed = _images()
+    config = tiny_config.updated(refine={"init": "network", "translation_weight": 0.0})
+    field = refined_field(model, moving, fixed, config, guided=False)
+    chain = registration_chain(model, config.updated(refine={"init": "affine"}), factor=1)
+    with torch.no_grad():
+        expected = chain(StagePair(torch.cat([moving, model.translate(moving)], 1), fixed), with_inverse=False)
+    torch.testing.assert_close(field, expected.ddf)
+    assert warp(moving, field).shape == moving.shape
