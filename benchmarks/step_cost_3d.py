@@ -14,7 +14,8 @@ import torch
 
 from innreg.config import Config
 from innreg.data import read_manifest
-from innreg.training import PairBatches, build_state, train_step
+from innreg.batches import PairBatches
+from innreg.training import build_state, train_step
 
 
 def _cpu() -> float:

@@ -32,7 +32,8 @@ import refine_sweep  # this folder (the script's own) is on sys.path
 
 def stages(argv: list[str]) -> None:
     from innreg.distillation import distil_registration
-    from innreg.training import PairBatches, save_model
+    from innreg.batches import PairBatches
+    from innreg.model_file import save_model
     from innreg.translation_training import train_translator_stages
 
     model_path, manifest, out_path, overrides = argv
@@ -48,8 +49,9 @@ def stages(argv: list[str]) -> None:
         model.model.config = config.model
     start = time.perf_counter()
     records = read_manifest(manifest)
-    history = train_translator_stages(model.model, records, config, torch.device("cpu"))
-    distilled = distil_registration(model.model, PairBatches(records, config, torch.device("cpu")), config)
+    rounds = train_translator_stages(model.model, records, config, torch.device("cpu"))
+    history = [row for loop in rounds for row in loop.history]
+    distilled = distil_registration(model.model, PairBatches(records, config, torch.device("cpu")), config).history
     seconds = time.perf_counter() - start
     if distilled:
         print(f"{len(distilled)} distillation steps, last squared error {distilled[-1]['distil']:.3f} voxels^2")

@@ -119,3 +119,17 @@ def test_convergence_study_records_dice_every_k_steps(data, tmp_path):
     assert (tmp_path / "convergence.png").stat().st_size > 0
     # The training run is the benchmark's fit folder, so a benchmark in the same folder reuses it.
     assert (tmp_path / "innreg" / "fit" / "model.pt").is_file()
+
+
+def test_learned_methods_start_from_defaults_sized_like_innreg_train(tmp_path):
+    from innreg.benchmark.settings import BenchmarkSettings
+    from innreg.config import Config
+
+    def base(**kwargs):
+        return BenchmarkSettings(tmp_path / "a.csv", tmp_path / "b.csv", tmp_path, device="cpu", **kwargs).base_config()
+
+    assert base(dim=3).model.input_factor == Config.sized_for(3, "cpu").model.input_factor == 2
+    assert base(dim=2).model.input_factor == 1
+    override = tmp_path / "base.yaml"
+    override.write_text("model:\n  input_factor: 1\n")
+    assert base(dim=3, config=override).model.input_factor == 1  # the file wins over the sizing

@@ -8,7 +8,7 @@ from innreg.config import Config
 from innreg.data import read_manifest
 from innreg.distillation import distil_registration, refined_targets
 from innreg.model import INNReg
-from innreg.training import PairBatches
+from innreg.batches import PairBatches
 
 
 def test_network_moves_towards_the_refined_fields(phantom, tiny_dict):
@@ -28,7 +28,7 @@ def test_network_moves_towards_the_refined_fields(phantom, tiny_dict):
     translator = {k: v.clone() for k, v in model.translator.state_dict().items()}
     affine = {k: v.clone() for k, v in model.registration.affine.state_dict().items()}
     before = error()
-    history = distil_registration(model, batches, config)
+    history = distil_registration(model, batches, config).history
     assert len(history) == 25 and target.abs().max() > 0.5  # the refinement did move the pair
     assert error() < 0.5 * before, (before, error())
     assert all(torch.equal(v, model.translator.state_dict()[k]) for k, v in translator.items())

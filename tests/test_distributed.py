@@ -33,7 +33,8 @@ def _free_port() -> int:
 def _rank_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from innreg.training import PairBatches, build_state, train_step
+    from innreg.batches import PairBatches
+    from innreg.training import build_state, train_step
 
     cfg = Config.from_dict(config)
     ctx, device = distributed.setup("cpu")
@@ -109,7 +110,8 @@ def test_fp16_on_cpu_is_refused_in_one_line(phantom, tiny_dict, tmp_path, capsys
 
 
 def test_bf16_autocast_trains_on_cpu(phantom, tiny_config):
-    from innreg.training import PairBatches, build_state, train_step
+    from innreg.batches import PairBatches
+    from innreg.training import build_state, train_step
 
     cfg = tiny_config.updated(train={"precision": "bf16"})
     state = build_state(cfg, torch.device("cpu"))

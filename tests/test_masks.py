@@ -17,7 +17,9 @@ from innreg.data import Image, PairDataset, PairRecord, load_labels, make_phanto
 from innreg.inference import RegistrationModel
 from innreg.metrics import dice_per_label, mean_ignore_nan
 from innreg.model import INNReg
-from innreg.training import build_state, generator_losses, save_model
+from innreg.model_file import save_model
+from innreg.objective import generator_losses
+from innreg.training import build_state
 
 from .conftest import TINY
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from innreg.config import Config
@@ -50,7 +51,7 @@ def test_translator_learns_the_contrast_on_aligned_pairs(phantom, tiny_dict):
     aligned = [(m, 1.0 - m, torch.ones_like(m)) for m in images]
     stacked = [torch.cat(p) for p in zip(*aligned)]
     before = translation_loss(model.translator, *stacked).item()
-    history = train_translator(model, aligned, config, discriminator=None, seed=0)
+    history = train_translator(model, aligned, config, discriminator=None, seed=0).history
     after = translation_loss(model.translator, *stacked).item()
     assert len(history) == 40
     assert after < 0.5 * before, (before, after)
@@ -67,8 +68,8 @@ def test_stages_run_every_round_and_change_only_the_translator(phantom, tiny_dic
     model = INNReg(config.model)
     registration = {k: v.clone() for k, v in model.registration.state_dict().items()}
     translator = {k: v.clone() for k, v in model.translator.state_dict().items()}
-    history = train_translator_stages(model, read_manifest(phantom["train"]), config, torch.device("cpu"))
-    assert [row["round"] for row in history] == [0.0] * 3 + [1.0] * 3
+    rounds = train_translator_stages(model, read_manifest(phantom["train"]), config, torch.device("cpu"))
+    assert [len(loop.history) for loop in rounds] == [3, 3]
     assert all(torch.equal(v, model.registration.state_dict()[k]) for k, v in registration.items())
     assert any(not torch.equal(v, model.translator.state_dict()[k]) for k, v in translator.items())
 
@@ -90,3 +91,39 @@ def test_batches_are_matching_crops_of_the_aligned_pairs():
     torch.testing.assert_close(fixed, 1.0 - moving)  # one window (and flip) for both images of a pair
     whole = _batch(aligned, np.random.default_rng(0), size=2, crop=0)[0]
     assert whole.shape == (2, 1, 20, 14)
+
+
+def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(phantom, tiny_dict, tmp_path, monkeypatch):
+    import copy
+
+    from innreg import translation_training
+
+    config = Config.from_dict(tiny_dict).updated(
+        train={"translator_rounds": 2, "translator_steps": 4, "checkpoint_every": 1},
+        refine={"factors": [2, 1], "steps": [2, 2]},
+    )
+    records = read_manifest(phantom["train"])
+    torch.manual_seed(0)
+    start = INNReg(config.model)
+    reference = copy.deepcopy(start)
+    train_translator_stages(reference, records, config, torch.device("cpu"), tmp_path / "reference")
+
+    real_loss, calls = translation_training.translation_loss, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 6:  # round 1, second step
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    run = tmp_path / "interrupted"
+    model = copy.deepcopy(start)
+    monkeypatch.setattr(translation_training, "translation_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_translator_stages(model, records, config, torch.device("cpu"), run)
+    monkeypatch.setattr(translation_training, "translation_loss", real_loss)
+    resumed = copy.deepcopy(start)  # a fresh process: the joint training's weights again
+    rounds = train_translator_stages(resumed, records, config, torch.device("cpu"), run)
+    assert [loop.step for loop in rounds] == [4, 4]
+    for name, value in reference.translator.state_dict().items():
+        torch.testing.assert_close(resumed.translator.state_dict()[name], value, msg=name)

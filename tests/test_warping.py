@@ -14,7 +14,7 @@ from innreg.config import Config
 from innreg.data import DeformationParams, Image, Interpolation, load_image, load_labels, make_phantom_pair, resample_to, save_image
 from innreg.metrics import dice_per_label, mean_ignore_nan
 from innreg.model import INNReg
-from innreg.training import save_model
+from innreg.model_file import save_model
 
 from .conftest import TINY
 

@@ -13,12 +13,14 @@ The aim: the network alone closer to the refined result, and a refinement from t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from innreg.config import Config
+from innreg.loop import LoopState, run_loop
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
 from innreg.pipeline import refined_field
@@ -37,19 +39,28 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
 
 
 def distil_registration(
-    model: INNReg, batches: Callable[[int], tuple[Tensor, Tensor]], config: Config
-) -> list[dict[str, float]]:
-    """``config.train.distil_steps`` Adam steps of the registration network towards refined fields.
+    model: INNReg,
+    batches: Callable[[int], tuple[Tensor, Tensor]],
+    config: Config,
+    checkpoint: Path | None = None,
+    progress: bool = False,
+) -> LoopState:
+    """``config.train.distil_steps`` Adam steps of the registration network towards refined fields, in
+    the loop of :mod:`innreg.loop` (resumable from ``checkpoint``).
 
     Args:
         model: the trained model; only ``model.registration`` changes.
         batches: ``batches(step) -> (moving, fixed)``, ``(N, 1, *S)`` in [0, 1] (the training batches).
         config: ``train`` (steps, lr, clip) and ``loss.w_smooth``, ``refine`` for the targets.
+        checkpoint: the loop's checkpoint file, or ``None``.
+        progress: show a progress bar.
 
     Returns:
-        One row per step with the distillation and smoothness terms.
+        The loop's state: one log row per step with the distillation and smoothness terms.
     """
     t = config.train
+    if t.distil_steps < 1:
+        return LoopState()
     # Frozen: the translator, and the affine stage the targets start from (targets computed from a
     # moving affine stage drift with it and the fine-tuning chases its own tail).
     frozen = [m for m in (model.translator, model.registration.affine) if m is not None]
@@ -57,8 +68,8 @@ def distil_registration(
         module.requires_grad_(False)
     params = [p for p in model.registration.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
-    history = []
-    for step in range(t.distil_steps):
+
+    def step_fn(step: int) -> dict[str, float]:
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
         target = refined_targets(model, moving, fixed, config)
         model.train()
@@ -70,8 +81,12 @@ def distil_registration(
         total.backward()
         nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
-        history.append({"distil": distil.item(), "distil_smooth": smooth.item()})
-    for module in frozen:
-        module.requires_grad_(True)
-    model.eval()
-    return history
+        return {"distil": distil.item(), "distil_smooth": smooth.item()}
+
+    try:
+        parts = {"registration": model.registration, "opt": opt}
+        return run_loop("distil", t.distil_steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
+    finally:
+        for module in frozen:
+            module.requires_grad_(True)
+        model.eval()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord
+from innreg.loop import LoopState, read_checkpoint, restore, run_loop
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import MIN_NETWORK_SIZE, INNReg
 from innreg.nn import PatchDiscriminator, warp
@@ -94,17 +96,20 @@ def train_translator(
     config: Config,
     discriminator: nn.Module | None,
     seed: int,
-) -> list[dict[str, float]]:
+    checkpoint: Path | None = None,
+    progress: bool = False,
+) -> LoopState:
     """``config.train.translator_steps`` Adam steps (at most ``train.steps``, so a short run stays short)
-    of the translator alone on aligned pairs; returns the loss per step. All pairs share one shape."""
+    of the translator alone on aligned pairs, in the loop of :mod:`innreg.loop` (resumable from
+    ``checkpoint``); returns the loop's state with one log row per step. All pairs share one shape."""
     t, loss_cfg = config.train, config.loss
     translator = model.translator
-    translator.train()
     opt = torch.optim.Adam(translator.parameters(), lr=t.translator_lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.translator_lr, betas=tuple(t.betas)) if discriminator else None
-    rng = np.random.default_rng([seed, 13])
-    history = []
-    for _ in range(min(t.translator_steps, t.steps)):
+
+    def step_fn(step: int) -> dict[str, float]:
+        translator.train()
+        rng = np.random.default_rng([seed, 13, step])  # keyed by step: a resumed loop draws the same crops
         moving, fixed, covered = _batch(aligned, rng, t.batch_size, t.translator_crop)
         logs = {}
         if discriminator is not None:
@@ -128,16 +133,26 @@ def train_translator(
         nn.utils.clip_grad_norm_(translator.parameters(), t.grad_clip)
         opt.step()
         logs["l1"] = l1.item()
-        history.append(logs)
+        return logs
+
+    parts = {"translator": translator, "discriminator": discriminator, "opt": opt, "opt_d": opt_d}
+    state = run_loop("translator", min(t.translator_steps, t.steps), step_fn, parts, checkpoint, t.checkpoint_every, progress)
     model.eval()
-    return history
+    return state
 
 
 def train_translator_stages(
-    model: INNReg, records: Sequence[PairRecord], config: Config, device: torch.device
-) -> list[dict[str, float]]:
-    """The alternating align / translate rounds (module docstring); returns one log row per
-    translator step with its ``round``. A no-op without translator or with ``translator_rounds: 0``."""
+    model: INNReg,
+    records: Sequence[PairRecord],
+    config: Config,
+    device: torch.device,
+    run_dir: Path | None = None,
+    progress: bool = False,
+) -> list[LoopState]:
+    """The alternating align / translate rounds (module docstring); returns each round's loop state.
+    A no-op without translator or with ``translator_rounds: 0``. With ``run_dir`` every round keeps a
+    checkpoint there (``translator_round{k}_checkpoint.pt``): a resumed run skips finished rounds
+    (restoring the translator they trained) and resumes an unfinished one."""
     t = config.train
     if model.translator is None or t.translator_rounds < 1 or t.translator_steps < 1:
         return []
@@ -156,10 +171,21 @@ def train_translator_stages(
     pairs = [(item["moving"][None].to(device), item["fixed"][None].to(device)) for item in items]
     adversarial = config.loss.w_adv > 0
     m = config.model
-    discriminator = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device) if adversarial else None
-    history = []
+    discriminator = None
+    if adversarial:
+        with torch.random.fork_rng(devices=[]):  # its own seed: the same critic however the run got here
+            torch.manual_seed(t.seed + 7)
+            discriminator = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
+    steps = min(t.translator_steps, t.steps)
+    rounds = []
     for round_index in range(t.translator_rounds):
+        checkpoint = None if run_dir is None else Path(run_dir) / f"translator_round{round_index}_checkpoint.pt"
+        if checkpoint is not None and checkpoint.exists():
+            saved = read_checkpoint(checkpoint, "translator")
+            if saved["step"] >= steps:  # a finished round: its translator, no new alignment
+                parts = {"translator": model.translator, "discriminator": discriminator}
+                rounds.append(restore(saved, parts))
+                continue
         aligned = align_pairs(model, pairs, config, guided=round_index > 0 and config.refine.translation_weight > 0)
-        for row in train_translator(model, aligned, config, discriminator, t.seed + round_index):
-            history.append(row | {"round": float(round_index)})
-    return history
+        rounds.append(train_translator(model, aligned, config, discriminator, t.seed + round_index, checkpoint, progress))
+    return rounds

@@ -11,14 +11,13 @@ the stages (``gan_fraction``), so the method costs as many steps as the one-stag
 
 The result is saved as an ordinary ``model.pt`` (ResNet translator + registration network), so
 registration runs through :mod:`innreg.inference` like every other learned method. Each stage keeps
-a resumable checkpoint in ``out_dir``.
+a resumable checkpoint in ``out_dir``; both run in the training loop of :mod:`innreg.loop`.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -31,51 +30,10 @@ from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import INNReg, build_translator, resolve_device
 from innreg.nn import PatchDiscriminator
-from innreg.model_file import save_atomic, save_model
-from innreg.training import PairBatches, TrainState, seed_everything, train_step
-
-
-def run_stage(
-    name: str,
-    checkpoint: Path,
-    parts: dict[str, nn.Module | torch.optim.Optimizer],
-    steps: int,
-    step_fn: Callable[[int], dict[str, float]],
-    checkpoint_every: int,
-    progress: bool,
-) -> float:
-    """Run ``step_fn(k)`` for ``k`` in ``[0, steps)``, resuming from and saving to ``checkpoint``.
-
-    Args:
-        parts: modules and optimisers whose state the checkpoint holds, by name.
-
-    Returns:
-        Wall seconds spent in steps, including those of earlier (resumed) runs.
-    """
-    from tqdm.auto import tqdm
-
-    step, seconds = 0, 0.0
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        for key, part in parts.items():
-            part.load_state_dict(saved["parts"][key])
-        step, seconds = saved["step"], saved["seconds"]
-
-    def save() -> None:
-        save_atomic({"step": step, "seconds": seconds, "parts": {k: p.state_dict() for k, p in parts.items()}}, checkpoint)
-
-    bar = tqdm(total=steps, initial=step, desc=name, unit="step", disable=not progress, dynamic_ncols=True)
-    while step < steps:
-        start = time.perf_counter()
-        logs = step_fn(step)
-        seconds += time.perf_counter() - start
-        step += 1
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
-        if step % checkpoint_every == 0 or step == steps:
-            save()
-    bar.close()
-    return seconds
+from innreg.batches import PairBatches
+from innreg.loop import run_loop
+from innreg.model_file import save_model
+from innreg.training import TrainState, seed_everything, train_step
 
 
 class CycleGanVoxelMorph(Method):
@@ -174,8 +132,8 @@ class CycleGanVoxelMorph(Method):
             return {"adv": adv.item(), "cycle": cycle.item(), "disc": d_loss.item()}
 
         parts = {"generators": generators, "discriminators": discriminators, "opt_g": opt_g, "opt_d": opt_d}
-        seconds = run_stage("cyclegan", out_dir / "cyclegan_checkpoint.pt", parts, steps, step_fn, t.checkpoint_every, progress)
-        return g_ab, seconds
+        loop = run_loop("cyclegan", steps, step_fn, parts, out_dir / "cyclegan_checkpoint.pt", t.checkpoint_every, progress)
+        return g_ab, loop.seconds
 
     def _fit_registration(
         self,
@@ -202,11 +160,11 @@ class CycleGanVoxelMorph(Method):
             return {k: logs[k] for k in ("total", "l1", "smooth")}
 
         parts = {"registration": model.registration, "opt": opt}
-        seconds = run_stage(
-            "voxelmorph", out_dir / "registration_checkpoint.pt", parts, last_step - first_step, step_fn,
+        loop = run_loop(
+            "voxelmorph", last_step - first_step, step_fn, parts, out_dir / "registration_checkpoint.pt",
             config.train.checkpoint_every, progress,
         )
-        return model, seconds
+        return model, loop.seconds
 
     def register(self, moving, fixed, moving_seg=None) -> RegistrationResult:
         if self.model is None:

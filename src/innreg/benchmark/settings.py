@@ -40,7 +40,8 @@ class BenchmarkSettings:
         steps: training steps of every learned method.
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
         dim: 2 or 3; must match the test images.
-        config: optional YAML base config for the learned methods (their switches override it).
+        config: optional YAML base config for the learned methods, over the defaults sized to ``dim``
+            and the device (their switches override it).
         progress: show progress bars.
         isolate: run each method in its own process (per-method peak memory).
     """
@@ -57,9 +58,13 @@ class BenchmarkSettings:
     isolate: bool = True
 
     def base_config(self):
+        """The learned methods' base config: the defaults sized to ``dim`` and the device, as ``innreg
+        train`` sizes them (3D on a CPU: networks at half resolution), then the ``config`` file."""
         from innreg.config import Config
+        from innreg.model import resolve_device
 
-        return Config.from_yaml(self.config) if self.config else None
+        sized = Config.sized_for(self.dim, resolve_device(self.device).type)
+        return Config.from_yaml(self.config, base=sized) if self.config else sized
 
 
 @dataclass

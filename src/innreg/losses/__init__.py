@@ -2,7 +2,7 @@
 
 from innreg.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.losses.mind import mind_descriptor, mind_offsets
-from innreg.losses.nmi import NMIBarrierLoss, NMILoss, NMINormalization, nmi, nmi_barrier
+from innreg.losses.nmi import NMIBarrierLoss, NMILoss, NMINormalization, multiscale_nmi, nmi, nmi_barrier
 from innreg.losses.smoothness import gradient_smoothness
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "lsgan_generator_loss",
     "mind_descriptor",
     "mind_offsets",
+    "multiscale_nmi",
     "nmi",
     "nmi_barrier",
 ]

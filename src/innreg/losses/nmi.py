@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from innreg.core.enums import NMINormalization
@@ -147,13 +148,70 @@ def nmi_barrier(nmi_value: Tensor, tau: float = 0.0, eps: float = 0.01) -> Tenso
     return torch.where(z >= eps, log_branch, linear_branch)
 
 
-class NMIBarrierLoss(nn.Module):
-    """INNReg registration similarity: batch mean of :func:`nmi_barrier` of :func:`nmi`.
+def multiscale_nmi(
+    warped: Tensor,
+    fixed: Tensor,
+    bins: int = 32,
+    scales: int = 1,
+    mask: Tensor | None = None,
+    sigma: float | None = None,
+    normalization: NMINormalization | str = NMINormalization.SYMMETRIC,
+) -> Tensor:
+    """Per-sample :func:`nmi` ``(N,)`` averaged over ``scales`` levels of a 2x average-pooling pyramid
+    (levels whose smallest axis would fall below 16 voxels are left out); ``mask`` (``(N, 1, *S)``
+    voxel weights) is pooled alongside. Coarse levels widen the capture range of the gradient."""
+    pool = (F.avg_pool2d, F.avg_pool3d)[warped.dim() - 4]
+    values = []
+    for level in range(scales):
+        if level:
+            if min(warped.shape[2:]) < 16:
+                break
+            warped, fixed = pool(warped, 2), pool(fixed, 2)
+            mask = None if mask is None else pool(mask, 2)
+        values.append(nmi(warped, fixed, bins, sigma, mask, normalization))
+    return torch.stack(values).mean(0)
+
+
+class _NMISimilarity(nn.Module):
+    """Shared set-up of the two NMI losses: the histogram settings and the pyramid."""
+
+    def __init__(
+        self,
+        bins: int = 32,
+        sigma: float | None = None,
+        normalization: NMINormalization | str = NMINormalization.SYMMETRIC,
+        scales: int = 1,
+    ) -> None:
+        super().__init__()
+        if scales < 1:
+            raise ValueError(f"scales must be >= 1, got {scales}")
+        self.bins, self.sigma, self.scales = bins, sigma, scales
+        self.normalization = NMINormalization(normalization)
+
+    def nmi_values(self, warped: Tensor, fixed: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Per-sample NMI ``(N,)`` over the pyramid (see :func:`multiscale_nmi`)."""
+        return multiscale_nmi(warped, fixed, self.bins, self.scales, mask, self.sigma, self.normalization)
+
+    def from_values(self, values: Tensor) -> Tensor:
+        """The scalar loss from per-sample NMI values ``(N,)``."""
+        raise NotImplementedError
+
+    def forward(self, warped: Tensor, fixed: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Scalar loss for ``(N, 1, *spatial)`` images and an optional ``(N or 1, 1, *spatial)`` mask."""
+        return self.from_values(self.nmi_values(warped, fixed, mask))
+
+
+class NMIBarrierLoss(_NMISimilarity):
+    """INNReg registration similarity: batch mean of :func:`nmi_barrier` of the (multi-scale) NMI.
+
+    This is the loss the joint training optimises (:mod:`innreg.objective` builds it from the
+    ``loss`` config section).
 
     Args:
         tau: barrier threshold on NMI.
         eps: hand-over point of the linear continuation (see :func:`nmi_barrier`).
         bins, sigma, normalization: passed to :func:`nmi`.
+        scales: pyramid levels averaged (see :func:`multiscale_nmi`); 1 = the image alone.
     """
 
     def __init__(
@@ -163,36 +221,23 @@ class NMIBarrierLoss(nn.Module):
         bins: int = 32,
         sigma: float | None = None,
         normalization: NMINormalization | str = NMINormalization.SYMMETRIC,
+        scales: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(bins, sigma, normalization, scales)
         if eps <= 0:
             raise ValueError(f"eps must be > 0, got {eps}")
         self.tau, self.eps = tau, eps
-        self.bins, self.sigma = bins, sigma
-        self.normalization = NMINormalization(normalization)
 
-    def forward(self, warped: Tensor, fixed: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Scalar loss for ``(N, 1, *spatial)`` images and an optional ``(N or 1, 1, *spatial)`` mask."""
-        value = nmi(warped, fixed, self.bins, self.sigma, mask, self.normalization)
-        return nmi_barrier(value, self.tau, self.eps).mean()
+    def from_values(self, values: Tensor) -> Tensor:
+        return nmi_barrier(values, self.tau, self.eps).mean()
 
 
-class NMILoss(nn.Module):
+class NMILoss(_NMISimilarity):
     """Plain NMI similarity ``1 - NMI`` averaged over the batch (the "w/o barrier" ablation).
 
     For ``studholme`` normalization the value lies in ``[-1, 0]``; the offset does not change gradients.
+    Arguments as :class:`NMIBarrierLoss` without the barrier's.
     """
 
-    def __init__(
-        self,
-        bins: int = 32,
-        sigma: float | None = None,
-        normalization: NMINormalization | str = NMINormalization.SYMMETRIC,
-    ) -> None:
-        super().__init__()
-        self.bins, self.sigma = bins, sigma
-        self.normalization = NMINormalization(normalization)
-
-    def forward(self, warped: Tensor, fixed: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Scalar loss for ``(N, 1, *spatial)`` images and an optional ``(N or 1, 1, *spatial)`` mask."""
-        return (1 - nmi(warped, fixed, self.bins, self.sigma, mask, self.normalization)).mean()
+    def from_values(self, values: Tensor) -> Tensor:
+        return (1 - values).mean()

@@ -1,0 +1,189 @@
+"""The one training loop of innreg: steps, progress, history, resumable checkpoints.
+
+Every optimisation that trains weights runs here: the joint training (:mod:`innreg.training`), the
+translator stages (:mod:`innreg.translation_training`), the distillation (:mod:`innreg.distillation`) and
+the two stages of the CycleGAN baseline. A loop is given the modules and optimisers it changes
+(``parts``) and a ``step_fn(step) -> logs``; it owns the step counter, the wall-clock tally, the log
+history, the progress bar and the checkpoint file. A step's randomness must be keyed by its step
+number (as :class:`innreg.training.PairBatches` does), so a resumed loop draws what the
+uninterrupted one would have.
+
+Checkpoint file (one format, ``CHECKPOINT_FORMAT``): ``{"format", "name", "step", "seconds",
+"history", "parts": {name: state_dict}, "extra", "rng_torch", "rng_numpy"}`` written atomically; ``extra`` holds what the caller
+adds (the joint training stores its config there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from innreg.errors import InnregInputError
+from innreg.model_file import save_atomic
+
+CHECKPOINT_FORMAT = "innreg-checkpoint/2"
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+@dataclass
+class LoopState:
+    """Where a loop stands: steps done, their wall seconds and one log row per step."""
+
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def save_checkpoint(path: Path, name: str, state: LoopState, parts: Mapping[str, Stateful | None], extra: dict | None = None) -> None:
+    """Write a loop's checkpoint atomically (``None`` parts are stored as ``None``)."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "name": name,
+        "step": state.step,
+        "seconds": state.seconds,
+        "history": state.history,
+        "parts": {key: None if part is None else part.state_dict() for key, part in parts.items()},
+        "extra": extra or {},
+        # Step-keyed draws make batches repeat on resume; the generators are stored for anything else.
+        "rng_torch": torch.get_rng_state(),
+        "rng_numpy": np.random.get_state(),
+    }
+    save_atomic(payload, path)
+
+
+def read_checkpoint(path: Path, name: str | None = None) -> dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint`, checked; ``name`` must match when given."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: say which and why
+        raise InnregInputError(f"{path}: cannot read checkpoint ({err.__class__.__name__}: {err})") from err
+    if isinstance(saved, dict) and saved.get("format") == _JOINT_CHECKPOINT_V1:
+        saved = _upgraded_v1(saved)
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise InnregInputError(f"{path}: not an innreg training checkpoint (or one from an older innreg)")
+    if name is not None and saved.get("name") != name:
+        raise InnregInputError(f"{path}: a checkpoint of {saved.get('name')!r}, expected {name!r}")
+    return saved
+
+
+# The joint training's own format before the loops were one: upgraded on reading, so a run started with
+# an older innreg resumes.
+_JOINT_CHECKPOINT_V1 = "innreg-checkpoint/1"
+
+
+def _upgraded_v1(saved: dict[str, Any]) -> dict[str, Any]:
+    parts = {key: saved.get(key) for key in ("model", "discriminator", "opt_g", "opt_d", "scaler")}
+    kept = ("step", "seconds", "history", "rng_torch", "rng_numpy")
+    return {"format": CHECKPOINT_FORMAT, "name": "train", "parts": parts, "extra": {"config": saved["config"]}} | {
+        key: saved.get(key, 0.0 if key == "seconds" else None) for key in kept
+    }
+
+
+def restore(saved: dict[str, Any], parts: Mapping[str, Stateful | None]) -> LoopState:
+    """Load the parts of a checkpoint read by :func:`read_checkpoint` and return its :class:`LoopState`."""
+    for key, part in parts.items():
+        if part is not None and saved["parts"].get(key) is not None:
+            part.load_state_dict(saved["parts"][key])
+    torch.set_rng_state(saved["rng_torch"])
+    np.random.set_state(saved["rng_numpy"])
+    return LoopState(saved["step"], saved["seconds"], list(saved["history"]))
+
+
+def run_loop(
+    name: str,
+    steps: int,
+    step_fn: Callable[[int], dict[str, float]],
+    parts: Mapping[str, Stateful | None],
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 100,
+    progress: bool = True,
+    state: LoopState | None = None,
+    on_step: Callable[[LoopState, dict[str, float]], None] | None = None,
+    writer: bool = True,
+    extra: Callable[[], dict] | None = None,
+    postfix: tuple[str, ...] = ("total", "sim", "nmi", "l1", "distil"),
+) -> LoopState:
+    """Run ``step_fn(k)`` for the steps ``k`` not done yet, up to ``steps``; return the final state.
+
+    Args:
+        name: the loop's name (progress bar, checkpoint check).
+        steps: total number of steps.
+        step_fn: one optimisation step; returns its logs (floats).
+        parts: modules and optimisers the checkpoint holds, by name (``None`` entries are skipped).
+        checkpoint: file to resume from (when it exists and ``state`` is not given) and to save to
+            every ``checkpoint_every`` steps, at the end and on Ctrl-C (after the step in progress);
+            ``None``: not resumable.
+        progress: show a progress bar.
+        state: a state restored by the caller (the joint training reads its checkpoint first to
+            learn its config); otherwise read from ``checkpoint`` or fresh.
+        on_step: called after each step with the state and the step's logs (``step`` added).
+        writer: whether this process writes the checkpoint (rank 0 of a multi-process run).
+        extra: returns the checkpoint's ``extra`` entry at save time.
+        postfix: log keys shown on the progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    if state is None:
+        state = restore(read_checkpoint(checkpoint, name), parts) if checkpoint is not None and checkpoint.exists() else LoopState()
+
+    def save() -> None:
+        if checkpoint is not None and writer:
+            save_checkpoint(checkpoint, name, state, parts, extra() if extra is not None else None)
+
+    bar = tqdm(total=steps, initial=state.step, desc=name, unit="step", disable=not progress, dynamic_ncols=True)
+    with _stop_after_step() as stop_requested:
+        try:
+            while state.step < steps:
+                start = time.perf_counter()
+                logs = step_fn(state.step)
+                state.seconds += time.perf_counter() - start
+                state.step += 1
+                logs = {**logs, "step": state.step}
+                state.history.append(logs)
+                if on_step is not None:
+                    on_step(state, logs)
+                bar.update(1)
+                bar.set_postfix({k: f"{logs[k]:.3f}" for k in postfix if k in logs})
+                if state.step % checkpoint_every == 0 or state.step == steps or stop_requested():
+                    save()
+                if stop_requested():
+                    raise KeyboardInterrupt
+        finally:
+            bar.close()
+    return state
+
+
+@contextlib.contextmanager
+def _stop_after_step() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) asks the loop to stop after the step in progress, so the checkpoint it then
+    writes is consistent (never half an update); a second Ctrl-C stops at once. Outside the main
+    thread, where no handler can be installed, Ctrl-C stops at once (the last checkpoint stands)."""
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame) -> None:
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(requested)
+    finally:
+        signal.signal(signal.SIGINT, previous)
