@@ -86,7 +86,7 @@ def test_evaluate_no_translate_runs_the_pipeline_on_the_raw_moving_image(trained
                        "--out", tmp_path, "--quiet", "--no-translate")  # fmt: skip
     assert code == 0, err
     moving, fixed, moving_seg, _ = load_pair(read_manifest(phantom["test"])[0])
-    raw = load_model(trained / "model.pt", "cpu", translate=False).register(moving.array, fixed.array, moving_seg.array)
+    raw = load_model(trained / "model.pt", "cpu", translate=False).register(moving, fixed, moving_seg.array)
     np.testing.assert_allclose(raw.translated, normalize_percentile(moving.array), atol=1e-6)
     written = nib.load(next(csv.DictReader((tmp_path / "per_pair.csv").open()))["warped_seg"])
     np.testing.assert_array_equal(np.asarray(written.dataobj), raw.warped_seg)
@@ -131,7 +131,9 @@ def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(
     ckpt = torch.load(trained / "model.pt", weights_only=False)
     ckpt["config"]["refine"] = {"enabled": False, "init": "network", "steps": [40, 30, 10, 10], "lr": 1.0, "smooth": 0.3}
     torch.save(ckpt, tmp_path / "old.pt")
-    assert load_model(tmp_path / "old.pt", "cpu").config.refine == RefineConfig(enabled=False, init="network")
+    # today's settings, in voxel units as every file of that era (no reference_spacing yet)
+    expected = RefineConfig(enabled=False, init="network", reference_spacing=0.0)
+    assert load_model(tmp_path / "old.pt", "cpu").config.refine == expected
 
 
 def test_model_files_without_squeeze_key_load_the_cell_squeeze(trained, tmp_path):

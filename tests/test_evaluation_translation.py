@@ -34,6 +34,7 @@ class TruthTranslator:
         self.truths = list(truths)
 
     def register(self, moving, fixed, moving_seg=None):
+        moving = moving.array  # evaluation hands over Images
         ddf = np.zeros((moving.ndim, *moving.shape), np.float32)
         return RegistrationResult(moving, self.truths.pop(0), ddf, ddf, moving_seg, 0.0)
 

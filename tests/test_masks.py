@@ -144,7 +144,8 @@ def test_cli_register_evaluate_and_train_take_masks(tmp_path, tiny_dict, capsys)
     import yaml
 
     case = write_case(tmp_path / "data")
-    config = Config.from_dict(TINY).updated(model={"dim": 2})
+    # Voxel units: the margin below was set for them (the coarse phantom voxels would shrink the settings).
+    config = Config.from_dict(TINY).updated(model={"dim": 2}, refine={"reference_spacing": 0.0})
     save_model(INNReg(config.model), config, tmp_path / "model.pt")
     common = ["--model", str(tmp_path / "model.pt"), "--moving", str(case["moving"]), "--fixed", str(case["fixed"]),
               "--moving-seg", str(case["moving_seg"])]  # fmt: skip

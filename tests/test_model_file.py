@@ -63,3 +63,12 @@ def test_missing_and_truncated_files(tmp_path, saved):
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])
     with pytest.raises(InnregInputError, match="cannot read model"):
         read_model(tmp_path / "cut.pt")
+
+
+def test_old_file_without_reference_spacing_refines_in_voxels(saved, tmp_path):
+    path, _, config = saved
+    assert config.refine.reference_spacing > 0
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["config"]["refine"]["reference_spacing"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert read_model(tmp_path / "old.pt").config.refine.reference_spacing == 0.0

@@ -178,3 +178,29 @@ def test_translated_image_must_match_the_moving_image():
     image = blobs((16, 16))
     with pytest.raises(ValueError, match="translated"):
         refine_registration(image, image, torch.zeros(1, 2, 16, 16), None, RefineConfig(), translated=image[..., :8])
+
+
+def test_settings_keep_their_size_in_mm():
+    from innreg.refinement import for_spacing
+
+    config = RefineConfig(smooth_sigma=2.0, mind_dilation=2, reference_spacing=1.0)
+    coarse = for_spacing(config, (2.0, 2.0, 2.0))
+    assert coarse.smooth_sigma == 1.0 and coarse.mind_dilation == 1
+    fine = for_spacing(config, (0.5, 0.5))
+    assert fine.smooth_sigma == 4.0 and fine.mind_dilation == 4
+    assert for_spacing(config, (8.0, 8.0)).mind_dilation == 1  # never below one voxel
+    assert for_spacing(config, None) is config
+    assert for_spacing(RefineConfig(reference_spacing=0.0), (2.0, 2.0)).smooth_sigma == RefineConfig().smooth_sigma
+
+
+def test_refinement_at_the_reference_spacing_is_the_refinement_in_voxels():
+    shape = (32, 28)
+    fixed = blobs(shape)
+    moving = warp(fixed, torch.full((1, 2, *shape), 1.0))
+    zero = torch.zeros(1, 2, *shape)
+    config = RefineConfig(factors=(2, 1), steps=(3, 3), reference_spacing=1.3)
+    at_reference, _ = refine_registration(moving, fixed, zero, None, config, spacing=(1.3, 1.3))
+    in_voxels, _ = refine_registration(moving, fixed, zero, None, config)
+    coarser, _ = refine_registration(moving, fixed, zero, None, config, spacing=(2.6, 2.6))
+    torch.testing.assert_close(at_reference, in_voxels)
+    assert not torch.allclose(coarser, in_voxels)

@@ -34,12 +34,14 @@ class StagePair:
         fixed: ``(N, 1, *S)`` the fixed image in [0, 1].
         fixed_mask: optional ``(N, 1, *S)`` voxel weights on the fixed image (1 = use the voxel).
         moving_mask: optional ``(N, 1, *S)`` voxel weights on the moving image, warped with it.
+        spacing: voxel size of the grid in mm per axis, or ``None`` (unknown: stages work in voxels).
     """
 
     moving: Tensor
     fixed: Tensor
     fixed_mask: Tensor | None = None
     moving_mask: Tensor | None = None
+    spacing: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         m, f = self.moving, self.fixed
@@ -47,6 +49,8 @@ class StagePair:
             raise ValueError(f"moving (N, C, *S) and fixed (N, 1, *S) must share N and S, got {tuple(m.shape)} and {tuple(f.shape)}")
         if m.shape[1] not in (1, 2):
             raise ValueError(f"moving has channels (image[, translated image]), got {m.shape[1]}")
+        if self.spacing is not None and (len(self.spacing) != f.dim() - 2 or min(self.spacing) <= 0):
+            raise ValueError(f"spacing {self.spacing} must give a positive size for each of the {f.dim() - 2} axes")
         for name in ("fixed_mask", "moving_mask"):
             mask = getattr(self, name)
             if mask is not None and (mask.shape[0] != f.shape[0] or mask.shape[1] != 1 or mask.shape[2:] != f.shape[2:]):

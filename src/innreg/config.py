@@ -148,6 +148,12 @@ class RefineConfig:
     int_steps: int = 3
     mind_radius: int = 1
     mind_dilation: int = 2
+    # Voxel size (mm) at which smooth_sigma and mind_dilation hold: for images of another voxel size s
+    # both scale by reference_spacing / s (the dilation rounded, at least 1), so the regulariser and the
+    # descriptor keep their size in mm. 1.08 mm is the voxel size of the 2D tune set they were chosen
+    # on; on 3D volumes of 1.76 mm the scaled values (sigma 1.2, dilation 1) gained 0.009 Dice over the
+    # unscaled ones (benchmarks/scale3d.md). 0 = voxel units whatever the spacing (files of older innreg).
+    reference_spacing: float = 1.08
     # Translation guidance: weight of the squared difference between the warped translated moving
     # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. Measured
     # on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost 0.009; held out,
@@ -309,6 +315,9 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
                 raise InnregInputError(f"{where}: factors and steps need one entry per level, factors >= 1, steps >= 0")
         if section.grid_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
             raise InnregInputError(f"{where}: need grid_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0")
-        if section.step_size <= 0 or min(section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight) < 0:
-            raise InnregInputError(f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping, translation_weight >= 0")
+        non_negative = (section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight, section.reference_spacing)
+        if section.step_size <= 0 or min(non_negative) < 0:
+            raise InnregInputError(
+                f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping, translation_weight, reference_spacing >= 0"
+            )
     return section

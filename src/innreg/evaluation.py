@@ -10,7 +10,9 @@ translation fidelity, the NCC and SSIM between the method's translated moving im
 inside the head, with the untranslated moving image as the floor (in the identity columns).
 
 A method is anything with ``register(moving, fixed, moving_seg=None) -> RegistrationResult``
-(:class:`innreg.inference.RegistrationModel` and the baselines). Pairs with ``fixed_mask`` /
+(:class:`innreg.inference.RegistrationModel` and the baselines); ``moving`` and ``fixed`` arrive as
+:class:`innreg.data.Image` (array, affine and header, so a method can read the voxel size) and
+``moving_seg`` as an array. Pairs with ``fixed_mask`` /
 ``moving_mask`` need a method whose ``register`` also takes ``fixed_mask=`` and ``moving_mask=`` (innreg).
 """
 
@@ -144,7 +146,8 @@ def evaluate(
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
         masks = _masks(registrar, record, fixed, method)
         with about_file(record.moving):
-            result = registrar.register(moving.array, fixed.array, moving_seg.array, **masks)
+            # Images, not arrays: a method that works in mm reads the voxel size from them.
+            result = registrar.register(moving, fixed, moving_seg.array, **masks)
         spacing = voxel_spacing(fixed)
         name = f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
         warped_seg_path = out_dir / "pairs" / f"{name}_warped_seg.nii.gz"

@@ -23,7 +23,7 @@ import torch
 
 from innreg.config import Config
 from innreg.core.warp import warp
-from innreg.data import Image, normalize_percentile
+from innreg.data import Image, normalize_percentile, voxel_spacing
 from innreg.errors import InnregInputError, about_file
 from innreg.model import INNReg, check_network_size, resolve_device
 from innreg.model_file import read_model
@@ -70,6 +70,15 @@ def as_array(image, name: str = "image") -> np.ndarray:
     return array
 
 
+def grid_spacing(image) -> tuple[float, ...] | None:
+    """Voxel size (mm per axis) of an :class:`Image` or a nibabel image; ``None`` for plain arrays."""
+    if isinstance(image, Image):
+        return voxel_spacing(image)
+    if hasattr(image, "header") and hasattr(image.header, "get_zooms"):
+        return tuple(float(z) for z in image.header.get_zooms()[: len(image.shape)])
+    return None
+
+
 class RegistrationModel:
     """A trained INNReg model ready to register pairs (weights, config and device)."""
 
@@ -98,12 +107,17 @@ class RegistrationModel:
         return array != 0
 
     @torch.no_grad()
-    def register(self, moving, fixed, moving_seg=None, fixed_mask=None, moving_mask=None) -> RegistrationResult:
+    def register(
+        self, moving, fixed, moving_seg=None, fixed_mask=None, moving_mask=None, spacing: tuple[float, ...] | None = None
+    ) -> RegistrationResult:
         """Register ``moving`` onto ``fixed`` (same grid) and optionally warp ``moving_seg``.
 
         ``fixed_mask`` / ``moving_mask`` (same grid, non-zero = use the voxel; the moving mask in
         moving space) restrict the refinement's similarity to the masked region; they have no effect
-        when the refinement is off (the network alone sees the whole images).
+        when the refinement is off (the network alone sees the whole images). ``spacing`` (mm per
+        axis) sizes the refinement's regulariser and descriptor in mm (``refine.reference_spacing``);
+        by default it is read from ``fixed`` when that is an :class:`Image` or a nibabel image, and
+        plain arrays are taken to have the reference voxel size.
 
         Returns:
             A :class:`RegistrationResult` (see its fields for shapes and conventions).
@@ -123,7 +137,7 @@ class RegistrationModel:
         m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
         f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
         masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
-        pair = stage_pair(self.model, m, f, self.translate, *masks)
+        pair = stage_pair(self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed))
         transform = registration_chain(self.model, self.config)(pair)
         ddf, inverse_ddf = transform.ddf, transform.inverse
         translated = pair.moving[:, -1:]  # the translation, or the moving image itself without translator
@@ -191,7 +205,8 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
     moving_mask, fixed_mask = load_masks(record, fixed)
     with about_file(record.moving):
         result = model.register(
-            moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask
+            moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask,
+            spacing=voxel_spacing(fixed),
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)

@@ -63,6 +63,12 @@ def _current_refine_section(config: dict) -> dict:
     return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
 
 
+def _refine_in_voxels(config: dict) -> dict:
+    """Model files written before ``refine.reference_spacing`` existed refine in voxel units (0)."""
+    refine = config.get("refine") or {}
+    return config if "reference_spacing" in refine else config | {"refine": refine | {"reference_spacing": 0.0}}
+
+
 def _with_stored_squeeze(config: dict) -> dict:
     """Model files written before ``model.squeeze`` existed hold a cell-squeeze translator (the
     default is now ``haar``, whose weights have the same shapes but mean something else)."""
@@ -89,5 +95,6 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
             raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     # Config.from_dict also moves keys that older versions kept in another section (model.disc_*).
-    config = Config.from_dict(_with_stored_squeeze(_current_refine_section(ckpt["config"])), source=str(path))
+    upgraded = _with_stored_squeeze(_refine_in_voxels(_current_refine_section(ckpt["config"])))
+    config = Config.from_dict(upgraded, source=str(path))
     return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {})

@@ -80,19 +80,20 @@ def stage_pair(
     fixed_mask: Tensor | None = None,
     moving_mask: Tensor | None = None,
     factor: int | None = None,
+    spacing: tuple[float, ...] | None = None,
 ) -> StagePair:
     """The pair the stages see: ``moving`` ``(N, 1, *S)`` and, for a model with a translator, its
     translation (computed at the working resolution, ``factor`` as in :class:`NetworkStage`, resized
     back) as channel 1; ``translate=False`` puts the moving image itself there (the ``--no-translate``
-    ablation: the identical pipeline)."""
+    ablation: the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown)."""
     if model.translator is None:
-        return StagePair(moving, fixed, fixed_mask, moving_mask)
+        return StagePair(moving, fixed, fixed_mask, moving_mask, spacing)
     if translate:
         factor = model.config.input_factor if factor is None else factor
         translated = resize_linear(model.translate(downsample(moving, factor)), tuple(moving.shape[2:]))
     else:
         translated = moving
-    return StagePair(torch.cat([moving, translated], dim=1), fixed, fixed_mask, moving_mask)
+    return StagePair(torch.cat([moving, translated], dim=1), fixed, fixed_mask, moving_mask, spacing)
 
 
 def registration_chain(model: INNReg, config: Config, factor: int | None = None) -> StageChain:

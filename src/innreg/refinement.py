@@ -33,6 +33,7 @@ velocity's map ``r`` (pull-back, voxels), and the inverse composes the inverses 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import torch
 import torch.nn.functional as F
@@ -207,6 +208,18 @@ def optimise_velocity(
     return resize_field(velocity, final_grid)
 
 
+def for_spacing(config: RefineConfig, spacing: tuple[float, ...] | None) -> RefineConfig:
+    """``config`` with ``smooth_sigma`` and ``mind_dilation`` scaled from ``config.reference_spacing`` to
+    voxels of ``spacing`` (mm per axis; their mean: the settings are isotropic), so both keep their
+    size in mm; unchanged without a spacing or with ``reference_spacing: 0``."""
+    if spacing is None or config.reference_spacing <= 0:
+        return config
+    scale = config.reference_spacing / (sum(spacing) / len(spacing))
+    return dataclasses.replace(
+        config, smooth_sigma=config.smooth_sigma * scale, mind_dilation=max(1, round(config.mind_dilation * scale))
+    )
+
+
 def _stage_images(pair: StagePair, config: RefineConfig) -> Tensor:
     """The moving channels the refinement matches: the image, and the translated image as well when
     the pair carries one and ``config.translation_weight > 0`` (see :func:`_features`)."""
@@ -222,9 +235,8 @@ class AffineCorrection:
     @torch.no_grad()
     def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
         _check_one_pair(pair)
-        matrix, translation = optimise_affine(
-            _stage_images(pair, self.config), pair.fixed, self.config, pair.fixed_mask, pair.moving_mask
-        )
+        config = for_spacing(self.config, pair.spacing)
+        matrix, translation = optimise_affine(_stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask)
         return Transform.from_affine(matrix, translation, tuple(pair.fixed.shape[2:]), with_inverse)
 
 
@@ -238,7 +250,7 @@ class Demons:
     @torch.no_grad()
     def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
         _check_one_pair(pair)
-        config, shape = self.config, tuple(pair.fixed.shape[2:])
+        config, shape = for_spacing(self.config, pair.spacing), tuple(pair.fixed.shape[2:])
         velocity = optimise_velocity(_stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask)
         inverse = resize_field(integrate_velocity(-velocity, config.int_steps), shape) if with_inverse else None
         return Transform(resize_field(integrate_velocity(velocity, config.int_steps), shape), inverse)
@@ -264,6 +276,7 @@ def refine_registration(
     moving_mask: Tensor | None = None,
     *,
     translated: Tensor | None = None,
+    spacing: tuple[float, ...] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Refine a given field for one pair: the refinement stages chained after ``(ddf, inverse_ddf)``.
 
@@ -279,6 +292,7 @@ def refine_registration(
         translated: ``(1, 1, *S)`` the moving image in the fixed modality, on the moving grid; with
             ``config.translation_weight > 0`` its intensity is matched to the fixed image's as well
             (``None``: MIND only).
+        spacing: voxel size (mm per axis) of the grid, for :func:`for_spacing`; ``None``: voxel units.
 
     Returns:
         ``(ddf, inverse_ddf)`` of the refined map, same shapes and convention; ``inverse_ddf`` is
@@ -291,7 +305,7 @@ def refine_registration(
     if translated is not None and translated.shape != moving.shape:
         raise ValueError(f"translated {tuple(translated.shape)} must match moving {tuple(moving.shape)}")
     images = moving if translated is None else torch.cat([moving, translated], dim=1)
-    pair = StagePair(images, fixed, fixed_mask, moving_mask)
+    pair = StagePair(images, fixed, fixed_mask, moving_mask, spacing)
     with_inverse = inverse_ddf is not None
     refined = StageChain(refinement_stages(config))(pair, with_inverse, start=Transform(ddf, inverse_ddf))
     return refined.ddf, refined.inverse
