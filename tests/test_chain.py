@@ -119,3 +119,16 @@ def test_stage_pair_checks_shapes():
     pair = StagePair(torch.rand(1, 2, 8, 8), torch.rand(1, 1, 8, 8))
     assert pair.image.shape == pair.translated.shape == (1, 1, 8, 8)
     assert StagePair(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8)).translated is None
+
+
+def test_two_affine_maps_chain_to_their_product():
+    shape = (30, 26)
+    first = Transform.from_affine(_rotation(0.2) * 1.05, torch.tensor([[2.0, -1.0]]), shape)
+    second = Transform.from_affine(_rotation(-0.1), torch.tensor([[-0.5, 3.0]]), shape)
+    both = first.then(second)
+    assert both.affine is not None
+    exact = affine_ddf(*first.affine, shape, inner=second.ddf)  # first evaluated at the points of second
+    torch.testing.assert_close(both.ddf, exact, atol=1e-4, rtol=1e-4)
+    # the interpolating composition of the inverses agrees away from the border, where it clamps
+    interpolated = compose(second.inverse, first.inverse)
+    torch.testing.assert_close(_interior(both.inverse, 5), _interior(interpolated, 5), atol=2e-3, rtol=1e-3)

@@ -62,10 +62,16 @@ class Transform:
 
         ``warp(moving, result.ddf) == warp(warp(moving, self.ddf), step.ddf)`` (up to interpolation),
         i.e. ``x -> self(step(x))``; the inverse is ``step``'s inverse followed by ``self``'s. The
-        inverse is ``None`` unless both have one.
+        inverse is ``None`` unless both have one. Two affine maps chain to the affine map of the product
+        (exact, and ``affine`` stays known).
         """
         if step.shape != self.shape:
             raise ValueError(f"cannot chain a map on {step.shape} after one on {self.shape}; resize first")
+        if self.affine is not None and step.affine is not None:
+            # Two affine maps about the same centre c: x -> A1 (A2 (x - c) + t2) + c + t1.
+            (a1, t1), (a2, t2) = self.affine, step.affine
+            translation = torch.einsum("nij,nj->ni", a1, t2) + t1
+            return Transform.from_affine(a1 @ a2, translation, self.shape, self.inverse is not None and step.inverse is not None)
         if self.affine is not None:
             ddf = affine_ddf(*self.affine, self.shape, inner=step.ddf)
         else:
