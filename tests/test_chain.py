@@ -132,3 +132,15 @@ def test_two_affine_maps_chain_to_their_product():
     # the interpolating composition of the inverses agrees away from the border, where it clamps
     interpolated = compose(second.inverse, first.inverse)
     torch.testing.assert_close(_interior(both.inverse, 5), _interior(interpolated, 5), atol=2e-3, rtol=1e-3)
+
+
+def test_identity_is_affine_and_neutral():
+    shape = (10, 12)
+    identity = Transform.identity(torch.zeros(2, 1, *shape))
+    torch.testing.assert_close(identity.affine[0], torch.eye(2).expand(2, 2, 2))
+    shift = Transform.from_affine(torch.eye(2)[None].repeat(2, 1, 1), torch.tensor([[1.0, 2.0], [0.0, -1.0]]), shape)
+    chained = identity.then(shift)
+    torch.testing.assert_close(chained.ddf, shift.ddf)
+    torch.testing.assert_close(chained.affine[1], shift.affine[1])
+    local = Transform(torch.rand(2, 2, *shape), torch.rand(2, 2, *shape))
+    torch.testing.assert_close(identity.then(local).ddf, local.ddf)

@@ -44,10 +44,12 @@ class Transform:
 
     @classmethod
     def identity(cls, like: Tensor, with_inverse: bool = True) -> "Transform":
-        """The identity on ``like``'s grid (``like``: ``(N, C, *S)``, giving device and dtype too)."""
+        """The identity on ``like``'s grid (``like``: ``(N, C, *S)``, giving device and dtype too); an
+        affine map (``A = I``, ``t = 0``), so chaining an affine map after it keeps the parameters."""
         n, shape = like.shape[0], tuple(like.shape[2:])
         zero = torch.zeros(n, len(shape), *shape, device=like.device, dtype=like.dtype)
-        return cls(zero, zero.clone() if with_inverse else None)
+        eye = torch.eye(len(shape), device=like.device, dtype=like.dtype).expand(n, -1, -1).clone()
+        return cls(zero, zero.clone() if with_inverse else None, (eye, zero.new_zeros(n, len(shape))))
 
     @classmethod
     def from_affine(
