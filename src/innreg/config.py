@@ -41,6 +41,11 @@ class ModelConfig:
     diffeomorphic: bool = True
     # Global affine stage before the U-Net (large rotations/scalings/shifts); off = the paper's net.
     affine: bool = True
+    # The affine stage's head (innreg.nn.affine.AffineNet): features pooled to affine_pool cells per
+    # axis (1 = global average, the design before these keys, which model files without them load),
+    # then a hidden layer of affine_hidden units (0 = linear).
+    affine_pool: int = 4
+    affine_hidden: int = 64
     int_steps: int = 7
     reg_input: RegInput = RegInput.TRANSLATED
     # The networks run on images downsampled by this factor (trained so, and at registration their
@@ -301,6 +306,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0:
+        raise InnregInputError(f"{where}: need affine_pool >= 1 and affine_hidden >= 0")
     if getattr(section, "input_factor", 1) < 1:
         raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):

@@ -70,6 +70,13 @@ def _with_stored_squeeze(config: dict) -> dict:
     return config if "squeeze" in model else config | {"model": model | {"squeeze": "cells"}}
 
 
+def _with_stored_affine_head(config: dict) -> dict:
+    """Model files written before ``model.affine_pool`` existed hold an affine stage with global
+    average pooling and a linear head (``affine_pool: 1``, ``affine_hidden: 0``)."""
+    model = config.get("model") or {}
+    return config if "affine_pool" in model else config | {"model": model | {"affine_pool": 1, "affine_hidden": 0}}
+
+
 def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedModel:
     """Read and check a model file written by :func:`save_model` (or an older innreg).
 
@@ -89,5 +96,7 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
             raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
     # Config.from_dict also moves keys that older versions kept in another section (model.disc_*).
-    config = Config.from_dict(_with_stored_squeeze(_current_refine_section(ckpt["config"])), source=str(path))
+    config = Config.from_dict(
+        _with_stored_affine_head(_with_stored_squeeze(_current_refine_section(ckpt["config"]))), source=str(path)
+    )
     return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {})
