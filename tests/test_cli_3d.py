@@ -49,7 +49,7 @@ def tiny_yaml(tmp_path_factory, tiny_dict) -> Path:
 def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(tiny_yaml):
     args = build_parser().parse_args(["train", "--pairs", "p.csv", "--out", "o", "--dim", "3", "--device", "cpu"])
     config = _train_config(args)
-    assert (config.model.dim, config.model.input_factor, config.train.steps) == (3, 2, 400)
+    assert (config.model.dim, config.model.input_factor, config.train.steps, config.train.distil_steps) == (3, 2, 400, 0)
     gpu = Config.sized_for(3, "cuda")
     assert (gpu.model.input_factor, gpu.train.steps) == (1, Config().train.steps)
     assert Config.sized_for(2, "cpu").model.input_factor == 1

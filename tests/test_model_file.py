@@ -40,6 +40,25 @@ def test_old_file_with_discriminator_size_in_model_section_loads(saved, tmp_path
     assert read_model(tmp_path / "old.pt").config == config
 
 
+def test_old_file_without_affine_head_keys_loads_the_global_pooling_head(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"affine_pool": 1, "affine_hidden": 0})
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    with torch.no_grad():
+        model.registration.affine.head.weight.normal_(0, 0.1)
+    save_model(model, config, tmp_path / "model.pt")
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    del ckpt["config"]["model"]["affine_pool"], ckpt["config"]["model"]["affine_hidden"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded = read_model(tmp_path / "old.pt")
+    assert loaded.config == config
+    network = loaded.network()  # the old weights fit: a linear head on globally pooled features
+    assert network.registration.affine.head.in_features == 32
+    x = torch.rand(1, 1, 32, 32)
+    matrix, translation = network.registration.affine(x, x)
+    assert translation.abs().max() > 0 and torch.equal(matrix, model.registration.affine(x, x)[0])
+
+
 @pytest.mark.parametrize(
     "content, needle",
     [

@@ -41,6 +41,11 @@ class ModelConfig:
     diffeomorphic: bool = True
     # Global affine stage before the U-Net (large rotations/scalings/shifts); off = the paper's net.
     affine: bool = True
+    # The affine stage's head (innreg.nn.affine.AffineNet): features pooled to affine_pool cells per
+    # axis (1 = global average, the design before these keys, which model files without them load),
+    # then a hidden layer of affine_hidden units (0 = linear).
+    affine_pool: int = 4
+    affine_hidden: int = 64
     int_steps: int = 7
     reg_input: RegInput = RegInput.TRANSLATED
     # The networks run on images downsampled by this factor (trained so, and at registration their
@@ -104,9 +109,11 @@ class TrainConfig:
     translator_lr: float = 3e-3
     # Random crops of at most this many voxels per axis for those steps (0 = whole images).
     translator_crop: int = 96
-    # Then: steps fine-tuning the registration network towards the refined fields of augmented
-    # training pairs (innreg.distillation); 0 = off.
-    distil_steps: int = 0
+    # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
+    # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.3 s a
+    # step on one core at 224x192. Measured on the whole-head PD -> T1 tune set (RESULTS.md): the
+    # network alone 0.475 -> 0.511 Dice after 1000 steps, the refined result unchanged.
+    distil_steps: int = 1000
 
 
 @dataclass
@@ -223,12 +230,13 @@ class Config:
         to the full grid for the per-pair refinement, which runs at full resolution) for
         ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
         minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
-        step at full resolution (see ``benchmarks/scale3d.md``). A GPU (``--device cuda``) gets the
-        full budget: full resolution, 1200 steps. Explicit settings (config file, options) win.
+        step at full resolution (see ``benchmarks/scale3d.md``); no distillation (``train.distil_steps:
+        0``), whose 3D cost on a CPU was not measured. A GPU (``--device cuda``) gets the full budget:
+        full resolution, 1200 steps. Explicit settings (config file, options) win.
         """
         config = cls()
         if dim == 3 and device_type == "cpu":
-            return config.updated(model={"dim": 3, "input_factor": 2}, train={"steps": 400})
+            return config.updated(model={"dim": 3, "input_factor": 2}, train={"steps": 400, "distil_steps": 0})
         return config.updated(model={"dim": dim})
 
     def updated(self, **sections: dict[str, Any]) -> Config:
@@ -307,6 +315,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
+    if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0:
+        raise InnregInputError(f"{where}: need affine_pool >= 1 and affine_hidden >= 0")
     if getattr(section, "input_factor", 1) < 1:
         raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):

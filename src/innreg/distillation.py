@@ -1,14 +1,19 @@
-"""Distillation: the registration network learns the refinement's fields.
+"""Distillation: the registration network learns the refinement's affine maps and fields.
 
 The joint training drives the network by NMI alone, a weak signal on a CPU-sized budget: the network
 alone stays far behind the per-pair refinement. After the translator stages, ``train.distil_steps``
-steps fine-tune the registration network on augmented training pairs towards the refined field of
-each pair, computed on the fly (network's affine stage, then the translation-guided refinement):
-``L = mean |u_net - u_refined|^2 (voxels) + w_smooth * |grad u_local|^2``. The translator and the
-affine stage are frozen, so the translation and the start the refinement relies on do not move.
-The aim: the network alone closer to the refined result, and a refinement from the full field
-(``refine.init: network``) that starts nearer to the answer. Measured on the whole-head phantom
-(``benchmarks/RESULTS.md``): 150 steps did not get there, so it is off by default.
+steps fine-tune the registration network on augmented training pairs towards two targets per pair,
+both computed on the fly from the network's current affine stage, as inference computes them:
+
+* the affine target: the affine stage's map followed by the refinement's affine correction
+  (:func:`~innreg.refinement.optimise_affine`, a few coarse Gauss-Newton steps);
+* the field target: the full refined field (the demons velocity on top of the affine target).
+
+``L = mean |affine_net - affine_target|^2 + mean |u_net - u_refined|^2 (voxels^2, both as fields)
++ w_smooth * |grad u_local|^2``. The affine term trains the affine stage directly (most of a refined
+field on augmented pairs is the global misalignment: RMS 17-22 voxels, measured), so the U-Net only has
+to learn the residual local field. The translator is frozen: the registration network adapts to the
+translation it will see at registration. Measured on the whole-head phantom: ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -19,23 +24,41 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from innreg.chain import StageChain
 from innreg.config import Config
+from innreg.core.affine import affine_ddf
 from innreg.loop import LoopState, run_loop
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
-from innreg.pipeline import refined_field
+from innreg.pipeline import NetworkPart, NetworkStage, stage_pair
+from innreg.refinement import AffineCorrection, Demons
 
 
 @torch.no_grad()
-def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config) -> Tensor:
-    """Refined fields ``(N, dim, *S)`` of a batch, one pair at a time, as inference computes them
-    from the affine start (translation-guided when ``refine.translation_weight > 0``)."""
+def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config) -> tuple[tuple[Tensor, Tensor], Tensor]:
+    """Targets of a batch ``(N, 1, *S)`` (in [0, 1], one grid, the working resolution), one pair at a time.
+
+    The stages of inference from the affine start (:mod:`innreg.pipeline`), split where the affine part
+    ends: ``NetworkStage(affine)`` then ``AffineCorrection`` give the affine target (two affine maps chain
+    to their product), ``Demons`` after it the field target; translation-guided when
+    ``refine.translation_weight > 0``.
+
+    Returns:
+        ``((A, t), ddf)``: the affine target, ``(N, dim, dim)`` and ``(N, dim)`` voxels (the
+        parametrisation of :func:`~innreg.core.affine.affine_ddf`; for a network without affine stage
+        the correction of the identity), and the refined field ``(N, dim, *S)`` (voxels, pull-back).
+    """
     model.eval()
-    targets = [
-        refined_field(model, moving[i : i + 1], fixed[i : i + 1], config, guided=True)
-        for i in range(moving.shape[0])
-    ]
-    return torch.cat(targets)
+    affine_part = StageChain([NetworkStage(model, NetworkPart.AFFINE, factor=1), AffineCorrection(config.refine)])
+    demons = StageChain([Demons(config.refine)])
+    matrices, translations, fields = [], [], []
+    for i in range(moving.shape[0]):
+        pair = stage_pair(model, moving[i : i + 1], fixed[i : i + 1], factor=1)
+        affine = affine_part(pair, with_inverse=False)
+        fields.append(demons(pair, with_inverse=False, start=affine).ddf)
+        matrices.append(affine.affine[0])
+        translations.append(affine.affine[1])
+    return (torch.cat(matrices), torch.cat(translations)), torch.cat(fields)
 
 
 def distil_registration(
@@ -45,8 +68,9 @@ def distil_registration(
     checkpoint: Path | None = None,
     progress: bool = False,
 ) -> LoopState:
-    """``config.train.distil_steps`` Adam steps of the registration network towards refined fields, in
-    the loop of :mod:`innreg.loop` (resumable from ``checkpoint``).
+    """``config.train.distil_steps`` (at most ``train.steps``, as the translator stages) Adam steps of
+    the registration network towards the targets of :func:`refined_targets`, in the loop of
+    :mod:`innreg.loop` (resumable from ``checkpoint``).
 
     Args:
         model: the trained model; only ``model.registration`` changes.
@@ -56,37 +80,41 @@ def distil_registration(
         progress: show a progress bar.
 
     Returns:
-        The loop's state: one log row per step with the distillation and smoothness terms.
+        The loop's state, one log row per step: ``distil`` (field term), ``distil_affine`` (affine term)
+        and ``distil_smooth``.
     """
     t = config.train
-    if t.distil_steps < 1:
+    steps = min(t.distil_steps, t.steps)
+    if steps < 1:
         return LoopState()
-    # Frozen: the translator, and the affine stage the targets start from (targets computed from a
-    # moving affine stage drift with it and the fine-tuning chases its own tail).
-    frozen = [m for m in (model.translator, model.registration.affine) if m is not None]
-    for module in frozen:
-        module.requires_grad_(False)
+    translator = model.translator
+    if translator is not None:
+        translator.requires_grad_(False)
     params = [p for p in model.registration.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
 
     def step_fn(step: int) -> dict[str, float]:
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
-        target = refined_targets(model, moving, fixed, config)
+        (matrix, translation), target = refined_targets(model, moving, fixed, config)
         model.train()
         out = model(moving, fixed, with_inverse=False)
         distil = (out.ddf - target).pow(2).sum(1).mean()
+        affine = distil.new_zeros(())
+        if out.affine is not None:
+            shape = tuple(moving.shape[2:])
+            affine = (affine_ddf(*out.affine, shape) - affine_ddf(matrix, translation, shape)).pow(2).sum(1).mean()
         smooth = gradient_smoothness(out.local_ddf)
-        total = distil + config.loss.w_smooth * smooth
+        total = distil + affine + config.loss.w_smooth * smooth
         opt.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
-        return {"distil": distil.item(), "distil_smooth": smooth.item()}
+        return {"distil": distil.item(), "distil_affine": affine.item(), "distil_smooth": smooth.item()}
 
     try:
         parts = {"registration": model.registration, "opt": opt}
-        return run_loop("distil", t.distil_steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
+        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
     finally:
-        for module in frozen:
-            module.requires_grad_(True)
+        if translator is not None:
+            translator.requires_grad_(True)
         model.eval()

@@ -75,6 +75,8 @@ class INNReg(nn.Module):
             diffeomorphic=config.diffeomorphic,
             int_steps=config.int_steps,
             affine=config.affine,
+            affine_pool=config.affine_pool,
+            affine_hidden=config.affine_hidden,
         )
 
     @property

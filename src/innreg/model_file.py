@@ -76,6 +76,21 @@ def _with_stored_squeeze(config: dict) -> dict:
     return config if "squeeze" in model else config | {"model": model | {"squeeze": "cells"}}
 
 
+def _with_stored_affine_head(config: dict) -> dict:
+    """Model files written before ``model.affine_pool`` existed hold an affine stage with global
+    average pooling and a linear head (``affine_pool: 1``, ``affine_hidden: 0``)."""
+    model = config.get("model") or {}
+    return config if "affine_pool" in model else config | {"model": model | {"affine_pool": 1, "affine_hidden": 0}}
+
+
+def upgraded_config(stored: dict, source: str) -> Config:
+    """The :class:`Config` of a stored config dict (a model file's or a training checkpoint's) from any
+    innreg version: the upgrades above, then :meth:`Config.from_dict` (which also moves keys that
+    older versions kept in another section, ``model.disc_*``)."""
+    upgraded = _with_stored_affine_head(_with_stored_squeeze(_refine_in_voxels(_current_refine_section(stored))))
+    return Config.from_dict(upgraded, source=source)
+
+
 def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedModel:
     """Read and check a model file written by :func:`save_model` (or an older innreg).
 
@@ -94,7 +109,5 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
         if isinstance(found, str) and found.startswith(MODEL_FORMAT.split("/")[0] + "/"):
             raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
-    # Config.from_dict also moves keys that older versions kept in another section (model.disc_*).
-    upgraded = _with_stored_squeeze(_refine_in_voxels(_current_refine_section(ckpt["config"])))
-    config = Config.from_dict(upgraded, source=str(path))
+    config = upgraded_config(ckpt["config"], str(path))
     return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {})

@@ -38,7 +38,7 @@ from innreg.distillation import distil_registration
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop
 from innreg.losses import lsgan_discriminator_loss
 from innreg.model import INNReg, resolve_device
-from innreg.model_file import save_model
+from innreg.model_file import save_model, upgraded_config
 from innreg.nn import PatchDiscriminator
 from innreg.objective import generator_losses
 from innreg.translation_training import train_translator_stages
@@ -211,7 +211,7 @@ def _train(
     if resume and ckpt_path.exists():
         requested_steps = config.train.steps
         saved = read_checkpoint(ckpt_path, "train")
-        config = Config.from_dict(saved["extra"]["config"], source=str(ckpt_path))
+        config = upgraded_config(saved["extra"]["config"], str(ckpt_path))  # a run of an older innreg too
         if requested_steps > config.train.steps:
             config = config.updated(train={"steps": requested_steps})
         state = build_state(config, device)
@@ -248,7 +248,7 @@ def _train(
         # The translator stages and the distillation run on one process, after the joint steps.
         if progress and (t.translator_rounds or t.distil_steps):
             print(f"innreg: translator stages ({t.translator_rounds} x {min(t.translator_steps, t.steps)} steps), "
-                  f"distillation ({t.distil_steps} steps)")
+                  f"distillation ({min(t.distil_steps, t.steps)} steps)")
         translator = train_translator_stages(state.model, records, config, device, out_dir, progress)
         distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress)
         write_history(state.loop.history, out_dir)

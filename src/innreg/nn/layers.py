@@ -35,6 +35,11 @@ def avg_pool(dim: int) -> type[nn.Module]:
     return (nn.AvgPool2d, nn.AvgPool3d)[check_dim(dim) - 2]
 
 
+def adaptive_avg_pool(dim: int) -> type[nn.Module]:
+    """``nn.AdaptiveAvgPool2d`` or ``nn.AdaptiveAvgPool3d``."""
+    return (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[check_dim(dim) - 2]
+
+
 def max_pool(dim: int) -> type[nn.Module]:
     """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
     return (nn.MaxPool2d, nn.MaxPool3d)[check_dim(dim) - 2]

@@ -63,6 +63,7 @@ class RegistrationNet(nn.Module):
         int_steps: scaling-and-squaring steps.
         inverse_iterations: fixed-point iterations for the inverse of a plain displacement.
         affine: put a global affine stage in front of the U-Net.
+        affine_pool, affine_hidden: its head (see :class:`~innreg.nn.affine.AffineNet`).
     """
 
     def __init__(
@@ -74,6 +75,8 @@ class RegistrationNet(nn.Module):
         int_steps: int = 7,
         inverse_iterations: int = 20,
         affine: bool = False,
+        affine_pool: int = 4,
+        affine_hidden: int = 64,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
@@ -82,7 +85,7 @@ class RegistrationNet(nn.Module):
         self.diffeomorphic = diffeomorphic
         self.int_steps = int_steps
         self.inverse_iterations = inverse_iterations
-        self.affine = AffineNet(dim) if affine else None
+        self.affine = AffineNet(dim, pool=affine_pool, hidden=affine_hidden) if affine else None
         self.unet = UNet(dim, 2, encoder, decoder)
         self.flow = conv(dim)(self.unet.out_channels, dim, 3, padding=1)
         # Tiny initial fields: training starts from (almost) the identity transform.
