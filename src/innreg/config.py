@@ -234,12 +234,14 @@ class Config:
         ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
         minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
         step at full resolution (see ``benchmarks/scale3d.md``); no distillation (``train.distil_steps:
-        0``), whose 3D cost on a CPU was not measured. A GPU (``--device cuda``) gets the full budget:
+        0``), whose 3D cost on a CPU was not measured, and no translator stages (``translator_rounds: 0``:
+        measured there, they took 17 of 34 minutes and lost 0.008 Dice). A GPU (``--device cuda``) gets the full budget:
         full resolution, 1200 steps. Explicit settings (config file, options) win.
         """
         config = cls()
         if dim == 3 and device_type == "cpu":
-            train = {"steps": 400, "distil_steps": 0, "translator_steps": 300}  # 300: as measured in scale3d.md
+            # No translator stages: on the scale3d volumes they cost 17 of 34 minutes and lost 0.008 Dice.
+            train = {"steps": 400, "distil_steps": 0, "translator_rounds": 0}
             return config.updated(model={"dim": 3, "input_factor": 2}, train=train)
         return config.updated(model={"dim": dim})
 
