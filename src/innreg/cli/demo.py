@@ -13,7 +13,7 @@ HELP = "phantom data, a short training run, evaluation and an HTML report, in mi
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("innreg-demo"), help="output folder (default: ./innreg-demo)")
-    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: sized for a ~5 minute CPU run)")
+    p.add_argument("--steps", type=positive_int, default=None, help="joint training steps (default: 600; the translator and distillation stages get half as many each; about 25 minutes on 2 shared CPU cores)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
