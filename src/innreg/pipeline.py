@@ -25,6 +25,7 @@ from torch import Tensor
 
 from innreg.chain import StageChain, StagePair
 from innreg.config import Config, RefineInit, RegInput
+from innreg.core.affine import rescale_affine
 from innreg.core.filters import downsample, resize_linear
 from innreg.core.transform import Transform
 from innreg.model import INNReg
@@ -66,10 +67,10 @@ class NetworkStage:
         if self.part is NetworkPart.AFFINE:
             if network.affine is None:
                 return Transform.identity(pair.fixed, with_inverse)
-            step = Transform.from_affine(*network.affine(source, fixed), tuple(fixed.shape[2:]), with_inverse)
-        else:
-            step = network(source, fixed, with_inverse=with_inverse).transform
-        return step.resized(shape)
+            # The parameters carried over to the pair's grid: no fields made on the working grid.
+            affine = rescale_affine(*network.affine(source, fixed), tuple(fixed.shape[2:]), shape)
+            return Transform.from_affine(*affine, shape, with_inverse)
+        return network(source, fixed, with_inverse=with_inverse).transform.resized(shape)
 
 
 def stage_pair(
