@@ -24,24 +24,21 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from innreg.chain import StageChain
 from innreg.config import Config
 from innreg.core.affine import affine_ddf
 from innreg.loop import LoopState, run_loop
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
-from innreg.pipeline import NetworkPart, NetworkStage, stage_pair
-from innreg.refinement import AffineCorrection, Demons
+from innreg.pipeline import affine_start_refinement
 
 
 @torch.no_grad()
 def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config) -> tuple[tuple[Tensor, Tensor], Tensor]:
     """Targets of a batch ``(N, 1, *S)`` (in [0, 1], one grid, the working resolution), one pair at a time.
 
-    The stages of inference from the affine start (:mod:`innreg.pipeline`), split where the affine part
-    ends: ``NetworkStage(affine)`` then ``AffineCorrection`` give the affine target (two affine maps chain
-    to their product), ``Demons`` after it the field target; translation-guided when
-    ``refine.translation_weight > 0``.
+    The stages of inference from the affine start, split where the affine part ends
+    (:func:`innreg.pipeline.affine_start_refinement`): the affine target and the field target;
+    translation-guided when ``refine.translation_weight > 0``.
 
     Returns:
         ``((A, t), ddf)``: the affine target, ``(N, dim, dim)`` and ``(N, dim)`` voxels (the
@@ -49,15 +46,12 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
         the correction of the identity), and the refined field ``(N, dim, *S)`` (voxels, pull-back).
     """
     model.eval()
-    affine_part = StageChain([NetworkStage(model, NetworkPart.AFFINE, factor=1), AffineCorrection(config.refine)])
-    demons = StageChain([Demons(config.refine)])
     matrices, translations, fields = [], [], []
     for i in range(moving.shape[0]):
-        pair = stage_pair(model, moving[i : i + 1], fixed[i : i + 1], factor=1)
-        affine = affine_part(pair, with_inverse=False)
-        fields.append(demons(pair, with_inverse=False, start=affine).ddf)
+        affine, refined = affine_start_refinement(model, moving[i : i + 1], fixed[i : i + 1], config.refine)
         matrices.append(affine.affine[0])
         translations.append(affine.affine[1])
+        fields.append(refined.ddf)
     return (torch.cat(matrices), torch.cat(translations)), torch.cat(fields)
 
 

@@ -12,24 +12,26 @@ on, ``affine`` (default)           ``NetworkStage(affine)``, ``AffineCorrection`
 on, ``network``                    ``NetworkStage(full)``, ``AffineCorrection``, ``Demons``
 =================================  ===============================================================
 
-Inference (:mod:`innreg.inference`), the translator stages (:mod:`innreg.translation_training`) and the
-distillation (:mod:`innreg.distillation`) all register through these two functions.
+Inference (:mod:`innreg.inference`) registers through these two functions; the translator stages
+(:mod:`innreg.translation_training`) and the distillation (:mod:`innreg.distillation`) through
+:func:`affine_start_refinement`, the same stages from the affine start at the working resolution.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 import torch
 from torch import Tensor
 
 from innreg.chain import StageChain, StagePair
-from innreg.config import Config, RefineInit, RegInput
+from innreg.config import Config, RefineConfig, RefineInit, RegInput
 from innreg.core.affine import rescale_affine
 from innreg.core.filters import downsample, resize_linear
 from innreg.core.transform import Transform
 from innreg.model import INNReg
-from innreg.refinement import refinement_stages
+from innreg.refinement import AffineCorrection, Demons, refinement_stages
 
 
 class NetworkPart(str, enum.Enum):
@@ -108,12 +110,21 @@ def registration_chain(model: INNReg, config: Config, factor: int | None = None)
 
 
 @torch.no_grad()
+def affine_start_refinement(model: INNReg, moving: Tensor, fixed: Tensor, refine: RefineConfig) -> tuple[Transform, Transform]:
+    """The refinement of one pair ``(1, 1, *S)`` already at the working resolution (as the training-time
+    stages have it) from the network's affine stage, whatever ``refine.init`` says, without inverses.
+
+    Returns:
+        ``(affine, refined)``: the affine part (``NetworkStage(affine)`` then ``AffineCorrection``, an
+        affine :class:`Transform` whose parameters are known) and the full refined map (``Demons`` after it).
+    """
+    pair = stage_pair(model, moving, fixed, factor=1)
+    affine = StageChain([NetworkStage(model, NetworkPart.AFFINE, factor=1), AffineCorrection(refine)])(pair, False)
+    return affine, StageChain([Demons(refine)])(pair, False, start=affine)
+
+
 def refined_field(model: INNReg, moving: Tensor, fixed: Tensor, config: Config, guided: bool) -> Tensor:
-    """The refined pull-back field ``(1, dim, *S)`` of one pair ``(1, 1, *S)`` already at the working
-    resolution (as the training-time stages have it), from the network's affine stage whatever
-    ``refine.init`` says, without inverse; ``guided=False`` leaves the translation guidance out."""
-    refine = {"enabled": True, "init": RefineInit.AFFINE.value}
-    if not guided:
-        refine["translation_weight"] = 0.0
-    chain = registration_chain(model, config.updated(refine=refine), factor=1)
-    return chain(stage_pair(model, moving, fixed, factor=1), with_inverse=False).ddf
+    """The refined pull-back field ``(1, dim, *S)`` of :func:`affine_start_refinement`; ``guided=False``
+    leaves the translation guidance out."""
+    refine = config.refine if guided else dataclasses.replace(config.refine, translation_weight=0.0)
+    return affine_start_refinement(model, moving, fixed, refine)[1].ddf
