@@ -14,7 +14,7 @@ innreg phantom --out "$data" --moving "$moving" --fixed t1 --n 18 --dim 3 --size
   --test-fraction 0.3334 --seed "$seed"
 /usr/bin/time -v innreg train --pairs "$data/train.csv" --out "$work/run3d" --dim 3 --device cpu --quiet
 for variant in "" --no-translate --no-refine; do
-  innreg evaluate --model "$work/run3d/model.pt" --pairs "$data/test.csv" --out "$work/eval3d$variant" \
+  innreg evaluate --model "$work/run3d/model.pt" --pairs "$data/test.csv" --out "$work/eval3d${variant:+-${variant#--}}" \
     --device cpu --quiet $variant
 done
 printf 'model: {input_factor: 1}\n' > "$work/full.yaml"
