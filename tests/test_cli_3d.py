@@ -56,6 +56,9 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     # 3D refines with twice the demons steps on any device; 2D keeps the plain schedule.
     assert gpu.refine.steps == config.refine.steps == tuple(2 * s for s in Config().refine.steps)
     assert Config.sized_for(2, "cpu").refine == Config().refine
+    # Distillation diverged in 3D (benchmarks/scale3d.md): off in 3D on any device, on in 2D.
+    assert gpu.train.distil_steps == config.train.distil_steps == 0
+    assert Config.sized_for(2, "cuda").train.distil_steps == Config().train.distil_steps > 0
     # An explicit setting wins over the sized default.
     args = build_parser().parse_args(
         ["train", "--pairs", "p.csv", "--out", "o", "--dim", "3", "--device", "cpu", "--config", str(tiny_yaml), "--steps", "9"]

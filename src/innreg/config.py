@@ -115,7 +115,8 @@ class TrainConfig:
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.3 s a
     # step on one core at 224x192. Measured on the whole-head PD -> T1 tune set (RESULTS.md): the
-    # network alone 0.475 -> 0.511 Dice after 1000 steps, the refined result unchanged.
+    # network alone 0.475 -> 0.511 Dice after 1000 steps, the refined result unchanged. Off in 3D
+    # (Config.sized_for), where it diverged.
     distil_steps: int = 1000
 
 
@@ -232,23 +233,28 @@ class Config:
         3D (any device): twice the refinement's demons steps per level (``refine.steps: (40, 30, 20,
         10)``). On the scale3d volumes (``benchmarks/scale3d.md``) they gained 0.011 Dice (three times
         0.014) at about 2x the seconds per pair, still a small fraction of ANTs SyN's time in 3D; 2D
-        keeps the shorter schedule, where the speed target binds.
+        keeps the shorter schedule, where the speed target binds. No distillation in 3D
+        (``train.distil_steps: 0``): measured after the CPU defaults' joint steps, it diverged on two
+        3D sets within 200 steps (the affine stage drifts, the refinement started from it stops
+        recovering, the targets follow; one run ended in NaN), leaving the network alone far below
+        the identity.
 
         3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
         to the full grid for the per-pair refinement, which runs at full resolution) for
         ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
         minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
-        step at full resolution (see ``benchmarks/scale3d.md``); no distillation (``train.distil_steps:
-        0``), whose 3D cost on a CPU was not measured, and no translator stages (``translator_rounds: 0``:
+        step at full resolution (see ``benchmarks/scale3d.md``); no translator stages (``translator_rounds: 0``:
         measured there, they took 17 of 34 minutes and lost 0.008 Dice). A GPU (``--device cuda``) gets the full budget:
         full resolution, 1200 steps. Explicit settings (config file, options) win.
         """
         config = cls().updated(model={"dim": dim})
         if dim == 3:
-            config = config.updated(refine={"steps": tuple(2 * s for s in config.refine.steps)})
+            config = config.updated(
+                refine={"steps": tuple(2 * s for s in config.refine.steps)}, train={"distil_steps": 0}
+            )
         if dim == 3 and device_type == "cpu":
             # No translator stages: on the scale3d volumes they cost 17 of 34 minutes and lost 0.008 Dice.
-            train = {"steps": 400, "distil_steps": 0, "translator_rounds": 0}
+            train = {"steps": 400, "translator_rounds": 0}
             return config.updated(model={"input_factor": 2}, train=train)
         return config
 
