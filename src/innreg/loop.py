@@ -5,7 +5,7 @@ translator stages (:mod:`innreg.translation_training`), the distillation (:mod:`
 the two stages of the CycleGAN baseline. A loop is given the modules and optimisers it changes
 (``parts``) and a ``step_fn(step) -> logs``; it owns the step counter, the wall-clock tally, the log
 history, the progress bar and the checkpoint file. A step's randomness must be keyed by its step
-number (as :class:`innreg.training.PairBatches` does), so a resumed loop draws what the
+number (as :class:`innreg.batches.PairBatches` does), so a resumed loop draws what the
 uninterrupted one would have.
 
 Checkpoint file (one format, ``CHECKPOINT_FORMAT``): ``{"format", "name", "step", "seconds",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
