@@ -203,6 +203,35 @@ def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, mo
     assert steps == [1, 2, 3, 4, 5]
 
 
+def test_train_that_diverges_stops_with_one_line_and_keeps_the_last_good_checkpoint(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
+    import torch
+
+    import innreg.training as training
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_dict, "train": {**tiny_dict["train"], "checkpoint_every": 1}}))
+    real_step = training.train_step
+
+    def diverging(state, *args, **kwargs):
+        logs = real_step(state, *args, **kwargs)
+        if state.step == 2:  # the third step: its update ruined the weights
+            with torch.no_grad():
+                for p in state.model.parameters():
+                    p.fill_(float("nan"))
+            logs["total"] = float("nan")
+        return logs
+
+    monkeypatch.setattr(training, "train_step", diverging)
+    code, _, err = run(capsys, "train", "--pairs", phantom["train"], "--out", tmp_path, "--config", cfg, "--steps", "5", "--quiet")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert "train: total not finite at step 3" in lines[0] and "holds step 2" in lines[0]
+    assert not (tmp_path / "model.pt").exists()
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert saved["step"] == 2
+    assert all(torch.isfinite(v).all() for v in saved["parts"]["model"].values() if v.is_floating_point())
+
+
 @pytest.mark.parametrize(
     "argv_tail, needle",
     [

@@ -13,6 +13,14 @@ class InnregInputError(ValueError):
     """
 
 
+class TrainingDivergedError(RuntimeError):
+    """A training loop's loss became NaN or infinite: the weights are no longer usable.
+
+    Raised before anything is saved from the diverged step, so the loop's checkpoint (and no
+    ``model.pt``) is what stays on disk; the message says which loop, which step and which terms.
+    """
+
+
 @contextlib.contextmanager
 def about_file(path: object) -> Iterator[None]:
     """Prefix the message of an :class:`InnregInputError` raised inside with ``path`` (the file the

@@ -16,6 +16,7 @@ adds (the joint training stores its config there).
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, TrainingDivergedError
 from innreg.model_file import save_atomic
 
 CHECKPOINT_FORMAT = "innreg-checkpoint/2"
@@ -119,6 +120,10 @@ def run_loop(
 ) -> LoopState:
     """Run ``step_fn(k)`` for the steps ``k`` not done yet, up to ``steps``; return the final state.
 
+    A step whose logs hold a NaN or infinite value raises :class:`~innreg.errors.TrainingDivergedError`
+    at once, before the state moves on or anything is saved: a diverged optimisation never overwrites
+    the last good checkpoint, and no model is written from it.
+
     Args:
         name: the loop's name (progress bar, checkpoint check).
         steps: total number of steps.
@@ -140,9 +145,13 @@ def run_loop(
     if state is None:
         state = restore(read_checkpoint(checkpoint, name), parts) if checkpoint is not None and checkpoint.exists() else LoopState()
 
+    saved_step = state.step
+
     def save() -> None:
+        nonlocal saved_step
         if checkpoint is not None and writer:
             save_checkpoint(checkpoint, name, state, parts, extra() if extra is not None else None)
+        saved_step = state.step
 
     bar = tqdm(total=steps, initial=state.step, desc=name, unit="step", disable=not progress, dynamic_ncols=True)
     with _stop_after_step() as stop_requested:
@@ -150,6 +159,7 @@ def run_loop(
             while state.step < steps:
                 start = time.perf_counter()
                 logs = step_fn(state.step)
+                _check_finite(name, state.step + 1, logs, checkpoint, saved_step)
                 state.seconds += time.perf_counter() - start
                 state.step += 1
                 logs = {**logs, "step": state.step}
@@ -165,6 +175,17 @@ def run_loop(
         finally:
             bar.close()
     return state
+
+
+def _check_finite(name: str, step: int, logs: Mapping[str, float], checkpoint: Path | None, saved_step: int) -> None:
+    bad = sorted(key for key, value in logs.items() if not math.isfinite(value))
+    if not bad:
+        return
+    kept = f"{checkpoint} holds step {saved_step}" if checkpoint is not None and saved_step else "nothing was saved"
+    raise TrainingDivergedError(
+        f"{name}: {', '.join(bad)} not finite at step {step}: training diverged; {kept}. "
+        "A lower learning rate (train.lr) or a smaller gradient clip (train.grad_clip) usually helps"
+    )
 
 
 @contextlib.contextmanager

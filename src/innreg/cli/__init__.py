@@ -3,8 +3,9 @@
 One module per command (``innreg.cli.<command>``), each with ``HELP``, ``add_arguments(parser)`` and
 ``run(args)``; a command imports torch and the rest of innreg only inside ``run``, so building the
 parser (``innreg --help``, ``innreg <command> --help``) stays light. Bad input ends with one line
-``innreg: error: <file or option>: <problem>`` and exit status 2, never a traceback; Ctrl-C ends with
-status 130 after the last checkpoint is safely written.
+``innreg: error: <file or option>: <problem>`` and exit status 2, never a traceback; a training run
+whose loss goes NaN or infinite ends with one line and status 1, its last good checkpoint kept; Ctrl-C
+ends with status 130 after the last checkpoint is safely written.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from importlib import import_module
 from typing import Sequence
 
 from innreg.cli.train import train_config as _train_config  # noqa: F401  (kept for callers of the old module)
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, TrainingDivergedError
 
 COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "demo", "benchmark")
 """Command names, in ``--help`` order; ``innreg.cli.<name>`` implements each."""
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"innreg: error: {err.filename}: {_one_line(err.strerror or err)}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as err:
+        print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("innreg: interrupted; progress so far is saved (use --resume to continue a training run)", file=sys.stderr)
         return 130
