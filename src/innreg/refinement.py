@@ -93,7 +93,7 @@ def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | No
 def _residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor) -> tuple[Tensor, Tensor]:
     """Descriptor residual ``(1, K, *S)`` and the ESM gradient ``(1, K, dim, *S)`` (mean of the warped
     moving and the fixed descriptors' gradients: a better Gauss-Newton step than either alone)."""
-    return moved - target, 0.5 * (spatial_gradient(moved) + target_gradient)
+    return moved - target, spatial_gradient(moved).add_(target_gradient).mul_(0.5)
 
 
 def optimise_affine(
@@ -166,7 +166,7 @@ def demons_update(
     if weight is not None:
         residual = residual * weight
     dim = gradient.shape[2]
-    numerator = (residual.unsqueeze(2) * gradient).sum(1)
+    numerator = torch.linalg.vecdot(residual.unsqueeze(2), gradient, dim=1)
     denominator = gradient.pow(2).sum((1, 2)) / dim + config.residual_damping * residual.pow(2).sum(1)
     return numerator * (-config.step_size / (denominator.unsqueeze(1) + 1e-6))
 

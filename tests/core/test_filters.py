@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from innreg.core.filters import gaussian_smooth, spatial_gradient
+from innreg.core.filters import box_mean, gaussian_smooth, spatial_gradient
 
 
 @pytest.mark.parametrize("shape", [(17, 12), (9, 11, 7)])
@@ -55,3 +55,20 @@ def test_spatial_gradient_equals_torch_gradient(shape):
 def test_spatial_gradient_rejects_1d_and_single_voxel_axes(shape):
     with pytest.raises(ValueError, match="spatial"):
         spatial_gradient(torch.rand(*shape))
+
+
+@pytest.mark.parametrize("shape, radius", [((2, 3, 9, 7), 1), ((1, 2, 6, 5, 7), 1), ((1, 1, 8, 9), 2)])
+def test_box_mean_matches_scipy_uniform_filter_with_replicate_border(shape, radius):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    size = (1, 1) + (2 * radius + 1,) * (len(shape) - 2)
+    expected = ndimage.uniform_filter(x.numpy(), size=size, mode="nearest")
+    np.testing.assert_allclose(box_mean(x, radius).numpy(), expected, atol=1e-12)
+
+
+def test_box_mean_hand_computed_and_radius_zero_is_identity():
+    x = torch.tensor([[[[0.0, 3.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 9.0]]]])
+    # Centre: the mean of all nine. Corner (0, 0): its box reads rows 0, 0, 1 and columns 0, 0, 1 (replicate).
+    out = box_mean(x, 1)
+    assert out[0, 0, 1, 1].item() == pytest.approx(12.0 / 9)
+    assert out[0, 0, 0, 0].item() == pytest.approx(6.0 / 9)
+    assert box_mean(x, 0) is x

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from innreg.core.dims import check_dim
+from innreg.core.filters import box_mean
 
 
 def mind_offsets(dim: int) -> list[tuple[int, ...]]:
@@ -53,9 +54,7 @@ def mind_descriptor(image: Tensor, radius: int = 1, dilation: int = 2) -> Tensor
         window = tuple(slice(dilation + o * dilation, dilation + o * dilation + s) for o, s in zip(offset, shape))
         distances.append((image - padded[(slice(None), slice(None), *window)]) ** 2)
     d = torch.cat(distances, dim=1)
-    if radius:
-        pool = (F.avg_pool2d, F.avg_pool3d)[dim - 2]
-        d = pool(F.pad(d, [radius] * (2 * dim), mode="replicate"), 2 * radius + 1, stride=1)
+    d = box_mean(d, radius)
     variance = d.mean(dim=1, keepdim=True)
     # Bound V around its image mean so flat regions (background) neither divide by ~0 nor saturate.
     level = variance.mean(dim=tuple(range(1, dim + 2)), keepdim=True)
