@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 
 from innreg.config import Config
@@ -35,9 +38,12 @@ def test_network_moves_towards_the_refined_affine_maps_and_fields(phantom, tiny_
     moving, fixed = batches(0)
     shape = tuple(moving.shape[2:])
 
+    start = copy.deepcopy(model)
+
     def errors() -> tuple[float, float]:
-        """Squared errors (voxels^2) to the targets, which start from the current affine stage."""
-        (matrix, translation), target = refined_targets(model, moving, fixed, config)
+        """Squared errors (voxels^2) to the targets, which start from the affine stage the network had
+        when the distillation began."""
+        (matrix, translation), target = refined_targets(start, moving, fixed, config)
         assert target.abs().max() > 0.5  # the refinement does move the pair
         with torch.no_grad():
             out = model(moving, fixed, with_inverse=False)
@@ -52,3 +58,41 @@ def test_network_moves_towards_the_refined_affine_maps_and_fields(phantom, tiny_
     assert field_after < 0.5 * field_before and affine_after < 0.5 * affine_before, (field_before, field_after, affine_before, affine_after)
     assert all(torch.equal(v, model.translator.state_dict()[k]) for k, v in translator.items())
     assert all(p.requires_grad for p in model.translator.parameters())
+
+
+def test_a_resumed_distillation_keeps_the_targets_start_and_ends_as_an_uninterrupted_one(phantom, tiny_dict, tmp_path, monkeypatch):
+    import innreg.distillation as distillation
+
+    config = Config.from_dict(tiny_dict).updated(
+        train={"distil_steps": 6, "lr": 5e-3, "augment": False, "checkpoint_every": 3},
+        refine={"factors": [2, 1], "steps": [5, 5], "affine_factors": [2, 1]},
+    )
+    batches = PairBatches(read_manifest(phantom["train"])[:1], config, torch.device("cpu"))
+    torch.manual_seed(0)
+    whole = INNReg(config.model)
+    with torch.no_grad():  # an affine stage that has learnt something (a fresh one is the identity)
+        whole.registration.affine.head[-1].bias.copy_(0.1 * torch.randn_like(whole.registration.affine.head[-1].bias))
+    interrupted = copy.deepcopy(whole)
+    distil_registration(whole, batches, config)
+
+    # Stopped in step 4 (after the checkpoint of step 3), then resumed on a model with other weights:
+    # the start of the targets must come from the checkpoint, not from the resumed model.
+    calls = []
+
+    def stop_in_step_four(model, *args):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return refined_targets(model, *args)
+
+    checkpoint = tmp_path / "distil.pt"
+    monkeypatch.setattr(distillation, "refined_targets", stop_in_step_four)
+    with pytest.raises(KeyboardInterrupt):
+        distil_registration(interrupted, batches, config, checkpoint)
+    monkeypatch.setattr(distillation, "refined_targets", refined_targets)
+    torch.manual_seed(1)
+    resumed = INNReg(config.model)
+    resumed.translator.load_state_dict(interrupted.translator.state_dict())
+    distil_registration(resumed, batches, config, checkpoint)
+    for key, value in whole.registration.state_dict().items():
+        torch.testing.assert_close(resumed.registration.state_dict()[key], value, msg=key)

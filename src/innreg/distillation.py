@@ -3,7 +3,8 @@
 The joint training drives the network by NMI alone, a weak signal on a CPU-sized budget: the network
 alone stays far behind the per-pair refinement. After the translator stages, ``train.distil_steps``
 steps fine-tune the registration network on augmented training pairs towards two targets per pair,
-both computed on the fly from the network's current affine stage, as inference computes them:
+both computed on the fly as inference computes them, from the affine stage of a frozen copy of the
+network taken when the distillation starts:
 
 * the affine target: the affine stage's map followed by the refinement's affine correction
   (:func:`~innreg.refinement.optimise_affine`, a few coarse Gauss-Newton steps);
@@ -13,11 +14,15 @@ both computed on the fly from the network's current affine stage, as inference c
 + w_smooth * |grad u_local|^2``. The affine term trains the affine stage directly (most of a refined
 field on augmented pairs is the global misalignment: RMS 17-22 voxels, measured), so the U-Net only has
 to learn the residual local field. The translator is frozen: the registration network adapts to the
-translation it will see at registration. Measured on the whole-head phantom: ``benchmarks/RESULTS.md``.
+translation it will see at registration. The frozen start keeps the targets from following the network:
+started from the network's current affine stage they drifted with it in 3D, and the distillation
+diverged (loss to NaN within 130 steps on the scale3d volumes, ``benchmarks/scale3d.md``). Measured on the
+whole-head phantom: ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Callable
 
@@ -63,8 +68,9 @@ def distil_registration(
     progress: bool = False,
 ) -> LoopState:
     """``config.train.distil_steps`` (at most ``train.steps``, as the translator stages) Adam steps of
-    the registration network towards the targets of :func:`refined_targets`, in the loop of
-    :mod:`innreg.loop` (resumable from ``checkpoint``).
+    the registration network towards the targets of :func:`refined_targets` from a frozen copy of
+    ``model`` as it is when the distillation starts, in the loop of :mod:`innreg.loop` (resumable from
+    ``checkpoint``, which holds the copy too).
 
     Args:
         model: the trained model; only ``model.registration`` changes.
@@ -84,12 +90,13 @@ def distil_registration(
     translator = model.translator
     if translator is not None:
         translator.requires_grad_(False)
+    reference = copy.deepcopy(model).eval().requires_grad_(False)  # the targets' fixed start
     params = [p for p in model.registration.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
 
     def step_fn(step: int) -> dict[str, float]:
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
-        (matrix, translation), target = refined_targets(model, moving, fixed, config)
+        (matrix, translation), target = refined_targets(reference, moving, fixed, config)
         model.train()
         out = model(moving, fixed, with_inverse=False)
         distil = (out.ddf - target).pow(2).sum(1).mean()
@@ -106,7 +113,7 @@ def distil_registration(
         return {"distil": distil.item(), "distil_affine": affine.item(), "distil_smooth": smooth.item()}
 
     try:
-        parts = {"registration": model.registration, "opt": opt}
+        parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
         return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
     finally:
         if translator is not None:
