@@ -116,7 +116,7 @@ class TrainConfig:
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.3 s a
     # step on one core at 224x192. Measured on the whole-head PD -> T1 tune set (RESULTS.md): the
     # network alone 0.475 -> 0.511 Dice after 1000 steps, the refined result unchanged. Off in 3D
-    # (Config.sized_for), where it diverged.
+    # (Config.sized_for), where it did not help.
     distil_steps: int = 1000
 
 
@@ -234,10 +234,9 @@ class Config:
         10)``). On the scale3d volumes (``benchmarks/scale3d.md``) they gained 0.011 Dice (three times
         0.014) at about 2x the seconds per pair, still a small fraction of ANTs SyN's time in 3D; 2D
         keeps the shorter schedule, where the speed target binds. No distillation in 3D
-        (``train.distil_steps: 0``): measured after the CPU defaults' joint steps, it diverged on two
-        3D sets within 200 steps (the affine stage drifts, the refinement started from it stops
-        recovering, the targets follow; one run ended in NaN), leaving the network alone far below
-        the identity.
+        (``train.distil_steps: 0``): measured after the CPU defaults' joint steps on the scale3d
+        volumes, 200 steps left the network alone below the identity (0.356 vs 0.403 Dice) and the full
+        pipeline level (0.716 vs 0.719); before its targets had a fixed start it diverged to NaN.
 
         3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
         to the full grid for the per-pair refinement, which runs at full resolution) for
