@@ -53,6 +53,9 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     gpu = Config.sized_for(3, "cuda")
     assert (gpu.model.input_factor, gpu.train.steps) == (1, Config().train.steps)
     assert Config.sized_for(2, "cpu").model.input_factor == 1
+    # The half-resolution CPU network is trained with a stronger smoothness term; 2D and GPU keep 1.
+    assert config.loss.w_smooth == 10.0
+    assert gpu.loss.w_smooth == Config.sized_for(2, "cpu").loss.w_smooth == Config().loss.w_smooth
     # 3D refines with twice the demons steps on any device; 2D keeps the plain schedule.
     assert gpu.refine.steps == config.refine.steps == tuple(2 * s for s in Config().refine.steps)
     assert Config.sized_for(2, "cpu").refine == Config().refine
