@@ -5,7 +5,7 @@
 # resolution (the old defaults) and the peers ConvexAdam and ANTs SyN in the one harness.
 # Needs the whole-head phantom (`innreg phantom` with --spacing).
 # Usage: bash benchmarks/run_scale3d.sh [WORK_DIR] [MOVING] [SEED]
-#   scale3d set (settings chosen on it): the defaults, pd 5; held-out check: t2 43.
+#   scale3d set (settings chosen on it): the defaults, pd 5; held-out checks: t2 43, flair 44.
 set -euo pipefail
 work=${1:-scale3d-work}; moving=${2:-pd}; seed=${3:-5}
 export OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
