@@ -180,14 +180,15 @@ def test_translated_image_must_match_the_moving_image():
         refine_registration(image, image, torch.zeros(1, 2, 16, 16), None, RefineConfig(), translated=image[..., :8])
 
 
-def test_settings_keep_their_size_in_mm():
+def test_settings_keep_their_size_in_mm_on_coarser_voxels_and_in_voxels_on_finer_ones():
     from innreg.refinement import for_spacing
 
     config = RefineConfig(smooth_sigma=2.0, mind_dilation=2, reference_spacing=1.0)
     coarse = for_spacing(config, (2.0, 2.0, 2.0))
     assert coarse.smooth_sigma == 1.0 and coarse.mind_dilation == 1
+    assert for_spacing(config, (1.0, 3.0)).smooth_sigma == 1.0  # the mean voxel size counts
     fine = for_spacing(config, (0.5, 0.5))
-    assert fine.smooth_sigma == 4.0 and fine.mind_dilation == 4
+    assert fine.smooth_sigma == 2.0 and fine.mind_dilation == 2
     assert for_spacing(config, (8.0, 8.0)).mind_dilation == 1  # never below one voxel
     assert for_spacing(config, None) is config
     assert for_spacing(RefineConfig(reference_spacing=0.0), (2.0, 2.0)).smooth_sigma == RefineConfig().smooth_sigma
@@ -202,5 +203,7 @@ def test_refinement_at_the_reference_spacing_is_the_refinement_in_voxels():
     at_reference, _ = refine_registration(moving, fixed, zero, None, config, spacing=(1.3, 1.3))
     in_voxels, _ = refine_registration(moving, fixed, zero, None, config)
     coarser, _ = refine_registration(moving, fixed, zero, None, config, spacing=(2.6, 2.6))
+    finer, _ = refine_registration(moving, fixed, zero, None, config, spacing=(0.65, 0.65))
     torch.testing.assert_close(at_reference, in_voxels)
+    torch.testing.assert_close(finer, in_voxels)  # finer voxels keep the sizes in voxels
     assert not torch.allclose(coarser, in_voxels)

@@ -159,11 +159,13 @@ class RefineConfig:
     int_steps: int = 3
     mind_radius: int = 1
     mind_dilation: int = 2
-    # Voxel size (mm) at which smooth_sigma and mind_dilation hold: for images of another voxel size s
-    # both scale by reference_spacing / s (the dilation rounded, at least 1), so the regulariser and the
-    # descriptor keep their size in mm. 1.08 mm is the voxel size of the 2D tune set they were chosen
-    # on; on 3D volumes of 1.76 mm the scaled values (sigma 1.2, dilation 1) gained 0.009 Dice over the
-    # unscaled ones (benchmarks/scale3d.md). 0 = voxel units whatever the spacing (files of older innreg).
+    # Voxel size (mm) at which smooth_sigma and mind_dilation hold: for images of coarser voxels s both
+    # scale by reference_spacing / s (the dilation rounded, at least 1), so the regulariser and the
+    # descriptor keep their size in mm; finer voxels keep the voxel sizes. 1.08 mm is the voxel size of
+    # the 2D tune set they were chosen on; on 3D volumes of 1.76 mm the scaled values (sigma 1.2,
+    # dilation 1) gained 0.009-0.031 Dice over the unscaled ones (benchmarks/scale3d.md); on 2D slices
+    # of 0.88 mm scaling up (sigma 2.45) lost 0.003-0.007 (benchmarks/RESULTS.md). 0 = voxel units
+    # whatever the spacing (files of older innreg).
     reference_spacing: float = 1.08
     # Translation guidance: weight of the squared difference between the warped translated moving
     # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. Measured
