@@ -115,7 +115,8 @@ class RegistrationModel:
         ``fixed_mask`` / ``moving_mask`` (same grid, non-zero = use the voxel; the moving mask in
         moving space) restrict the refinement's similarity to the masked region; they have no effect
         when the refinement is off (the network alone sees the whole images). ``spacing`` (mm per
-        axis) sizes the refinement's regulariser and descriptor in mm (``refine.reference_spacing``);
+        axis) sizes the refinement's regulariser and descriptor in mm on grids coarser than
+        ``refine.reference_spacing`` (finer grids keep the sizes in voxels);
         by default it is read from ``fixed`` when that is an :class:`Image` or a nibabel image, and
         plain arrays are taken to have the reference voxel size.
 
