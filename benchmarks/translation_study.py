@@ -11,8 +11,9 @@ in the fixed modality, written by the whole-head phantom), the NCC inside the he
 moving image and of the raw moving image (the floor) with it, as ``innreg evaluate`` reports them. ``--no-translate`` runs the identical pipeline on the
 untranslated image. The second form runs the translator stages of
 :mod:`innreg.translation_training` (and the distillation of :mod:`innreg.distillation`) on a trained model and saves the result;
-the JSON holds ``train`` overrides and optionally ``model`` overrides of the translator (e.g.
-``{"squeeze": "haar"}``), which start the stages from a fresh translator of that kind.
+the JSON holds ``train`` overrides, optionally ``loss`` overrides (e.g. ``{"w_adv": 0.0}``: stages without
+the adversarial term) and ``model`` overrides of the translator (e.g. ``{"squeeze": "haar"}``), which start
+the stages from a fresh translator of that kind.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def stages(argv: list[str]) -> None:
     torch.set_num_threads(1)
     model = load_model(model_path, "cpu")
     overrides = json.loads(overrides)
-    config = model.config.updated(**{k: overrides.get(k, {}) for k in ("train", "model", "refine")})
+    config = model.config.updated(**{k: overrides.get(k, {}) for k in ("train", "model", "refine", "loss")})
     if overrides.get("model"):  # another translator architecture: a fresh translator, trained by the stages
         from innreg.model import build_translator
 

@@ -1,0 +1,71 @@
+"""What a translator gets right and wrong, tissue by tissue (run by hand; RESULTS.md section 2c).
+
+Usage:
+    python benchmarks/translation_fidelity.py TEST.csv N_PAIRS MODEL.pt [MODEL.pt ...]
+
+For the first ``N_PAIRS`` 2D pairs of a phantom manifest (it needs ``moving_seg`` and ``moving_as_fixed``,
+the moving subject rendered in the fixed modality without noise or bias: a perfect translation), each
+model translates the moving image as registration does (:func:`innreg.pipeline.stage_pair`). Printed,
+averaged over the pairs: the mean and standard deviation of the translation and of the truth inside
+each label of the moving segmentation (tissue contrast and within-tissue spread; the phantom's labels 1-3
+are CSF, grey and white matter), and the mean magnitude of the Haar HH band inside the brain (the 2x2
+checkerboard component: noise or cell texture) of the translation, the truth and the moving image.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+from innreg import load_model
+from innreg.data import load_image, load_pair, normalize_percentile, read_manifest
+from innreg.pipeline import stage_pair
+
+LABELS = {1: "CSF", 2: "GM", 3: "WM"}
+
+
+def haar_hh(image: np.ndarray) -> np.ndarray:
+    """The HH band of a one-level 2D Haar transform (orthonormal), on the even-sized crop."""
+    x = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+    return (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+
+
+def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
+    torch.set_num_threads(1)
+    records = read_manifest(manifest)[: int(n_pairs)]
+    if any(r.moving_seg is None or r.moving_as_fixed is None for r in records):
+        raise SystemExit(f"{manifest}: needs moving_seg and moving_as_fixed columns (a phantom manifest)")
+    for path in model_paths:
+        registration = load_model(path, "cpu")
+        rows = []
+        for record in records:
+            moving, fixed, moving_seg, _ = load_pair(record)
+            m, f = _tensor(normalize_percentile(moving.array)), _tensor(normalize_percentile(fixed.array))
+            truth = normalize_percentile(load_image(record.moving_as_fixed).array)
+            with torch.no_grad():
+                translated = stage_pair(registration.model, m, f).moving[0, -1].numpy()
+            seg = moving_seg.array
+            row = []
+            for label in LABELS:
+                inside = seg == label
+                row += [translated[inside].mean(), truth[inside].mean(), translated[inside].std(), truth[inside].std()]
+            brain = haar_hh((seg > 0).astype(float)) == 0  # cells wholly inside or wholly outside ...
+            brain &= seg[0::2, 0::2][: brain.shape[0], : brain.shape[1]] > 0  # ... and inside the brain
+            row += [np.abs(haar_hh(a))[brain].mean() for a in (translated, truth, m[0, 0].numpy())]
+            rows.append(row)
+        mean = np.mean(rows, axis=0)
+        tissues = "; ".join(
+            f"{name} {mean[4 * i]:.3f} (truth {mean[4 * i + 1]:.3f}), s.d. {mean[4 * i + 2]:.3f} ({mean[4 * i + 3]:.3f})"
+            for i, name in enumerate(LABELS.values())
+        )
+        print(f"{path}: {tissues}; |HH| in the brain {mean[-3]:.4f} (truth {mean[-2]:.4f}, moving {mean[-1]:.4f})")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
