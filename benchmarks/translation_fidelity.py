@@ -21,15 +21,19 @@ import torch
 
 from innreg import load_model
 from innreg.data import load_image, load_pair, normalize_percentile, read_manifest
+from innreg.nn.coupling import squeeze
+from innreg.nn.haar import haar_mix
 from innreg.pipeline import stage_pair
 
 LABELS = {1: "CSF", 2: "GM", 3: "WM"}
 
 
 def haar_hh(image: np.ndarray) -> np.ndarray:
-    """The HH band of a one-level 2D Haar transform (orthonormal), on the even-sized crop."""
-    x = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
-    return (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+    """The HH band of the translator's own one-level orthonormal Haar transform (:mod:`innreg.nn.haar`)
+    of a 2D image, on its even-sized crop."""
+    even = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+    x = torch.from_numpy(np.ascontiguousarray(even, dtype=np.float64))[None, None]
+    return haar_mix(squeeze(x), dim=2)[0, 3].numpy()
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
