@@ -36,6 +36,12 @@ def haar_hh(image: np.ndarray) -> np.ndarray:
     return haar_mix(squeeze(x), dim=2)[0, 3].numpy()
 
 
+def whole_cells(mask: np.ndarray) -> np.ndarray:
+    """The 2x2 cells of :func:`haar_hh`'s grid whose four voxels all lie inside ``mask``."""
+    m = mask[: mask.shape[0] // 2 * 2, : mask.shape[1] // 2 * 2]
+    return m[0::2, 0::2] & m[0::2, 1::2] & m[1::2, 0::2] & m[1::2, 1::2]
+
+
 def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
 
@@ -59,8 +65,7 @@ def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
             for label in LABELS:
                 inside = seg == label
                 row += [translated[inside].mean(), truth[inside].mean(), translated[inside].std(), truth[inside].std()]
-            brain = haar_hh((seg > 0).astype(float)) == 0  # cells wholly inside or wholly outside ...
-            brain &= seg[0::2, 0::2][: brain.shape[0], : brain.shape[1]] > 0  # ... and inside the brain
+            brain = whole_cells(seg > 0)
             row += [np.abs(haar_hh(a))[brain].mean() for a in (translated, truth, m[0, 0].numpy())]
             rows.append(row)
         mean = np.mean(rows, axis=0)

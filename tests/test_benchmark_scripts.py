@@ -24,3 +24,11 @@ def test_haar_hh_is_the_checkerboard_component():
     ramps = np.add.outer(np.arange(6.0), 3.0 * np.arange(8.0))  # linear in rows and columns: no HH
     np.testing.assert_allclose(haar_hh(ramps), np.zeros((3, 4)))
     assert haar_hh(np.ones((7, 5))).shape == (3, 2)  # the even-sized crop
+
+
+def test_whole_cells_are_the_cells_wholly_inside_the_mask():
+    whole_cells = _script("translation_fidelity").whole_cells
+    mask = np.zeros((5, 6), dtype=bool)
+    mask[0:3, 0:4] = True  # rows 0-2: cells of row 0 inside, cells of row 1 only half inside
+    expected = np.array([[True, True, False], [False, False, False]])
+    np.testing.assert_array_equal(whole_cells(mask), expected)
