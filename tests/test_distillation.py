@@ -96,3 +96,17 @@ def test_a_resumed_distillation_keeps_the_targets_start_and_ends_as_an_uninterru
     distil_registration(resumed, batches, config, checkpoint)
     for key, value in whole.registration.state_dict().items():
         torch.testing.assert_close(resumed.registration.state_dict()[key], value, msg=key)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_distillation_follows_the_stage_lr_schedule(phantom, tiny_dict, monkeypatch, schedule):
+    import innreg.distillation
+
+    config = Config.from_dict(tiny_dict).updated(train={"distil_steps": 4, "lr": 1e-3, "stage_lr_schedule": schedule})
+    rates = []
+    real_set_lr = innreg.distillation.set_lr
+    monkeypatch.setattr(innreg.distillation, "set_lr", lambda opts, lr: (rates.append(lr), real_set_lr(opts, lr)))
+    model = INNReg(config.model)
+    distil_registration(model, PairBatches(read_manifest(phantom["train"])[:1], config, torch.device("cpu")), config)
+    expected = [1e-3] * 4 if schedule == "constant" else [1e-3, 1e-3 * (2 + 2**0.5) / 4, 5e-4, 1e-3 * (2 - 2**0.5) / 4]
+    assert rates == pytest.approx(expected)

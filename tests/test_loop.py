@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from innreg.errors import TrainingDivergedError
-from innreg.loop import read_checkpoint, run_loop
+from innreg.loop import read_checkpoint, run_loop, scheduled_lr, set_lr
 
 
 def test_non_finite_logs_stop_the_loop_and_keep_the_last_checkpoint(tmp_path):
@@ -29,3 +29,17 @@ def test_non_finite_logs_without_checkpoint_say_nothing_was_saved():
 def test_finite_logs_run_every_step(tmp_path):
     state = run_loop("x", 3, lambda step: {"total": float(step)}, {}, None, progress=False)
     assert state.step == 3 and [row["total"] for row in state.history] == [0.0, 1.0, 2.0]
+
+
+def test_scheduled_lr_by_hand():
+    assert [scheduled_lr(0.1, k, 4, "constant") for k in range(4)] == [0.1] * 4
+    # (1 + cos(pi k / 4)) / 2 for k = 0..3: 1, 0.854, 0.5, 0.146
+    expected = [0.1, 0.1 * (2 + 2**0.5) / 4, 0.05, 0.1 * (2 - 2**0.5) / 4]
+    assert [scheduled_lr(0.1, k, 4, "cosine") for k in range(4)] == pytest.approx(expected)
+
+
+def test_set_lr_sets_every_group_and_skips_none():
+    a, b = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    opt = torch.optim.Adam([{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.5}], lr=1.0)
+    set_lr((opt, None), 0.25)
+    assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]

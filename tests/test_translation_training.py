@@ -127,3 +127,22 @@ def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(pha
     assert [loop.step for loop in rounds] == [4, 4]
     for name, value in reference.translator.state_dict().items():
         torch.testing.assert_close(resumed.translator.state_dict()[name], value, msg=name)
+
+
+def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monkeypatch):
+    import innreg.translation_training
+
+    config = Config.from_dict(tiny_dict).updated(
+        train={"translator_steps": 3, "steps": 3, "translator_lr": 2e-3, "stage_lr_schedule": "cosine"}
+    )
+    seen = []
+    real_set_lr = innreg.translation_training.set_lr
+    monkeypatch.setattr(
+        innreg.translation_training, "set_lr", lambda opts, lr: (seen.append((len([o for o in opts if o]), lr)), real_set_lr(opts, lr))
+    )
+    model = INNReg(config.model)
+    m = _tensor(normalize_percentile(load_pair(read_manifest(phantom["train"])[0])[0].array))
+    train_translator(model, [(m, 1.0 - m, torch.ones_like(m))], config, discriminator=None, seed=0)
+    # the translator's optimiser only (no discriminator); rates 2e-3 * (1 + cos(pi k / 3)) / 2
+    assert [n for n, _ in seen] == [1, 1, 1]
+    assert [lr for _, lr in seen] == pytest.approx([2e-3, 1.5e-3, 0.5e-3])

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from innreg.core.enums import Precision, RefineInit, RegInput, RegLossKind, SqueezeKind, SubnetKind, TranslatorKind
+from innreg.core.enums import LrSchedule, Precision, RefineInit, RegInput, RegLossKind, SqueezeKind, SubnetKind, TranslatorKind
 from innreg.errors import InnregInputError
 
 
@@ -118,6 +118,9 @@ class TrainConfig:
     # network alone 0.475 -> 0.511 Dice after 1000 steps, the refined result unchanged. Off in 3D
     # (Config.sized_for), where it did not help.
     distil_steps: int = 1000
+    # The learning rate over the translator stages' and the distillation's steps (each round of the
+    # stages decays on its own). The joint training keeps its rate: a resumed run may raise train.steps.
+    stage_lr_schedule: LrSchedule = LrSchedule.CONSTANT
 
 
 @dataclass

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from innreg.config import Config
 from innreg.core.affine import affine_ddf
-from innreg.loop import LoopState, run_loop
+from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
 from innreg.pipeline import affine_start_refinement
@@ -95,6 +95,7 @@ def distil_registration(
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
 
     def step_fn(step: int) -> dict[str, float]:
+        set_lr((opt,), scheduled_lr(t.lr, step, steps, t.stage_lr_schedule))
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
         (matrix, translation), target = refined_targets(reference, moving, fixed, config)
         model.train()

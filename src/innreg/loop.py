@@ -20,7 +20,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from innreg.core.enums import LrSchedule
 from innreg.errors import InnregInputError, TrainingDivergedError
 from innreg.model_file import save_atomic
 
@@ -102,6 +103,22 @@ def restore(saved: dict[str, Any], parts: Mapping[str, Stateful | None]) -> Loop
     torch.set_rng_state(saved["rng_torch"])
     np.random.set_state(saved["rng_numpy"])
     return LoopState(saved["step"], saved["seconds"], list(saved["history"]))
+
+
+def scheduled_lr(base: float, step: int, steps: int, schedule: LrSchedule | str) -> float:
+    """The learning rate of step ``step`` (0-based) of a loop of ``steps``: ``base`` throughout, or for
+    ``cosine`` ``base * (1 + cos(pi * step / steps)) / 2`` (``base`` at the first step, near 0 at the
+    last). A function of the step alone, so a resumed loop continues the schedule."""
+    if LrSchedule(schedule) is LrSchedule.CONSTANT:
+        return base
+    return base * 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
+
+
+def set_lr(optimisers: Iterable[torch.optim.Optimizer | None], lr: float) -> None:
+    """Set every parameter group of the given optimisers (``None`` entries skipped) to ``lr``."""
+    for opt in optimisers:
+        for group in [] if opt is None else opt.param_groups:
+            group["lr"] = lr
 
 
 def run_loop(

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord
-from innreg.loop import LoopState, read_checkpoint, restore, run_loop
+from innreg.loop import LoopState, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import MIN_NETWORK_SIZE, INNReg
 from innreg.nn import PatchDiscriminator, warp
@@ -106,8 +106,10 @@ def train_translator(
     translator = model.translator
     opt = torch.optim.Adam(translator.parameters(), lr=t.translator_lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.translator_lr, betas=tuple(t.betas)) if discriminator else None
+    steps = min(t.translator_steps, t.steps)
 
     def step_fn(step: int) -> dict[str, float]:
+        set_lr((opt, opt_d), scheduled_lr(t.translator_lr, step, steps, t.stage_lr_schedule))
         translator.train()
         rng = np.random.default_rng([seed, 13, step])  # keyed by step: a resumed loop draws the same crops
         moving, fixed, covered = _batch(aligned, rng, t.batch_size, t.translator_crop)
@@ -136,7 +138,7 @@ def train_translator(
         return logs
 
     parts = {"translator": translator, "discriminator": discriminator, "opt": opt, "opt_d": opt_d}
-    state = run_loop("translator", min(t.translator_steps, t.steps), step_fn, parts, checkpoint, t.checkpoint_every, progress)
+    state = run_loop("translator", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
     model.eval()
     return state
 

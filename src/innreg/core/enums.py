@@ -86,6 +86,14 @@ class RefineInit(str, Enum):
     NETWORK = "network"
 
 
+class LrSchedule(str, Enum):
+    """Learning rate over a loop's steps: ``constant``, or ``cosine`` (half a cosine from the set rate at
+    the first step towards 0 after the last)."""
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
 class Precision(str, Enum):
     """Training arithmetic: ``fp32``; ``bf16`` autocast (CUDA or CPU); ``fp16`` autocast with loss
     scaling (CUDA only). Losses are always computed in float32."""
