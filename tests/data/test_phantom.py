@@ -86,6 +86,16 @@ def test_3d_pair():
     assert nib.aff2axcodes(pair.affine) == ("R", "A", "S") and len(set(pair.spacing)) == 1
 
 
+def test_dataset_without_contact_sheet(tmp_path):
+    paths = generate_phantom_dataset(tmp_path / "p", moving="t2", fixed="t1", n=2, size=SIZE, seed=0,
+                                     progress=False, contact_sheet_pairs=0)
+    assert set(paths) == {"train", "test"} and not (tmp_path / "p" / "contact_sheet.png").exists()
+    with pytest.raises(InnregInputError, match="contact_sheet_pairs=-1"):
+        generate_phantom_dataset(tmp_path / "q", moving="t2", fixed="t1", n=2, size=SIZE, progress=False,
+                                 contact_sheet_pairs=-1)
+    assert not (tmp_path / "q").exists()
+
+
 def test_same_seed_same_pair_and_bad_options():
     a, b = make_phantom_pair("t2", "t1", 2, SIZE, rng=5), make_phantom_pair("t2", "t1", 2, SIZE, rng=5)
     np.testing.assert_array_equal(a.moving, b.moving)

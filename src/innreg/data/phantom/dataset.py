@@ -176,14 +176,15 @@ def generate_phantom_dataset(
         progress: show a tqdm progress bar.
         deformation: misalignment ranges (default :class:`DeformationParams`).
         overwrite: replace an existing non-empty ``out_dir``.
-        contact_sheet_pairs: pairs shown in the contact sheet.
+        contact_sheet_pairs: pairs shown in the contact sheet; 0 writes none.
         skull_stripped: the brain-only phantom (no head, no head motion, mild acquisition effects).
         spacing: voxel size in mm (default: fit the head or brain into the grid).
         workers: processes simulating and writing pairs (:func:`default_workers` suggests a number);
             the result does not depend on it.
 
     Returns:
-        ``{"train": train.csv, "test": test.csv, "contact_sheet": contact_sheet.png}`` paths.
+        ``{"train": train.csv, "test": test.csv, "contact_sheet": contact_sheet.png}`` paths (without
+        ``contact_sheet`` when none was asked for).
     """
     from tqdm.auto import tqdm
 
@@ -194,6 +195,8 @@ def generate_phantom_dataset(
         raise InnregInputError(f"n={n}: need at least 2 pairs (one for training, one for testing)")
     if workers < 1:
         raise InnregInputError(f"workers={workers}: need at least 1")
+    if contact_sheet_pairs < 0:
+        raise InnregInputError(f"contact_sheet_pairs={contact_sheet_pairs}: must be 0 or more")
     if spacing is not None and spacing <= 0:
         raise InnregInputError(f"spacing={spacing}: must be positive")
     if not 0.0 < test_fraction < 1.0:
@@ -216,12 +219,13 @@ def generate_phantom_dataset(
                 rows.append(row)
                 if pair is not None:
                     shown.append(pair)
-        save_contact_sheet(shown, tmp_dir / "contact_sheet.png")
+        if shown:
+            save_contact_sheet(shown, tmp_dir / "contact_sheet.png")
         _write_manifest(tmp_dir / "train.csv", rows[: n - n_test])
         _write_manifest(tmp_dir / "test.csv", rows[n - n_test :])
         _move_into_place(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    return {name: out_dir / file for name, file in
-            (("train", "train.csv"), ("test", "test.csv"), ("contact_sheet", "contact_sheet.png"))}
+    files = {"train": "train.csv", "test": "test.csv"} | ({"contact_sheet": "contact_sheet.png"} if shown else {})
+    return {name: out_dir / file for name, file in files.items()}
