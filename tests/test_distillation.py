@@ -7,13 +7,20 @@ import copy
 import pytest
 import torch
 
-from innreg.config import Config
+from innreg.config import Config, TrainConfig
 from innreg.core.affine import affine_ddf
 from innreg.data import read_manifest
-from innreg.distillation import distil_registration, refined_targets
+from innreg.distillation import distil_registration, distillation_steps, refined_targets
 from innreg.model import INNReg
 from innreg.batches import PairBatches
 from innreg.pipeline import refined_field
+
+
+def test_distillation_length_is_capped_at_twice_the_joint_steps():
+    assert distillation_steps(TrainConfig()) == 2000  # the defaults: 1200 joint steps
+    assert distillation_steps(TrainConfig(steps=500)) == 1000  # a short run stays short
+    assert distillation_steps(TrainConfig(steps=3, distil_steps=4)) == 4
+    assert distillation_steps(TrainConfig(distil_steps=0)) == 0
 
 
 def test_targets_are_the_refinement_from_the_affine_stage(phantom, tiny_dict):

@@ -114,10 +114,12 @@ class TrainConfig:
     translator_crop: int = 96
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.3 s a
-    # step on one core at 224x192. Measured on the whole-head PD -> T1 tune set (RESULTS.md): the
-    # network alone 0.475 -> 0.511 Dice after 1000 steps, the refined result unchanged. Off in 3D
-    # (Config.sized_for), where it did not help.
-    distil_steps: int = 1000
+    # step on one core at 224x192; at most 2 x train.steps (innreg.distillation.distillation_steps).
+    # Measured on the whole-head PD -> T1 tune set (RESULTS.md section 6): the network alone 0.475 ->
+    # 0.511 Dice after 1000 steps (500-step joint base); from the default model's translator stages
+    # 0.547 after 1000 and 0.592 after 2000 (0.589 with a cosine rate), the refined result unchanged
+    # (0.850). Off in 3D (Config.sized_for), where it did not help.
+    distil_steps: int = 2000
     # The learning rate over the translator stages' and the distillation's steps (each round of the
     # stages decays on its own). Cosine against constant, the same 500-step joint base, 2 x 1000 stage
     # and 1000 distillation steps (benchmarks/RESULTS.md section 6): the network alone 0.513 -> 0.526

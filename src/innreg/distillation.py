@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from innreg.config import Config
+from innreg.config import Config, TrainConfig
 from innreg.core.affine import affine_ddf
 from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
 from innreg.losses import gradient_smoothness
@@ -60,6 +60,12 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
     return (torch.cat(matrices), torch.cat(translations)), torch.cat(fields)
 
 
+def distillation_steps(train: TrainConfig) -> int:
+    """The distillation's length: ``train.distil_steps``, at most twice ``train.steps`` (so a short run
+    stays short; the default 2000 steps run after the default 1200 joint steps)."""
+    return min(train.distil_steps, 2 * train.steps)
+
+
 def distil_registration(
     model: INNReg,
     batches: Callable[[int], tuple[Tensor, Tensor]],
@@ -67,10 +73,9 @@ def distil_registration(
     checkpoint: Path | None = None,
     progress: bool = False,
 ) -> LoopState:
-    """``config.train.distil_steps`` (at most ``train.steps``, as the translator stages) Adam steps of
-    the registration network towards the targets of :func:`refined_targets` from a frozen copy of
-    ``model`` as it is when the distillation starts, in the loop of :mod:`innreg.loop` (resumable from
-    ``checkpoint``, which holds the copy too).
+    """:func:`distillation_steps` Adam steps of the registration network towards the targets of
+    :func:`refined_targets` from a frozen copy of ``model`` as it is when the distillation starts, in the
+    loop of :mod:`innreg.loop` (resumable from ``checkpoint``, which holds the copy too).
 
     Args:
         model: the trained model; only ``model.registration`` changes.
@@ -84,7 +89,7 @@ def distil_registration(
         and ``distil_smooth``.
     """
     t = config.train
-    steps = min(t.distil_steps, t.steps)
+    steps = distillation_steps(t)
     if steps < 1:
         return LoopState()
     translator = model.translator

@@ -34,7 +34,7 @@ from innreg.atomic import atomic_output, check_output_dir, write_text
 from innreg.batches import PairBatches
 from innreg.config import Config, Precision
 from innreg.data import PairRecord, pair_records
-from innreg.distillation import distil_registration
+from innreg.distillation import distil_registration, distillation_steps
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop
 from innreg.losses import lsgan_discriminator_loss
 from innreg.model import INNReg, resolve_device
@@ -248,7 +248,7 @@ def _train(
         # The translator stages and the distillation run on one process, after the joint steps.
         if progress and (t.translator_rounds or t.distil_steps):
             print(f"innreg: translator stages ({t.translator_rounds} x {min(t.translator_steps, t.steps)} steps), "
-                  f"distillation ({min(t.distil_steps, t.steps)} steps)")
+                  f"distillation ({distillation_steps(t)} steps)")
         translator = train_translator_stages(state.model, records, config, device, out_dir, progress)
         distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress)
         write_history(state.loop.history, out_dir)
