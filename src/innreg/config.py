@@ -113,7 +113,7 @@ class TrainConfig:
     # Random crops of at most this many voxels per axis for those steps (0 = whole images).
     translator_crop: int = 96
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
-    # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.3 s a
+    # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.4 s a
     # step on one core at 224x192; at most 2 x train.steps (innreg.distillation.distillation_steps).
     # Measured on the whole-head PD -> T1 tune set (RESULTS.md section 6): the network alone 0.475 ->
     # 0.511 Dice after 1000 steps (500-step joint base); from the default model's translator stages
