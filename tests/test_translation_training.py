@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from innreg.config import Config
+from innreg.config import Config, TrainConfig
 from innreg.data import load_pair, normalize_percentile, read_manifest
 from innreg.model import INNReg
 from innreg.nn import warp
 from innreg.chain import StageChain, StagePair
 from innreg.core.transform import Transform
 from innreg.refinement import refinement_stages
-from innreg.translation_training import align_pairs, train_translator, train_translator_stages, translation_loss
+from innreg.translation_training import (
+    align_pairs, train_translator, train_translator_stages, translation_loss, translator_round_steps,
+)
 
 
 def _tensor(array) -> torch.Tensor:
@@ -149,3 +151,8 @@ def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monke
     # the translator's optimiser only (no discriminator); rates 2e-3 * (1 + cos(pi k / 3)) / 2
     assert [n for n, _ in seen] == [1, 1, 1]
     assert [lr for _, lr in seen] == pytest.approx([2e-3, 1.5e-3, 0.5e-3])
+
+
+def test_translator_round_length_is_capped_at_the_joint_steps():
+    assert translator_round_steps(TrainConfig()) == 1000  # the defaults: 1200 joint steps
+    assert translator_round_steps(TrainConfig(steps=300)) == 300  # a short run stays short

@@ -41,7 +41,7 @@ from innreg.model import INNReg, resolve_device
 from innreg.model_file import save_model, upgraded_config
 from innreg.nn import PatchDiscriminator
 from innreg.objective import generator_losses
-from innreg.translation_training import train_translator_stages
+from innreg.translation_training import train_translator_stages, translator_round_steps
 
 @dataclass
 class TrainState:
@@ -247,7 +247,7 @@ def _train(
     if main:
         # The translator stages and the distillation run on one process, after the joint steps.
         if progress and (t.translator_rounds or t.distil_steps):
-            print(f"innreg: translator stages ({t.translator_rounds} x {min(t.translator_steps, t.steps)} steps), "
+            print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
                   f"distillation ({distillation_steps(t)} steps)")
         translator = train_translator_stages(state.model, records, config, device, out_dir, progress)
         distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress)

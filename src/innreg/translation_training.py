@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from innreg.config import Config
+from innreg.config import Config, TrainConfig
 from innreg.data import PairDataset, PairRecord
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
@@ -90,6 +90,12 @@ def _batch(
     return [torch.cat(parts) for parts in zip(*items)]
 
 
+def translator_round_steps(train: TrainConfig) -> int:
+    """The length of one translator round: ``train.translator_steps``, at most ``train.steps`` (so a short
+    run stays short)."""
+    return min(train.translator_steps, train.steps)
+
+
 def train_translator(
     model: INNReg,
     aligned: list[tuple[Tensor, Tensor, Tensor]],
@@ -99,14 +105,14 @@ def train_translator(
     checkpoint: Path | None = None,
     progress: bool = False,
 ) -> LoopState:
-    """``config.train.translator_steps`` Adam steps (at most ``train.steps``, so a short run stays short)
-    of the translator alone on aligned pairs, in the loop of :mod:`innreg.loop` (resumable from
-    ``checkpoint``); returns the loop's state with one log row per step. All pairs share one shape."""
+    """:func:`translator_round_steps` Adam steps of the translator alone on aligned pairs, in the loop of
+    :mod:`innreg.loop` (resumable from ``checkpoint``); returns the loop's state with one log row per
+    step. All pairs share one shape."""
     t, loss_cfg = config.train, config.loss
     translator = model.translator
     opt = torch.optim.Adam(translator.parameters(), lr=t.translator_lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.translator_lr, betas=tuple(t.betas)) if discriminator else None
-    steps = min(t.translator_steps, t.steps)
+    steps = translator_round_steps(t)
 
     def step_fn(step: int) -> dict[str, float]:
         set_lr((opt, opt_d), scheduled_lr(t.translator_lr, step, steps, t.stage_lr_schedule))
@@ -178,7 +184,7 @@ def train_translator_stages(
         with torch.random.fork_rng(devices=[]):  # its own seed: the same critic however the run got here
             torch.manual_seed(t.seed + 7)
             discriminator = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
-    steps = min(t.translator_steps, t.steps)
+    steps = translator_round_steps(t)
     rounds = []
     for round_index in range(t.translator_rounds):
         checkpoint = None if run_dir is None else Path(run_dir) / f"translator_round{round_index}_checkpoint.pt"
