@@ -25,6 +25,7 @@ from innreg.config import Config
 from innreg.core.warp import warp
 from innreg.data import Image, normalize_percentile, voxel_spacing
 from innreg.errors import InnregInputError, about_file
+from innreg.memory import keep_freed_memory
 from innreg.model import INNReg, check_network_size, resolve_device
 from innreg.model_file import read_model
 from innreg.pipeline import registration_chain, stage_pair
@@ -169,6 +170,9 @@ def load_model(
 ) -> RegistrationModel:
     """Load ``model.pt`` written by :func:`innreg.train` (weights and config travel together).
 
+    Also sets the process's malloc to keep freed memory for reuse (:mod:`innreg.memory`; about 40 %
+    off a 2D registration on a CPU; ``INNREG_KEEP_FREED_MEMORY=0`` leaves malloc alone).
+
     Args:
         path: the model file.
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
@@ -177,6 +181,7 @@ def load_model(
         translate: ``False`` runs the identical pipeline on the untranslated moving image (the
             translation ablation, ``--no-translate``).
     """
+    keep_freed_memory()
     dev = resolve_device(device)
     saved = read_model(path, dev)
     config = saved.config

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from innreg.cli.train import train_config as _train_config  # noqa: F401  (kept for callers of the old module)
 from innreg.errors import InnregInputError, TrainingDivergedError
+from innreg.memory import keep_freed_memory
 
 COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "demo", "benchmark")
 """Command names, in ``--help`` order; ``innreg.cli.<name>`` implements each."""
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``innreg`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         _command(args.command).run(args)
     except InnregInputError as err:
