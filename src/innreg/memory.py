@@ -4,9 +4,10 @@ PyTorch has no caching allocator on the CPU: every tensor is a fresh ``malloc``.
 block above its mmap threshold (128 KiB at start; one 224x192 float image is 168 KiB) with a fresh
 ``mmap`` and returns it to the system when freed, so every such tensor pays a page fault per 4 KiB
 page on first touch. A registration allocates thousands of them (translator features, demons fields),
-and the page faults, not the arithmetic, took most of the time: measured on 224x192 pairs, one thread,
-the INN translator 41-57 ms -> 20-29 ms and the demons stage 102 -> 57 ms per pair
-(``benchmarks/RESULTS.md``, section 4). Training steps, dominated by convolutions, did not change.
+and the page faults, not the arithmetic, took about 40 % of the time: measured on 224x192 pairs, one
+thread, the INN translator 41 -> 22-24 ms and the demons stage 102 -> 52-64 ms per pair, the speed
+against ANTs SyN 9.75x -> 11.95x (median of 12 measurements; ``benchmarks/RESULTS.md``, section 4).
+Training steps, dominated by convolutions, did not change; peak memory neither (518-527 MB either way).
 
 :func:`keep_freed_memory` raises glibc's mmap threshold (blocks up to that size come from the heap and
 are reused) and its trim threshold (the heap keeps up to that much free memory instead of giving it
