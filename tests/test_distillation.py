@@ -117,3 +117,31 @@ def test_distillation_follows_the_stage_lr_schedule(phantom, tiny_dict, monkeypa
     distil_registration(model, PairBatches(read_manifest(phantom["train"])[:1], config, torch.device("cpu")), config)
     expected = [1e-3] * 4 if schedule == "constant" else [1e-3, 1e-3 * (2 + 2**0.5) / 4, 5e-4, 1e-3 * (2 - 2**0.5) / 4]
     assert rates == pytest.approx(expected)
+
+
+def test_similarity_term_is_the_joint_training_similarity_and_reaches_the_update(phantom, tiny_dict):
+    from innreg.core.warp import warp
+    from innreg.objective import similarity_loss
+
+    base = Config.from_dict(tiny_dict).updated(
+        train={"distil_steps": 1, "augment": False}, refine={"factors": [2, 1], "steps": [2, 2], "affine_factors": [2, 1]}
+    )
+    batches = PairBatches(read_manifest(phantom["train"])[:1], base, torch.device("cpu"))
+    torch.manual_seed(0)
+    start = INNReg(base.model)
+    updated = {}
+    for weight in (0.0, 100.0):
+        model = copy.deepcopy(start)
+        config = base.updated(train={"distil_similarity": weight})
+        (row,) = distil_registration(model, batches, config).history
+        updated[weight] = model.registration.state_dict()
+        if weight == 0:
+            assert row["distil_sim"] == 0.0  # off: not computed
+            continue
+        # The logged term is the NMI loss of the joint training on the raw moving image warped by the
+        # network's field before the step.
+        moving, fixed = batches(10**6)
+        with torch.no_grad():
+            expected = similarity_loss(config.loss)(warp(moving, start(moving, fixed, with_inverse=False).ddf), fixed)
+        assert row["distil_sim"] == pytest.approx(expected.item(), rel=1e-5)
+    assert any(not torch.equal(updated[0.0][k], v) for k, v in updated[100.0].items())

@@ -11,7 +11,10 @@ network taken when the distillation starts:
 * the field target: the full refined field (the demons velocity on top of the affine target).
 
 ``L = mean |affine_net - affine_target|^2 + mean |u_net - u_refined|^2 (voxels^2, both as fields)
-+ w_smooth * |grad u_local|^2``. The affine term trains the affine stage directly (most of a refined
++ w_smooth * |grad u_local|^2 + distil_similarity * L_sim(warp(A, u_net), B)``, the last the joint
+training's similarity (``loss.reg_loss``): the squared distances alone pull towards the targets' large
+global misalignment, the similarity keeps the image evidence that the joint steps taught the U-Net
+(a fresh U-Net distilled alone fell well short of a jointly trained one). The affine term trains the affine stage directly (most of a refined
 field on augmented pairs is the global misalignment: RMS 17-22 voxels, measured), so the U-Net only has
 to learn the residual local field. The translator is frozen: the registration network adapts to the
 translation it will see at registration. The frozen start keeps the targets from following the network:
@@ -31,9 +34,11 @@ from torch import Tensor, nn
 
 from innreg.config import Config, TrainConfig
 from innreg.core.affine import affine_ddf
+from innreg.core.warp import warp
 from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
+from innreg.objective import similarity_loss
 from innreg.pipeline import affine_start_refinement
 
 
@@ -80,13 +85,14 @@ def distil_registration(
     Args:
         model: the trained model; only ``model.registration`` changes.
         batches: ``batches(step) -> (moving, fixed)``, ``(N, 1, *S)`` in [0, 1] (the training batches).
-        config: ``train`` (steps, lr, clip) and ``loss.w_smooth``, ``refine`` for the targets.
+        config: ``train`` (steps, lr, clip, ``distil_similarity``), ``loss`` (``w_smooth``, the similarity),
+            ``refine`` for the targets.
         checkpoint: the loop's checkpoint file, or ``None``.
         progress: show a progress bar.
 
     Returns:
-        The loop's state, one log row per step: ``distil`` (field term), ``distil_affine`` (affine term)
-        and ``distil_smooth``.
+        The loop's state, one log row per step: ``distil`` (field term), ``distil_affine`` (affine term),
+        ``distil_smooth`` and ``distil_sim`` (the similarity, 0 when ``train.distil_similarity`` is 0).
     """
     t = config.train
     steps = distillation_steps(t)
@@ -98,6 +104,7 @@ def distil_registration(
     reference = copy.deepcopy(model).eval().requires_grad_(False)  # the targets' fixed start
     params = [p for p in model.registration.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
+    similarity = similarity_loss(config.loss)
 
     def step_fn(step: int) -> dict[str, float]:
         set_lr((opt,), scheduled_lr(t.lr, step, steps, t.stage_lr_schedule))
@@ -112,11 +119,15 @@ def distil_registration(
             affine = (affine_ddf(*out.affine, shape) - affine_ddf(matrix, translation, shape)).pow(2).sum(1).mean()
         smooth = gradient_smoothness(out.local_ddf)
         total = distil + affine + config.loss.w_smooth * smooth
+        sim = distil.new_zeros(())
+        if t.distil_similarity > 0:
+            sim = similarity(warp(moving, out.ddf), fixed)
+            total = total + t.distil_similarity * sim
         opt.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
-        return {"distil": distil.item(), "distil_affine": affine.item(), "distil_smooth": smooth.item()}
+        return {"distil": distil.item(), "distil_affine": affine.item(), "distil_smooth": smooth.item(), "distil_sim": sim.item()}
 
     try:
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
