@@ -13,10 +13,10 @@ network taken when the distillation starts:
 ``L = mean |affine_net - affine_target|^2 + mean |u_net - u_refined|^2 (voxels^2, both as fields)
 + w_smooth * |grad u_local|^2 + distil_similarity * L_sim(warp(A, u_net), B)``, the last the joint
 training's similarity (``loss.reg_loss``): the squared distances alone pull towards the targets' large
-global misalignment, the similarity keeps the image evidence that the joint steps taught the U-Net
-(a fresh U-Net distilled alone fell well short of a jointly trained one). The affine term trains the affine stage directly (most of a refined
-field on augmented pairs is the global misalignment: RMS 17-22 voxels, measured), so the U-Net only has
-to learn the residual local field. The translator is frozen: the registration network adapts to the
+global misalignment, the similarity keeps the image evidence that the joint steps taught the U-Net (a
+fresh U-Net distilled alone fell well short of a jointly trained one). The affine term trains the
+affine stage directly (most of a refined field on augmented pairs is the global misalignment: RMS 17-22
+voxels, measured), so the U-Net only has to learn the residual local field. The translator is frozen: the registration network adapts to the
 translation it will see at registration. The frozen start keeps the targets from following the network:
 started from the network's current affine stage they drifted with it in 3D, and the distillation
 diverged (loss to NaN within 130 steps on the scale3d volumes, ``benchmarks/scale3d.md``). Measured on the
