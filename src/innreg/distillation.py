@@ -16,11 +16,11 @@ training's similarity (``loss.reg_loss``): the squared distances alone pull towa
 global misalignment, the similarity keeps the image evidence that the joint steps taught the U-Net (a
 fresh U-Net distilled alone fell well short of a jointly trained one). The affine term trains the
 affine stage directly (most of a refined field on augmented pairs is the global misalignment: RMS 17-22
-voxels, measured), so the U-Net only has to learn the residual local field. The translator is frozen: the registration network adapts to the
-translation it will see at registration. The frozen start keeps the targets from following the network:
-started from the network's current affine stage they drifted with it in 3D, and the distillation
-diverged (loss to NaN within 130 steps on the scale3d volumes, ``benchmarks/scale3d.md``). Measured on the
-whole-head phantom: ``benchmarks/RESULTS.md``.
+voxels, measured), so the U-Net only has to learn the residual local field. The translator is frozen:
+the registration network adapts to the translation it will see at registration. The frozen start keeps
+the targets from following the network: started from the network's current affine stage they drifted
+with it in 3D, and the distillation diverged (loss to NaN within 130 steps on the scale3d volumes,
+``benchmarks/scale3d.md``). Measured on the whole-head phantom: ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def distil_registration(
         total.backward()
         nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
-        return {"distil": distil.item(), "distil_affine": affine.item(), "distil_smooth": smooth.item(), "distil_sim": sim.item()}
+        terms = {"distil": distil, "distil_affine": affine, "distil_smooth": smooth, "distil_sim": sim}
+        return {name: value.item() for name, value in terms.items()}
 
     try:
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
