@@ -134,6 +134,20 @@ def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(pha
         torch.testing.assert_close(resumed.translator.state_dict()[name], value, msg=name)
 
 
+@pytest.mark.parametrize("translator, size", [("inn", (8, 8)), ("resnet", (16, 12))])
+def test_stages_crop_only_for_a_local_translator(tiny_dict, translator, size):
+    # The ResNet's instance norm sees other statistics on a crop than on the whole image it translates.
+    config = Config.from_dict(tiny_dict).updated(
+        model={"translator": translator}, train={"translator_steps": 2, "steps": 2, "translator_crop": 8}
+    )
+    model = INNReg(config.model)
+    seen = []
+    model.translator.register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape[2:])))
+    m = torch.rand(1, 1, 16, 12)
+    train_translator(model, [(m, 1.0 - m, torch.ones_like(m))], config, discriminator=None, seed=0)
+    assert seen and set(seen) == {size}
+
+
 def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monkeypatch):
     import innreg.translation_training
 

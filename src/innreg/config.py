@@ -110,7 +110,8 @@ class TrainConfig:
     # Measured on the whole-head PD -> T1 tune set: 3e-3 reached NCC 0.521 with moving_as_fixed
     # where the joint rate 1e-3 (and 2 x 200 steps) reached 0.462 (untranslated floor 0.501).
     translator_lr: float = 3e-3
-    # Random crops of at most this many voxels per axis for those steps (0 = whole images).
+    # Random crops of at most this many voxels per axis for those steps (0 = whole images); a translator
+    # that is not local (the ResNet's instance norm) always trains on whole images.
     translator_crop: int = 96
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.4 s a

@@ -113,12 +113,13 @@ def train_translator(
     opt = torch.optim.Adam(translator.parameters(), lr=t.translator_lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.translator_lr, betas=tuple(t.betas)) if discriminator else None
     steps = translator_round_steps(t)
+    crop = t.translator_crop if translator.local else 0  # see INNTranslator.local / ResNetTranslator.local
 
     def step_fn(step: int) -> dict[str, float]:
         set_lr((opt, opt_d), scheduled_lr(t.translator_lr, step, steps, t.stage_lr_schedule))
         translator.train()
         rng = np.random.default_rng([seed, 13, step])  # keyed by step: a resumed loop draws the same crops
-        moving, fixed, covered = _batch(aligned, rng, t.batch_size, t.translator_crop)
+        moving, fixed, covered = _batch(aligned, rng, t.batch_size, crop)
         logs = {}
         if discriminator is not None:
             with torch.no_grad():

@@ -46,6 +46,10 @@ class INNTranslator(nn.Module):
         ``forward``/``inverse``: ``(N, C, *spatial) -> (N, C, *spatial)``.
     """
 
+    # Local: a voxel's output depends on a bounded window around it, so training on crops trains the
+    # whole-image map (the translator stages draw crops, ``train.translator_crop``).
+    local = True
+
     def __init__(
         self,
         dim: int = 2,
