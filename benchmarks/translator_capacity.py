@@ -32,6 +32,7 @@ from innreg.model import build_translator
 from innreg.nn.layers import conv
 from innreg.nn.unet import UNet
 
+
 class UNetTranslator(nn.Module):
     """A residual U-Net translator, ``x + conv(UNet(x))``, for 2D sizes divisible by 16."""
 
@@ -62,6 +63,7 @@ def load_set(csv: str) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def as_tensor(image: np.ndarray) -> Tensor:
+    """``(1, 1, *S)`` float32, normalised as registration normalises an image."""
     return torch.from_numpy(normalize_percentile(np.asarray(image, dtype=np.float32)))[None, None]
 
 
