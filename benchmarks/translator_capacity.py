@@ -8,8 +8,8 @@ ablation, a CycleGAN generator) or ``unet`` (a plain residual U-Net, defined her
 translator is trained on the ideal data a registration never has: each 2D training pair's moving image
 and its ``moving_as_fixed`` rendering (the phantom's moving anatomy in the fixed contrast, without
 noise or bias, so perfectly aligned and clean), STEPS Adam steps of a batch of two random crops (96
-voxels a side, as the translator stages draw them; ``--crop 0``: whole images) with the L1 loss (both
-directions for the INN, as the translator stages train it, unless ``--forward-only``). Printed: the
+voxels a side, the translator stages' crop size, without their random flips; ``--crop 0``: whole images)
+with the L1 loss (both directions for the INN, as the stages train it, unless ``--forward-only``). Printed: the
 mean NCC inside the head of the translated moving image with ``moving_as_fixed`` (``innreg evaluate``'s
 ``translation_ncc``) on the first 12 training pairs and on every test pair, each beside the
 untranslated floor. What an architecture cannot reach here it will not reach from misaligned, noisy
