@@ -1,15 +1,15 @@
 """How faithful can a translator architecture be at best? (run by hand; RESULTS.md section 2e).
 
 Usage:
-    python benchmarks/translator_capacity.py ARCH TRAIN.csv TEST.csv STEPS [--forward-only] [--lr LR] [--crop N]
+    python benchmarks/translator_capacity.py ARCH TRAIN.csv TEST.csv STEPS [--lr LR] [--crop N]
 
 ``ARCH`` is ``inn`` (the default INN translator of ``ModelConfig``), ``resnet`` (the package's "w/o INN"
 ablation, a CycleGAN generator) or ``unet`` (a plain residual U-Net, defined here as a yardstick). The
 translator is trained on the ideal data a registration never has: each 2D training pair's moving image
 and its ``moving_as_fixed`` rendering (the phantom's moving anatomy in the fixed contrast, without
-noise or bias, so perfectly aligned and clean), STEPS Adam steps of a batch of two random crops (96
-voxels a side, the translator stages' crop size, without their random flips; ``--crop 0``: whole images)
-with the L1 loss (both directions for the INN, as the stages train it, unless ``--forward-only``). Printed: the
+noise or bias, so perfectly aligned and clean), STEPS Adam steps of a batch of two random crops drawn and
+flipped as the translator stages draw them (96 voxels a side, the stages' crop size; ``--crop 0``: whole
+images) with the stages' L1 loss (both directions for the INN). Printed: the
 mean NCC inside the head of the translated moving image with ``moving_as_fixed`` (``innreg evaluate``'s
 ``translation_ncc``) on the first 12 training pairs and on every test pair, each beside the
 untranslated floor. What an architecture cannot reach here it will not reach from misaligned, noisy
@@ -31,6 +31,7 @@ from innreg.evaluation import translation_fidelity
 from innreg.model import build_translator
 from innreg.nn.layers import conv
 from innreg.nn.unet import UNet
+from innreg.translation_training import random_batch, translation_loss
 
 
 class UNetTranslator(nn.Module):
@@ -67,25 +68,16 @@ def as_tensor(image: np.ndarray) -> Tensor:
     return torch.from_numpy(normalize_percentile(np.asarray(image, dtype=np.float32)))[None, None]
 
 
-def train(
-    net: nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]], steps: int, lr: float, both_ways: bool, crop: int
-) -> None:
-    tensors = [(as_tensor(m), as_tensor(t)) for m, t in pairs]
+def train(net: nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]], steps: int, lr: float, crop: int) -> None:
+    """``steps`` Adam steps on batches of two as the translator stages draw them
+    (:func:`~innreg.translation_training.random_batch`) with their L1
+    (:func:`~innreg.translation_training.translation_loss`), every voxel covered."""
+    aligned = [(as_tensor(m), as_tensor(t), torch.ones_like(as_tensor(m))) for m, t in pairs]
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     for step in range(steps):
-        xs, ys = [], []
-        for i in rng.choice(len(tensors), 2):
-            moving, truth = tensors[i]
-            h, w = (min(s, crop) if crop > 0 else s for s in moving.shape[2:])
-            a, b = int(rng.integers(0, moving.shape[2] - h + 1)), int(rng.integers(0, moving.shape[3] - w + 1))
-            xs.append(moving[..., a : a + h, b : b + w])
-            ys.append(truth[..., a : a + h, b : b + w])
-        x, y = torch.cat(xs), torch.cat(ys)
-        loss = (net(x) - y).abs().mean()
-        if both_ways:
-            loss = loss + (net.inverse(y) - x).abs().mean()
+        loss = translation_loss(net, *random_batch(aligned, rng, 2, crop))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -107,7 +99,6 @@ def main() -> None:
     parser.add_argument("train_csv")
     parser.add_argument("test_csv")
     parser.add_argument("steps", type=int)
-    parser.add_argument("--forward-only", action="store_true", help="INN: L1 of the forward direction only")
     parser.add_argument("--lr", type=float, default=None, help="default: 3e-3 for the INN, 1e-3 otherwise")
     parser.add_argument("--crop", type=int, default=96, help="crop size in voxels (0: whole images)")
     args = parser.parse_args()
@@ -117,12 +108,12 @@ def main() -> None:
     lr = args.lr if args.lr is not None else (3e-3 if args.arch == "inn" else 1e-3)
     training = load_set(args.train_csv)
     start = time.perf_counter()
-    train(net, training, args.steps, lr, args.arch == "inn" and not args.forward_only, args.crop)
+    train(net, training, args.steps, lr, args.crop)
     net.eval()
     train_ncc, train_floor = mean_ncc(net, training[:12])
     test_ncc, test_floor = mean_ncc(net, load_set(args.test_csv))
     print(
-        f"{args.arch}{' forward-only' if args.forward_only else ''}, {args.steps} steps, lr {lr:g}, crop {args.crop}: "
+        f"{args.arch}, {args.steps} steps, lr {lr:g}, crop {args.crop}: "
         f"train NCC {train_ncc:.3f} (floor {train_floor:.3f}), test NCC {test_ncc:.3f} (floor {test_floor:.3f}), "
         f"{time.perf_counter() - start:.0f} s"
     )

@@ -87,14 +87,14 @@ def test_stages_are_skipped_without_a_translator(phantom, tiny_dict):
 def test_batches_are_matching_crops_of_the_aligned_pairs():
     import numpy as np
 
-    from innreg.translation_training import _batch
+    from innreg.translation_training import random_batch
 
     images = [torch.rand(1, 1, 20, 14) for _ in range(3)]
     aligned = [(m, 1.0 - m, torch.ones_like(m)) for m in images]
-    moving, fixed, covered = _batch(aligned, np.random.default_rng(0), size=4, crop=8)
+    moving, fixed, covered = random_batch(aligned, np.random.default_rng(0), size=4, crop=8)
     assert moving.shape == fixed.shape == covered.shape == (4, 1, 8, 8)
     torch.testing.assert_close(fixed, 1.0 - moving)  # one window (and flip) for both images of a pair
-    whole = _batch(aligned, np.random.default_rng(0), size=2, crop=0)[0]
+    whole = random_batch(aligned, np.random.default_rng(0), size=2, crop=0)[0]
     assert whole.shape == (2, 1, 20, 14)
 
 

@@ -70,7 +70,7 @@ def translation_loss(
     return loss
 
 
-def _batch(
+def random_batch(
     aligned: list[tuple[Tensor, Tensor, Tensor]], rng: np.random.Generator, size: int, crop: int
 ) -> list[Tensor]:
     """A random batch of aligned pairs: each a random crop of at most ``crop`` voxels per axis (0: whole
@@ -119,7 +119,7 @@ def train_translator(
         set_lr((opt, opt_d), scheduled_lr(t.translator_lr, step, steps, t.stage_lr_schedule))
         translator.train()
         rng = np.random.default_rng([seed, 13, step])  # keyed by step: a resumed loop draws the same crops
-        moving, fixed, covered = _batch(aligned, rng, t.batch_size, crop)
+        moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop)
         logs = {}
         if discriminator is not None:
             with torch.no_grad():
