@@ -72,7 +72,8 @@ def train(net: nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]], steps: int
     """``steps`` Adam steps on batches of two as the translator stages draw them
     (:func:`~innreg.translation_training.random_batch`) with their L1
     (:func:`~innreg.translation_training.translation_loss`), every voxel covered."""
-    aligned = [(as_tensor(m), as_tensor(t), torch.ones_like(as_tensor(m))) for m, t in pairs]
+    tensors = [(as_tensor(m), as_tensor(t)) for m, t in pairs]
+    aligned = [(x, y, torch.ones_like(x)) for x, y in tensors]
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
