@@ -257,8 +257,8 @@ class Config:
         (``train.distil_steps: 0``): measured after the CPU defaults' joint steps on the scale3d
         volumes, 200 steps left the network alone below the identity (0.356 vs 0.403 Dice) and the full
         pipeline level (0.716 vs 0.719); before its targets had a fixed start it diverged to NaN. With
-        the CPU defaults' ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433, and 0.410
-        with ``distil_similarity: 30``.
+        the CPU defaults' ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433, and 0.410 /
+        0.426 with ``distil_similarity: 30`` / ``3``.
 
         3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
         to the full grid for the per-pair refinement, which runs at full resolution) for
