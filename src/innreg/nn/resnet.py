@@ -65,8 +65,9 @@ class ResNetTranslator(nn.Module):
     """
 
     # Not local: instance norm takes its statistics over the whole input, so a crop is translated
-    # differently from the same voxels inside the image (trained on crops: NCC 0.30 against 0.75 on
-    # whole images in fewer steps, benchmarks/RESULTS.md 2e). The translator stages train it on whole images.
+    # differently from the same voxels inside the image (trained on crops: test NCC 0.42, below the
+    # untranslated 0.50, against 0.70 on whole images in fewer steps, benchmarks/RESULTS.md 2e).
+    # The translator stages train it on whole images.
     local = False
 
     def __init__(self, dim: int = 2, in_channels: int = 1, channels: int = 32, n_blocks: int = 6) -> None:
