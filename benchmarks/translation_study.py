@@ -13,7 +13,8 @@ untranslated image. The second form runs the translator stages of
 :mod:`innreg.translation_training` (and the distillation of :mod:`innreg.distillation`) on a trained model and saves the result;
 the JSON holds ``train`` overrides, optionally ``loss`` overrides (e.g. ``{"w_adv": 0.0}``: stages without
 the adversarial term) and ``model`` overrides of the translator (e.g. ``{"squeeze": "haar"}``), which start
-the stages from a fresh translator of that kind.
+the stages from a fresh translator of that kind, or ``{"guide": "unet"}``, which adds a fresh guide (the
+model's translator kept) for the stages to train.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ def stages(argv: list[str]) -> None:
     model = load_model(model_path, "cpu")
     overrides = json.loads(overrides)
     config = model.config.updated(**{k: overrides.get(k, {}) for k in ("train", "model", "refine", "loss")})
-    if overrides.get("model"):  # another translator architecture: a fresh translator, trained by the stages
+    if overrides.get("model"):
         from innreg.model import build_translator
 
         torch.manual_seed(config.train.seed)
-        model.model.translator = build_translator(config.model)
+        if "guide" in overrides["model"]:  # a fresh guide beside the model's translator, trained by the stages
+            model.model.guide = build_translator(config.model, config.model.guide)
+        else:  # another translator architecture: a fresh translator, trained by the stages
+            model.model.translator = build_translator(config.model)
         model.model.config = config.model
     start = time.perf_counter()
     records = read_manifest(manifest)

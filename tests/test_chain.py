@@ -113,12 +113,15 @@ def test_stage_pair_checks_shapes():
     with pytest.raises(ValueError, match="share N and S"):
         StagePair(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 9))
     with pytest.raises(ValueError, match="channels"):
-        StagePair(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8))
+        StagePair(torch.rand(1, 4, 8, 8), torch.rand(1, 1, 8, 8))
     with pytest.raises(ValueError, match="fixed_mask"):
         StagePair(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), fixed_mask=torch.ones(1, 1, 4, 4))
     pair = StagePair(torch.rand(1, 2, 8, 8), torch.rand(1, 1, 8, 8))
     assert pair.image.shape == pair.translated.shape == (1, 1, 8, 8)
+    assert torch.equal(pair.guide, pair.translated)
     assert StagePair(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8)).translated is None
+    three = StagePair(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8))  # image, translation, guide's translation
+    assert torch.equal(three.translated, three.moving[:, 1:2]) and torch.equal(three.guide, three.moving[:, 2:])
 
 
 def test_two_affine_maps_chain_to_their_product():

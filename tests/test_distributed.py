@@ -53,7 +53,9 @@ def _rank_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -
     distributed.teardown(ctx)
 
 
-def test_ranks_see_different_batches_and_stay_in_sync(phantom, tiny_dict, tmp_path):
+@pytest.mark.parametrize("guide", ["none", "unet"])  # a guide sits frozen (unused) in the joint steps
+def test_ranks_see_different_batches_and_stay_in_sync(phantom, tiny_dict, tmp_path, guide):
+    tiny_dict["model"]["guide"] = guide
     mp.spawn(_rank_worker, args=(_free_port(), str(phantom["train"]), tiny_dict, str(tmp_path)), nprocs=2)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert not torch.equal(r0["moving"], r1["moving"])  # each rank its own batch

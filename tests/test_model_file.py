@@ -31,6 +31,17 @@ def test_round_trip_restores_config_weights_and_info(saved):
     assert list(path.parent.iterdir()) == [path], "no temporary file left beside model.pt"
 
 
+def test_round_trip_keeps_a_guide(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"guide": "unet"})
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    save_model(model, config, tmp_path / "model.pt", {})
+    network = read_model(tmp_path / "model.pt").network()
+    assert network.guide is not None
+    for name, value in model.guide.state_dict().items():
+        assert torch.equal(network.guide.state_dict()[name], value), name
+
+
 def test_old_file_with_discriminator_size_in_model_section_loads(saved, tmp_path):
     path, _, config = saved
     ckpt = torch.load(path, weights_only=False)

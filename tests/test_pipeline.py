@@ -68,6 +68,25 @@ def test_stage_pair_carries_the_translation_or_the_image_itself(model, tiny_conf
     assert stage_pair(direct, moving, fixed).translated is None
 
 
+def test_a_guide_translates_for_the_refinement_and_the_translator_for_the_network(tiny_config):
+    torch.manual_seed(0)
+    config = tiny_config.updated(model={"guide": "unet"})
+    model = INNReg(config.model).eval()
+    moving, fixed = _images()
+    with torch.no_grad():
+        pair = stage_pair(model, moving, fixed)
+        torch.testing.assert_close(pair.translated, model.translate(moving))
+        torch.testing.assert_close(pair.guide, model.guide(moving))
+        network = NetworkStage(model, NetworkPart.FULL)(pair, False)
+        torch.testing.assert_close(network.ddf, model(moving, fixed, with_inverse=False).ddf)
+        # The refinement matches the guide's translation: the same map as a pair that carries only it.
+        demons = Demons(config.refine)
+        only_guide = StagePair(torch.cat([moving, pair.guide], 1), fixed)
+        torch.testing.assert_close(demons(pair, False).ddf, demons(only_guide, False).ddf)
+    untranslated = stage_pair(model, moving, fixed, translate=False)
+    assert untranslated.moving.shape[1] == 3 and all(torch.equal(c, moving) for c in untranslated.moving.split(1, 1))
+
+
 def test_network_stage_runs_at_the_working_resolution(tiny_config):
     torch.manual_seed(0)
     model = INNReg(tiny_config.updated(model={"input_factor": 2}).model).eval()

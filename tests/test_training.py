@@ -79,3 +79,17 @@ def test_three_dimensional_training_runs(tmp_path, tiny_dict):
     vol = np.random.default_rng(0).random((16, 16, 16)).astype(np.float32)
     result = model.register(vol, vol)
     assert result.ddf.shape == (3, 16, 16, 16) and result.warped.shape == vol.shape
+
+
+def test_joint_steps_leave_the_guide_alone(tiny_dict):
+    # model.guide is trained by the translator stages alone: frozen during the joint steps (so DDP does
+    # not wait for gradients it never gets), while the translator learns.
+    config = Config.from_dict(tiny_dict).updated(model={"guide": "unet"})
+    state = build_state(config, torch.device("cpu"))
+    guide = {k: v.clone() for k, v in state.model.guide.state_dict().items()}
+    translator = {k: v.clone() for k, v in state.model.translator.state_dict().items()}
+    moving, fixed, _, _ = synthetic_pairs(2)
+    for _ in range(2):
+        train_step(state, moving, fixed, config)
+    assert all(torch.equal(v, state.model.guide.state_dict()[k]) for k, v in guide.items())
+    assert any(not torch.equal(v, state.model.translator.state_dict()[k]) for k, v in translator.items())

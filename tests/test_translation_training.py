@@ -65,18 +65,25 @@ def test_translator_learns_the_contrast_on_aligned_pairs(phantom, tiny_dict):
         torch.testing.assert_close(model.translator.inverse(model.translator(x)), x, atol=1e-4, rtol=0)
 
 
-def test_stages_run_every_round_and_change_only_the_translator(phantom, tiny_dict):
+@pytest.mark.parametrize("guide", ["none", "unet"])
+def test_stages_run_every_round_and_change_only_the_stage_translator(phantom, tiny_dict, guide):
+    # Without a guide the stages train the translator; with one (model.guide) the guide, and the
+    # translator, the network's input, stays as the joint training left it.
     config = Config.from_dict(tiny_dict).updated(
-        train={"translator_rounds": 2, "translator_steps": 3}, refine={"factors": [2, 1], "steps": [2, 2]}
+        model={"guide": guide}, train={"translator_rounds": 2, "translator_steps": 3},
+        refine={"factors": [2, 1], "steps": [2, 2]},
     )
     torch.manual_seed(0)
     model = INNReg(config.model)
-    registration = {k: v.clone() for k, v in model.registration.state_dict().items()}
-    translator = {k: v.clone() for k, v in model.translator.state_dict().items()}
+    trained = model.stage_translator
+    assert trained is (model.translator if guide == "none" else model.guide)
+    kept = [model.registration] + ([] if guide == "none" else [model.translator])
+    before = [{k: v.clone() for k, v in part.state_dict().items()} for part in [trained, *kept]]
     rounds = train_translator_stages(model, read_manifest(phantom["train"]), config, torch.device("cpu"))
     assert [len(loop.history) for loop in rounds] == [3, 3]
-    assert all(torch.equal(v, model.registration.state_dict()[k]) for k, v in registration.items())
-    assert any(not torch.equal(v, model.translator.state_dict()[k]) for k, v in translator.items())
+    for part, state in zip(kept, before[1:]):
+        assert all(torch.equal(v, part.state_dict()[k]) for k, v in state.items())
+    assert any(not torch.equal(v, trained.state_dict()[k]) for k, v in before[0].items())
 
 
 def test_stages_are_skipped_without_a_translator(phantom, tiny_dict):
@@ -134,7 +141,7 @@ def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(pha
         torch.testing.assert_close(resumed.translator.state_dict()[name], value, msg=name)
 
 
-@pytest.mark.parametrize("translator, size", [("inn", (8, 8)), ("resnet", (16, 12))])
+@pytest.mark.parametrize("translator, size", [("inn", (8, 8)), ("unet", (8, 8)), ("resnet", (16, 12))])
 def test_stages_crop_only_for_a_local_translator(tiny_dict, translator, size):
     # The ResNet's instance norm sees other statistics on a crop than on the whole image it translates.
     config = Config.from_dict(tiny_dict).updated(
@@ -148,11 +155,13 @@ def test_stages_crop_only_for_a_local_translator(tiny_dict, translator, size):
     assert seen and set(seen) == {size}
 
 
-def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monkeypatch):
+@pytest.mark.parametrize("guide, rate", [("none", 2e-3), ("unet", 4e-3)])  # translator_lr; a guide's guide_lr
+def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monkeypatch, guide, rate):
     import innreg.translation_training
 
     config = Config.from_dict(tiny_dict).updated(
-        train={"translator_steps": 3, "steps": 3, "translator_lr": 2e-3, "stage_lr_schedule": "cosine"}
+        model={"guide": guide},
+        train={"translator_steps": 3, "steps": 3, "translator_lr": 2e-3, "guide_lr": 4e-3, "stage_lr_schedule": "cosine"},
     )
     seen = []
     real_set_lr = innreg.translation_training.set_lr
@@ -162,9 +171,9 @@ def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monke
     model = INNReg(config.model)
     m = _tensor(normalize_percentile(load_pair(read_manifest(phantom["train"])[0])[0].array))
     train_translator(model, [(m, 1.0 - m, torch.ones_like(m))], config, discriminator=None, seed=0)
-    # the translator's optimiser only (no discriminator); rates 2e-3 * (1 + cos(pi k / 3)) / 2
+    # the translator's optimiser only (no discriminator); rates rate * (1 + cos(pi k / 3)) / 2
     assert [n for n, _ in seen] == [1, 1, 1]
-    assert [lr for _, lr in seen] == pytest.approx([2e-3, 1.5e-3, 0.5e-3])
+    assert [lr for _, lr in seen] == pytest.approx([rate, 0.75 * rate, 0.25 * rate])
 
 
 def test_translator_round_length_is_capped_at_the_joint_steps():

@@ -30,7 +30,9 @@ class StagePair:
     Attributes:
         moving: ``(N, C, *S)`` channel 0 the moving image (intensities in [0, 1]); channel 1, when
             present, the moving image translated into the fixed modality (or the moving image again in
-            the ``--no-translate`` ablation). Every channel moves with the map.
+            the ``--no-translate`` ablation); channel 2, when present, its translation by the model's
+            separate guide (``model.guide``), which the refinement matches instead of channel 1. Every
+            channel moves with the map.
         fixed: ``(N, 1, *S)`` the fixed image in [0, 1].
         fixed_mask: optional ``(N, 1, *S)`` voxel weights on the fixed image (1 = use the voxel).
         moving_mask: optional ``(N, 1, *S)`` voxel weights on the moving image, warped with it.
@@ -47,8 +49,8 @@ class StagePair:
         m, f = self.moving, self.fixed
         if m.dim() != f.dim() or m.shape[0] != f.shape[0] or m.shape[2:] != f.shape[2:] or f.shape[1] != 1:
             raise ValueError(f"moving (N, C, *S) and fixed (N, 1, *S) must share N and S, got {tuple(m.shape)} and {tuple(f.shape)}")
-        if m.shape[1] not in (1, 2):
-            raise ValueError(f"moving has channels (image[, translated image]), got {m.shape[1]}")
+        if m.shape[1] not in (1, 2, 3):
+            raise ValueError(f"moving has channels (image[, translated image[, guide's translation]]), got {m.shape[1]}")
         if self.spacing is not None and (len(self.spacing) != f.dim() - 2 or min(self.spacing) <= 0):
             raise ValueError(f"spacing {self.spacing} must give a positive size for each of the {f.dim() - 2} axes")
         for name in ("fixed_mask", "moving_mask"):
@@ -64,7 +66,13 @@ class StagePair:
     @property
     def translated(self) -> Tensor | None:
         """``(N, 1, *S)`` the translated moving image, ``None`` when the pair carries none."""
-        return self.moving[:, 1:] if self.moving.shape[1] == 2 else None
+        return self.moving[:, 1:2] if self.moving.shape[1] > 1 else None
+
+    @property
+    def guide(self) -> Tensor | None:
+        """``(N, 1, *S)`` the translation the refinement matches: the guide's when the pair carries one,
+        else :attr:`translated`."""
+        return self.moving[:, -1:] if self.moving.shape[1] > 1 else None
 
     def warped(self, ddf: Tensor) -> "StagePair":
         """The pair with every moving channel and the moving mask pulled through ``ddf``."""

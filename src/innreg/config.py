@@ -48,6 +48,14 @@ class ModelConfig:
     affine_hidden: int = 64
     int_steps: int = 7
     reg_input: RegInput = RegInput.TRANSLATED
+    # The refinement's guide: ``none`` = the translator's translation guides it (the method as before);
+    # ``unet`` (or another kind) = a second, separate translator of that kind, trained by the translator
+    # stages alone (train.translator_rounds), whose translation the refinement matches instead, while
+    # the translator stays the network's input, trained jointly only. See innreg.translation_training.
+    # Measured (benchmarks/RESULTS.md 2f, on trained default models): a U-Net guide moved Dice by -0.003
+    # to +0.007 on five sets; the "w/o INN" run's ResNet as the guide added 0.040 on CT -> T1 (one set)
+    # at about 3x the registration time. Hence not the default.
+    guide: TranslatorKind = TranslatorKind.NONE
     # The networks run on images downsampled by this factor (trained so, and at registration their
     # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
     input_factor: int = 1
@@ -110,6 +118,10 @@ class TrainConfig:
     # Measured on the whole-head PD -> T1 tune set: 3e-3 reached NCC 0.521 with moving_as_fixed
     # where the joint rate 1e-3 (and 2 x 200 steps) reached 0.462 (untranslated floor 0.501).
     translator_lr: float = 3e-3
+    # The rate of those steps for a separate guide (model.guide) instead: on the tune set a U-Net guide
+    # trained at 3e-3 stayed below the untranslated floor (NCC 0.425 vs 0.498); 1e-3 is the rate at
+    # which a U-Net reached NCC 0.85 there (benchmarks/RESULTS.md sections 2e, 2f).
+    guide_lr: float = 1e-3
     # Random crops of at most this many voxels per axis for those steps (0 = whole images); a translator
     # that is not local (the ResNet's instance norm) always trains on whole images.
     translator_crop: int = 96

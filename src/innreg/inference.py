@@ -37,8 +37,9 @@ class RegistrationResult:
 
     Attributes:
         warped: moving image pulled onto the fixed grid, original intensities, shape ``S``.
-        translated: moving image translated to the fixed modality (normalised intensities), ``S``;
-            the raw normalised moving image for models without translator or with ``translate=False``.
+        translated: moving image translated to the fixed modality (normalised intensities), ``S``, as the
+            refinement matched it (the guide's translation for a model with ``model.guide``); the raw
+            normalised moving image for models without translator or with ``translate=False``.
         ddf: displacement ``(dim, *S)`` in voxels, channel k = axis k, pull-back:
             ``warped(x) = moving(x + ddf(x))``.
         inverse_ddf: displacement of the inverse map ``(dim, *S)``, same convention, so
@@ -142,7 +143,8 @@ class RegistrationModel:
         pair = stage_pair(self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed))
         transform = registration_chain(self.model, self.config)(pair)
         ddf, inverse_ddf = transform.ddf, transform.inverse
-        translated = pair.moving[:, -1:]  # the translation, or the moving image itself without translator
+        # The translation the refinement matched (StagePair.guide), or the moving image itself without translator.
+        translated = pair.moving[:, -1:]
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:

@@ -201,7 +201,7 @@ def _check_finite(name: str, step: int, logs: Mapping[str, float], checkpoint: P
     kept = f"{checkpoint} holds step {saved_step}" if checkpoint is not None and saved_step else "nothing was saved"
     raise TrainingDivergedError(
         f"{name}: {', '.join(bad)} not finite at step {step}: training diverged; {kept}. "
-        "A lower learning rate for this loop (train.lr; train.translator_lr for the translator stages) usually helps"
+        "A lower learning rate for this loop (train.lr; train.translator_lr or train.guide_lr for the translator stages) usually helps"
     )
 
 

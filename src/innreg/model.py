@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from innreg.config import ModelConfig, RegInput, TranslatorKind
-from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator
+from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator, UNetTranslator
 from innreg.data.pairs import check_working_size
 
 
@@ -32,9 +32,9 @@ class ModelOutput:
     affine: tuple[Tensor, Tensor] | None = None
 
 
-def build_translator(config: ModelConfig) -> nn.Module | None:
-    """The translator named by ``config.translator`` (``None`` for direct registration)."""
-    kind = TranslatorKind(config.translator)
+def build_translator(config: ModelConfig, kind: TranslatorKind | str | None = None) -> nn.Module | None:
+    """The translator of ``kind`` (default ``config.translator``; ``None`` for ``none``)."""
+    kind = TranslatorKind(config.translator if kind is None else kind)
     if kind is TranslatorKind.INN:
         return INNTranslator(
             dim=config.dim,
@@ -51,11 +51,13 @@ def build_translator(config: ModelConfig) -> nn.Module | None:
         return ResNetTranslator(
             dim=config.dim, in_channels=1, channels=config.resnet_channels, n_blocks=config.resnet_blocks
         )
+    if kind is TranslatorKind.UNET:
+        return UNetTranslator(dim=config.dim, in_channels=1)
     return None
 
 
 class INNReg(nn.Module):
-    """Translator + registration network.
+    """Translator + registration network (+ the refinement's guide, when ``config.guide`` names one).
 
     Args:
         config: the :class:`~innreg.config.ModelConfig` of the run.
@@ -78,6 +80,9 @@ class INNReg(nn.Module):
             affine_pool=config.affine_pool,
             affine_hidden=config.affine_hidden,
         )
+        # A separate translator for the refinement's guidance (config.guide), trained by the stages alone;
+        # built last, so the other networks start as they would without it.
+        self.guide = build_translator(config, config.guide)
 
     @property
     def invertible(self) -> bool:
@@ -87,6 +92,17 @@ class INNReg(nn.Module):
     def translate(self, moving: Tensor) -> Tensor:
         """Moving image in the fixed modality (identity when there is no translator)."""
         return moving if self.translator is None else self.translator(moving)
+
+    @property
+    def stage_translator(self) -> nn.Module | None:
+        """The translator the translator stages train and whose translation guides the refinement: the
+        guide when the model has one, else the translator."""
+        return self.translator if self.guide is None else self.guide
+
+    def guide_translate(self, moving: Tensor) -> Tensor:
+        """Moving image in the fixed modality as the refinement matches it (:attr:`stage_translator`)."""
+        translator = self.stage_translator
+        return moving if translator is None else translator(moving)
 
     def _registration_input(self, moving: Tensor, fixed: Tensor, translate: bool = True) -> tuple[Tensor, Tensor]:
         if moving.shape != fixed.shape:

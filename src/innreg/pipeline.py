@@ -87,16 +87,18 @@ def stage_pair(
 ) -> StagePair:
     """The pair the stages see: ``moving`` ``(N, 1, *S)`` and, for a model with a translator, its
     translation (computed at the working resolution, ``factor`` as in :class:`NetworkStage`, resized
-    back) as channel 1; ``translate=False`` puts the moving image itself there (the ``--no-translate``
-    ablation: the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown)."""
-    if model.translator is None:
+    back) as channel 1, and for a model with a separate guide the guide's translation as channel 2;
+    ``translate=False`` puts the moving image itself in their place (the ``--no-translate`` ablation:
+    the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown)."""
+    if model.translator is None and model.guide is None:
         return StagePair(moving, fixed, fixed_mask, moving_mask, spacing)
-    if translate:
-        factor = model.config.input_factor if factor is None else factor
-        translated = resize_linear(model.translate(downsample(moving, factor)), tuple(moving.shape[2:]))
-    else:
-        translated = moving
-    return StagePair(torch.cat([moving, translated], dim=1), fixed, fixed_mask, moving_mask, spacing)
+    factor = model.config.input_factor if factor is None else factor
+    small = downsample(moving, factor) if translate else None
+    channels = [moving]
+    for translator in [model.translator] + ([] if model.guide is None else [model.guide]):
+        use = translate and translator is not None
+        channels.append(resize_linear(translator(small), tuple(moving.shape[2:])) if use else moving)
+    return StagePair(torch.cat(channels, dim=1), fixed, fixed_mask, moving_mask, spacing)
 
 
 def registration_chain(model: INNReg, config: Config, factor: int | None = None) -> StageChain:

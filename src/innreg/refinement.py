@@ -19,7 +19,8 @@ Translation guidance (``RefineConfig.translation_weight``): when the caller pass
 moving image ``T(moving)`` (the fixed modality), both stages also compare its intensity with the fixed
 image's, a mono-modal squared difference, as one extra residual channel weighted against MIND's
 channels. MIND alone only sees local structure; the translated intensity also says which tissue lies
-where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image.
+where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image. A model
+with a separate guide (``model.guide``) passes the guide's translation here instead of its translator's.
 
 Masks (optional, ``{0, 1}`` or soft, on the fixed grid) weight the descriptor residual voxel by voxel:
 the fixed mask times the moving mask warped with the current map, so a region outside either mask (e.g.
@@ -227,8 +228,10 @@ def for_spacing(config: RefineConfig, spacing: tuple[float, ...] | None) -> Refi
 
 def _stage_images(pair: StagePair, config: RefineConfig) -> Tensor:
     """The moving channels the refinement matches: the image, and the translated image as well when
-    the pair carries one and ``config.translation_weight > 0`` (see :func:`_features`)."""
-    return pair.moving if pair.translated is not None and config.translation_weight > 0 else pair.image
+    the pair carries one and ``config.translation_weight > 0`` (:attr:`StagePair.guide`: the guide's
+    translation when the model has a separate guide; see :func:`_features`)."""
+    guide = pair.guide
+    return torch.cat([pair.image, guide], dim=1) if guide is not None and config.translation_weight > 0 else pair.image
 
 
 class AffineCorrection:

@@ -77,6 +77,8 @@ def build_state(config: Config, device: torch.device) -> TrainState:
     """Fresh networks and Adam optimisers for ``config`` (seeded by ``config.train.seed``)."""
     seed_everything(config.train.seed)
     model = INNReg(config.model).to(device)
+    if model.guide is not None:  # trained by the translator stages alone; DDP must not wait for its gradients
+        model.guide.requires_grad_(False)
     adversarial = model.translator is not None and config.loss.w_adv > 0
     disc = (
         PatchDiscriminator(config.model.dim, 1, config.train.disc_channels, config.train.disc_layers).to(device)

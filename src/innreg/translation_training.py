@@ -14,6 +14,9 @@ it does not, so the translator learns a blurred, partly misplaced mapping. After
 
 The registration network is left as it is: only the translator changes, so the refinement's
 translation guidance (``refine.translation_weight``) gets a translator that learnt on aligned pairs.
+A model with a separate guide (``model.guide``) trains the guide here instead (from its initial
+weights: it is not part of the joint training) and keeps its translator, the network's input, as the
+joint training left it (:attr:`~innreg.model.INNReg.stage_translator`).
 """
 
 from __future__ import annotations
@@ -107,16 +110,17 @@ def train_translator(
 ) -> LoopState:
     """:func:`translator_round_steps` Adam steps of the translator alone on aligned pairs, in the loop of
     :mod:`innreg.loop` (resumable from ``checkpoint``); returns the loop's state with one log row per
-    step. All pairs share one shape."""
+    step. All pairs share one shape. Trains :attr:`~innreg.model.INNReg.stage_translator`."""
     t, loss_cfg = config.train, config.loss
-    translator = model.translator
-    opt = torch.optim.Adam(translator.parameters(), lr=t.translator_lr, betas=tuple(t.betas))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.translator_lr, betas=tuple(t.betas)) if discriminator else None
+    translator = model.stage_translator.requires_grad_(True)  # a guide sits frozen outside the stages
+    lr = t.translator_lr if model.guide is None else t.guide_lr
+    opt = torch.optim.Adam(translator.parameters(), lr=lr, betas=tuple(t.betas))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=tuple(t.betas)) if discriminator else None
     steps = translator_round_steps(t)
     crop = t.translator_crop if translator.local else 0  # see INNTranslator.local / ResNetTranslator.local
 
     def step_fn(step: int) -> dict[str, float]:
-        set_lr((opt, opt_d), scheduled_lr(t.translator_lr, step, steps, t.stage_lr_schedule))
+        set_lr((opt, opt_d), scheduled_lr(lr, step, steps, t.stage_lr_schedule))
         translator.train()
         rng = np.random.default_rng([seed, 13, step])  # keyed by step: a resumed loop draws the same crops
         moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop)
@@ -163,7 +167,7 @@ def train_translator_stages(
     checkpoint there (``translator_round{k}_checkpoint.pt``): a resumed run skips finished rounds
     (restoring the translator they trained) and resumes an unfinished one."""
     t = config.train
-    if model.translator is None or t.translator_rounds < 1 or t.translator_steps < 1:
+    if model.stage_translator is None or t.translator_rounds < 1 or t.translator_steps < 1:
         return []
     # The raw pairs, not augmented (the alignment is what the translator learns from), at the networks'
     # working resolution (``model.input_factor``), where inference applies the translator.
@@ -192,7 +196,7 @@ def train_translator_stages(
         if checkpoint is not None and checkpoint.exists():
             saved = read_checkpoint(checkpoint, "translator")
             if saved["step"] >= steps:  # a finished round: its translator, no new alignment
-                parts = {"translator": model.translator, "discriminator": discriminator}
+                parts = {"translator": model.stage_translator, "discriminator": discriminator}
                 rounds.append(restore(saved, parts))
                 continue
         aligned = align_pairs(model, pairs, config, guided=round_index > 0 and config.refine.translation_weight > 0)

@@ -1,4 +1,5 @@
-"""ResNet translator and PatchGAN discriminator (innreg.nn.resnet, innreg.nn.discriminator)."""
+"""Non-invertible translators (ResNet, U-Net) and the PatchGAN discriminator (innreg.nn.resnet,
+innreg.nn.unet_translator, innreg.nn.discriminator)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import torch
 
 from innreg.nn.discriminator import PatchDiscriminator
 from innreg.nn.resnet import ResNetTranslator
+from innreg.nn.unet_translator import UNetTranslator
+
+SMALL_TRANSLATORS = {
+    "resnet": lambda dim: ResNetTranslator(dim, channels=4, n_blocks=2),
+    "unet": lambda dim: UNetTranslator(dim, encoder=(4, 4), decoder=(4, 4, 4)),
+}
 
 
+@pytest.mark.parametrize("kind", sorted(SMALL_TRANSLATORS))
 @pytest.mark.parametrize("shape", [(13, 15), (7, 9, 5), (4, 4)], ids=str)
-def test_resnet_translator_keeps_shape_and_learns(shape):
-    net = ResNetTranslator(len(shape), channels=4, n_blocks=2)
+def test_translator_keeps_shape_and_learns(shape, kind):
+    net = SMALL_TRANSLATORS[kind](len(shape))
     x = torch.rand(2, 1, *shape)
     y = net(x)
     assert y.shape == x.shape and y.is_contiguous()
@@ -38,5 +46,7 @@ def test_discriminator_patch_grid(shape, patches):
 def test_networks_reject_wrong_channels():
     with pytest.raises(ValueError, match="expected"):
         ResNetTranslator(2)(torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="expected"):
+        UNetTranslator(2)(torch.rand(1, 2, 16, 16))
     with pytest.raises(ValueError, match="expected"):
         PatchDiscriminator(3)(torch.rand(1, 1, 8, 8))

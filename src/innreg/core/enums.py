@@ -42,10 +42,12 @@ class NMINormalization(str, Enum):
 
 class TranslatorKind(str, Enum):
     """``inn``: invertible translator (the method); ``resnet``: non-invertible ResNet generator
-    (the "w/o INN" ablation, RegGAN-style); ``none``: no translation (direct multi-modal registration)."""
+    (the "w/o INN" ablation, RegGAN-style); ``unet``: non-invertible residual U-Net (the refinement's
+    guide, ``model.guide``); ``none``: no translation (direct multi-modal registration)."""
 
     INN = "inn"
     RESNET = "resnet"
+    UNET = "unet"
     NONE = "none"
 
 

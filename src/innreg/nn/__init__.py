@@ -8,6 +8,7 @@ from innreg.nn.resnet import ResNetTranslator
 from innreg.nn.translator import INNTranslator
 from innreg.nn.layers import to_channels_last
 from innreg.nn.unet import UNet
+from innreg.nn.unet_translator import UNetTranslator
 from innreg.core.warp import (
     InterpMode,
     PaddingMode,
@@ -35,6 +36,7 @@ __all__ = [
     "RegistrationOutput",
     "ResNetTranslator",
     "UNet",
+    "UNetTranslator",
     "compose",
     "depthwise_conv",
     "identity_grid",
