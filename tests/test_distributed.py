@@ -55,15 +55,15 @@ def _rank_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -
 
 @pytest.mark.parametrize("guide", ["none", "unet"])  # a guide sits frozen (unused) in the joint steps
 def test_ranks_see_different_batches_and_stay_in_sync(phantom, tiny_dict, tmp_path, guide):
-    tiny_dict["model"]["guide"] = guide
-    mp.spawn(_rank_worker, args=(_free_port(), str(phantom["train"]), tiny_dict, str(tmp_path)), nprocs=2)
+    config = Config.from_dict(tiny_dict).updated(model={"guide": guide}).to_dict()  # tiny_dict is shared
+    mp.spawn(_rank_worker, args=(_free_port(), str(phantom["train"]), config, str(tmp_path)), nprocs=2)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert not torch.equal(r0["moving"], r1["moving"])  # each rank its own batch
     # Different batches, yet identical weights after the updates: the gradients were all-reduced,
     # for the generator and the discriminator.
     torch.testing.assert_close(r0["weights"], r1["weights"], rtol=0, atol=1e-6)
     torch.testing.assert_close(r0["disc"], r1["disc"], rtol=0, atol=1e-6)
-    initial = Config.from_dict(tiny_dict)
+    initial = Config.from_dict(config)
     from innreg.training import build_state
 
     fresh = torch.cat([p.detach().flatten() for p in build_state(initial, torch.device("cpu")).model.parameters()])

@@ -52,7 +52,7 @@ class ModelConfig:
     # ``unet`` (or another kind) = a second, separate translator of that kind, trained by the translator
     # stages alone (train.translator_rounds), whose translation the refinement matches instead, while
     # the translator stays the network's input, trained jointly only. See innreg.translation_training.
-    # Measured (benchmarks/RESULTS.md 2f, on trained default models): a U-Net guide moved Dice by -0.003
+    # Measured (benchmarks/RESULTS.md 2f, on trained default models): a U-Net guide moved Dice by -0.004
     # to +0.007 on five sets; the "w/o INN" run's ResNet as the guide added 0.040 on CT -> T1 (one set)
     # at about 3x the registration time. Hence not the default.
     guide: TranslatorKind = TranslatorKind.NONE

@@ -99,11 +99,6 @@ class INNReg(nn.Module):
         guide when the model has one, else the translator."""
         return self.translator if self.guide is None else self.guide
 
-    def guide_translate(self, moving: Tensor) -> Tensor:
-        """Moving image in the fixed modality as the refinement matches it (:attr:`stage_translator`)."""
-        translator = self.stage_translator
-        return moving if translator is None else translator(moving)
-
     def _registration_input(self, moving: Tensor, fixed: Tensor, translate: bool = True) -> tuple[Tensor, Tensor]:
         if moving.shape != fixed.shape:
             raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape")

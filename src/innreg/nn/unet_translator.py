@@ -2,9 +2,9 @@
 
 The invertible translator has to keep the moving image's noise and every ambiguity of the modality
 mapping in its output; a U-Net may average them away. Trained on the ideal data of the whole-head
-phantom it reaches NCC 0.93 with the truth where the INN reaches 0.77 (PD -> T1) and 0.82 where the INN
-reaches far less on CT -> T1 (``benchmarks/RESULTS.md`` section 2e), which is why it can guide the
-refinement while the INN stays the registration network's input.
+phantom it reaches NCC 0.93 with the truth where the INN reaches 0.77 (PD -> T1; CT -> T1: 0.82 against
+0.74, ``benchmarks/RESULTS.md`` section 2e), which is why it was tried as the refinement's guide while the
+INN stays the registration network's input (section 2f: it bought little).
 """
 
 from __future__ import annotations
