@@ -53,8 +53,9 @@ class ModelConfig:
     # stages alone (train.translator_rounds), whose translation the refinement matches instead, while
     # the translator stays the network's input, trained jointly only. See innreg.translation_training.
     # Measured (benchmarks/RESULTS.md 2f, on trained default models): a U-Net guide moved Dice by -0.004
-    # to +0.007 on five sets; the "w/o INN" run's ResNet as the guide added 0.040 on CT -> T1 (one set)
-    # at about 3x the registration time. Hence not the default.
+    # to +0.007 on five sets; on CT -> T1 (one set) a ResNet guide trained by the stages (2 x 500 steps,
+    # an hour on one core) added 0.025 (0.036 over --no-translate), the "w/o INN" run's ResNet 0.040,
+    # each at 2-3x the registration time. Hence not the default.
     guide: TranslatorKind = TranslatorKind.NONE
     # The networks run on images downsampled by this factor (trained so, and at registration their
     # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
@@ -120,7 +121,8 @@ class TrainConfig:
     translator_lr: float = 3e-3
     # The rate of those steps for a separate guide (model.guide) instead: on the tune set a U-Net guide
     # trained at 3e-3 stayed below the untranslated floor (NCC 0.425 vs 0.498); 1e-3 is the rate at
-    # which a U-Net reached NCC 0.85 there (benchmarks/RESULTS.md sections 2e, 2f).
+    # which a U-Net reached NCC 0.85 there (benchmarks/RESULTS.md sections 2e, 2f). The ResNet guide
+    # probes ran at 3e-3, the ResNet's rate in the "w/o INN" run.
     guide_lr: float = 1e-3
     # Random crops of at most this many voxels per axis for those steps (0 = whole images); a translator
     # that is not local (the ResNet's instance norm) always trains on whole images.
