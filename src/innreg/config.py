@@ -55,7 +55,8 @@ class ModelConfig:
     # Measured (benchmarks/RESULTS.md 2f, on trained default models): a U-Net guide moved Dice by -0.004
     # to +0.007 on five sets; on CT -> T1 (one set) a ResNet guide trained by the stages (2 x 500 steps,
     # an hour on one core) added 0.025 (0.036 over --no-translate), the "w/o INN" run's ResNet 0.040,
-    # each at 2-3x the registration time. Hence not the default.
+    # each at 2-3x the registration time, but 2 x 300 steps of it lost 0.009 on the PD -> T1 tune set
+    # and 0.001 on T2 -> T1. Hence not the default.
     guide: TranslatorKind = TranslatorKind.NONE
     # The networks run on images downsampled by this factor (trained so, and at registration their
     # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
