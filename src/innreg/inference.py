@@ -143,8 +143,8 @@ class RegistrationModel:
         pair = stage_pair(self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed))
         transform = registration_chain(self.model, self.config)(pair)
         ddf, inverse_ddf = transform.ddf, transform.inverse
-        # The translation the refinement matched (StagePair.guide), or the moving image itself without translator.
-        translated = pair.moving[:, -1:]
+        # The translation the refinement matched, or the moving image itself without translator.
+        translated = pair.image if pair.guide is None else pair.guide
         warped = warp(self._tensor(moving_arr), ddf)
         warped_seg = None
         if moving_seg is not None:
