@@ -13,7 +13,7 @@ from innreg.chain import StageChain, StagePair
 from innreg.core.transform import Transform
 from innreg.refinement import refinement_stages
 from innreg.translation_training import (
-    align_pairs, train_translator, train_translator_stages, translation_loss, translator_round_steps,
+    align_pairs, aligned_pair, train_translator, train_translator_stages, translation_loss, translator_round_steps,
 )
 
 
@@ -42,6 +42,16 @@ def test_alignment_is_the_refined_registration(phantom, tiny_dict):
         assert f2 is f and covered.shape == m.shape and 0 < covered.mean() <= 1
         brain_m, brain_f = _tensor((moving_seg.array > 0) * 1.0), _tensor((fixed_seg.array > 0) * 1.0)
         assert _dice(warp(brain_m, ddf, mode="nearest"), brain_f) > _dice(brain_m, brain_f)
+
+
+def test_aligned_pair_marks_what_the_warp_sampled_inside_the_moving_image():
+    moving, fixed = torch.rand(1, 1, 8, 10), torch.rand(1, 1, 8, 10)
+    ddf = torch.zeros(1, 2, 8, 10)
+    ddf[:, 1] = 3.0  # every voxel pulls from 3 columns to its right: the last 3 columns fall outside
+    aligned, target, covered = aligned_pair(moving, fixed, ddf)
+    torch.testing.assert_close(aligned[..., :7], moving[..., 3:])
+    assert target is fixed
+    assert covered[..., :7].eq(1).all() and covered[..., 7:].eq(0).all()
 
 
 def test_translator_learns_the_contrast_on_aligned_pairs(phantom, tiny_dict):

@@ -53,12 +53,14 @@ def align_pairs(
         warp sampled inside the moving image.
     """
     model.eval()
-    aligned = []
-    for moving, fixed in pairs:
-        ddf = refined_field(model, moving, fixed, config, guided)
-        covered = (warp(torch.ones_like(moving), ddf) > _COVERED).to(moving.dtype)
-        aligned.append((warp(moving, ddf), fixed, covered))
-    return aligned
+    return [aligned_pair(moving, fixed, refined_field(model, moving, fixed, config, guided)) for moving, fixed in pairs]
+
+
+def aligned_pair(moving: Tensor, fixed: Tensor, ddf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(warp(moving, ddf), fixed, covered)`` for the pull-back ``ddf`` ``(1, dim, *S)``; ``covered`` is 1
+    where the warp sampled inside the moving image."""
+    covered = (warp(torch.ones_like(moving), ddf) > _COVERED).to(moving.dtype)
+    return warp(moving, ddf), fixed, covered
 
 
 def translation_loss(
