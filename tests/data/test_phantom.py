@@ -104,7 +104,7 @@ def test_same_seed_same_pair_and_bad_options():
         make_phantom_pair("mri", "t1", 2, SIZE)
     with pytest.raises(InnregInputError, match="size"):
         make_phantom_pair("t2", "t1", 3, SIZE)
-    assert set(PHANTOM_MODALITIES) == {"t1", "t2", "pd", "flair", "ct"}
+    assert set(PHANTOM_MODALITIES) == {"t1", "t2", "pd", "flair", "ct", "ct-hu"}
 
 
 def test_generated_dataset_files_manifests_and_ground_truth(tmp_path, monkeypatch):

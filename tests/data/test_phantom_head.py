@@ -78,6 +78,27 @@ def test_every_tissue_has_the_physical_contrast():
         assert (bone_mean > brain_mean) == brighter, modality
 
 
+def test_ct_in_hounsfield_units_is_the_windowed_ct_unwindowed():
+    # The same case as CT in HU and in the brain window: air -1000 HU, fat between air and soft tissue
+    # (black in the window), the brain tissues at their table values in both, and the window of the HU
+    # image is the windowed image wherever neither clipping nor partial volume with bone or air acts.
+    hu = make_phantom_pair("ct-hu", "t1", 2, HEAD_SIZE, rng=2)
+    window = make_phantom_pair("ct", "t1", 2, HEAD_SIZE, rng=2)
+    labels, seg = hu.moving_head_labels, hu.moving_seg
+
+    def median(image, mask):
+        return float(np.median(image[mask]))
+
+    outside, fat = (labels == 0) & (seg == 0), labels == HeadLabel.FAT
+    assert abs(median(hu.moving, outside) + 1000) < 5 and median(hu.moving, fat) < -50
+    assert median(window.moving, fat) == 0.0  # fat is as black as air in the brain window
+    for tissue, hu_value in ((2, 38.0), (3, 27.0)):  # GM, WM (jittered by at most 4 %)
+        assert abs(median(hu.moving, seg == tissue) - hu_value) < 4
+        assert abs(median(hu.moving, seg == tissue) - 80 * median(window.moving, seg == tissue)) < 2
+    assert median(hu.moving, labels == HeadLabel.BONE) > 300
+    np.testing.assert_array_equal(hu.fixed, window.fixed)  # the draws of the rest of the case are the same
+
+
 @pytest.mark.parametrize("moving, fixed", [("pd", "t1"), ("t1", "ct")])
 def test_moving_as_fixed_is_the_moving_anatomy_in_the_fixed_contrast(moving, fixed):
     pair = make_phantom_pair(moving, fixed, 2, HEAD_SIZE, rng=3, slice_range=(0.5, 0.6))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from innreg.data.phantom.contrast import Modality, windowed
+from innreg.data.phantom.contrast import Modality, is_ct
 
 
 @dataclass
@@ -106,9 +106,11 @@ def draw_acquisition(
     in_plane = [k for k in range(dim) if k != slice_axis]
     phase_axis = int(in_plane[rng.integers(len(in_plane))])
     resolution = _draw(rng, params.inplane_resolution) or 1.0
-    gibbs = bool(rng.uniform() < params.gibbs_probability)
+    # No ringing for CT in HU (a CT has no k-space truncation; over its full range the ringing of bone and
+    # air would reach 100 HU); the windowed CT keeps its draw.
+    gibbs = bool(rng.uniform() < params.gibbs_probability) and modality != Modality.CT_HU
     n_terms = dim + dim * (dim + 1) // 2
-    bias = rng.uniform(-params.bias, params.bias, n_terms) if params.bias > 0 and modality != Modality.CT else None
+    bias = rng.uniform(-params.bias, params.bias, n_terms) if params.bias > 0 and not is_ct(modality) else None
     snr = _draw(rng, params.snr)
     ct_noise = _draw(rng, params.ct_noise_hu)
     fov_cut = None
@@ -204,11 +206,12 @@ def _bias_field(shape: Sequence[int], coefficients: np.ndarray) -> np.ndarray:
 def corrupt(
     image: np.ndarray, acquisition: Acquisition, modality: Modality, level: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Bias field and noise (MR: Rician, sigma = ``level / snr``; CT: Gaussian in HU, then the window)."""
-    if modality == Modality.CT:
+    """Bias field and noise (MR: Rician, sigma = ``level / snr``; CT: Gaussian in HU). The caller stores
+    the result through :func:`~innreg.data.phantom.contrast.windowed` (CT's window or HU)."""
+    if is_ct(modality):
         if acquisition.ct_noise_hu:
             image = image + rng.standard_normal(image.shape) * acquisition.ct_noise_hu / 80.0  # window width
-        return windowed(modality, image)
+        return image.astype(np.float32)
     if acquisition.bias_coefficients is not None:
         image = image * _bias_field(image.shape, acquisition.bias_coefficients)
     if not acquisition.snr:

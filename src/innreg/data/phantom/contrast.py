@@ -25,7 +25,9 @@ Sequences: ``t1`` spin echo TR 500 / TE 12 for the head classes and the real tem
 brain (scaled so that its white matter meets the equation's value); ``t2`` TR 5000 / TE 100;
 ``pd`` TR 6000 / TE 15 (GM/WM ~1.26, below T2's ~1.5); ``flair`` TR 9000 / TE 120 with the TI that
 nulls CSF; ``ct`` in the brain window (level 40, width 80 HU), so bone is white and fat black
-(values beyond the window are kept up to half a window until the noise is added, then clipped).
+(values beyond the window are kept up to half a window until the noise is added, then clipped);
+``ct-hu`` the same CT in Hounsfield units as a scanner writes it, no window (fat between air and soft
+tissue; inside the generator air is 0, as every contrast's background, and the files hold HU).
 Every contrast is scaled so that its brightest brain tissue is 1. Per case each tissue value is
 jittered (:attr:`ContrastParams.jitter <innreg.data.phantom.acquisition.ContrastParams>`).
 """
@@ -48,6 +50,7 @@ class Modality(str, Enum):
     PD = "pd"
     FLAIR = "flair"
     CT = "ct"
+    CT_HU = "ct-hu"
 
 
 PHANTOM_MODALITIES: tuple[str, ...] = tuple(m.value for m in Modality)
@@ -59,6 +62,7 @@ _PD = np.array([1.0, 0.86, 0.77, 1.0, 0.05, 0.8, 0.8, 1.0, 0.85, 1.0, 0.0])
 _MT = np.array([1.0, 0.93, 0.85, 1.0, 1.0, 1.0, 0.75, 1.0, 0.85, 1.0, 1.0])
 _HU = np.array([8.0, 38, 27, 8, 1200, 450, 50, -100, 40, 12, -1000])
 _CT_WINDOW = (40.0, 80.0)  # level, width
+_AIR_HU = -1000.0
 _N_BRAIN = 3
 
 
@@ -87,7 +91,17 @@ _TISSUE_TABLE: dict[Modality, np.ndarray] = {
     # Kept half a window beyond the display range, so that noise (added in HU) leaves air black and
     # bone white once :func:`windowed` clips; partial volume with bone still brightens its neighbours.
     Modality.CT: np.clip((_HU - (_CT_WINDOW[0] - _CT_WINDOW[1] / 2)) / _CT_WINDOW[1], -0.5, 1.5),
+    # Window widths above air, unclipped: zero is air, so padding and field-of-view cuts stay air.
+    Modality.CT_HU: (_HU - _AIR_HU) / _CT_WINDOW[1],
 }
+# Tissue values are jittered relative to this level (water for CT in HU, so that a 4 % jitter moves
+# grey matter by 1.5 HU, not by 40), else relative to zero.
+_JITTER_ORIGIN = {Modality.CT_HU: -_AIR_HU / _CT_WINDOW[1]}
+
+
+def is_ct(modality: Modality) -> bool:
+    """CT in either form: Gaussian noise in HU and no bias field."""
+    return modality in (Modality.CT, Modality.CT_HU)
 
 # Mean intensity of (CSF, GM, WM) in each synthetic brain contrast (t1 uses the real template instead).
 TISSUE_INTENSITY: dict[Modality, tuple[float, float, float]] = {
@@ -100,8 +114,12 @@ HEAD_INTENSITY: dict[Modality, tuple[float, ...]] = {
 
 
 def windowed(modality: Modality, image: np.ndarray) -> np.ndarray:
-    """The displayed image: CT clipped to its window ``[0, 1]``, MR unchanged."""
-    return np.clip(image, 0.0, 1.0).astype(np.float32) if modality == Modality.CT else image
+    """The stored image: ``ct`` clipped to its window ``[0, 1]``, ``ct-hu`` in HU, MR unchanged."""
+    if modality == Modality.CT:
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
+    if modality == Modality.CT_HU:
+        return (image * _CT_WINDOW[1] + _AIR_HU).astype(np.float32)
+    return image
 
 
 @dataclass
@@ -116,9 +134,11 @@ class TissueValues:
 
 def draw_tissue_values(modality: Modality, jitter: float, rng: np.random.Generator) -> TissueValues:
     """Tissue means with relative jitter ``U(-jitter, jitter)`` (twice that outside the brain)."""
-    table = _TISSUE_TABLE[modality]
-    brain = table[:_N_BRAIN] * (1 + rng.uniform(-jitter, jitter, _N_BRAIN))
-    head = np.asarray(HEAD_INTENSITY[modality]) * (1 + rng.uniform(-2 * jitter, 2 * jitter, len(HeadLabel)))
+    table, origin = _TISSUE_TABLE[modality], _JITTER_ORIGIN.get(modality, 0.0)
+    brain = origin + (table[:_N_BRAIN] - origin) * (1 + rng.uniform(-jitter, jitter, _N_BRAIN))
+    head = np.asarray(HEAD_INTENSITY[modality])
+    # Air (a value of 0: outside the head, sinuses; CT in HU included) stays exactly air.
+    head = np.where(head == 0, 0.0, origin + (head - origin) * (1 + rng.uniform(-2 * jitter, 2 * jitter, len(HeadLabel))))
     gain, gamma = 1 + rng.uniform(-jitter, jitter, 2)
     return TissueValues(brain, head, float(gain), float(gamma))
 

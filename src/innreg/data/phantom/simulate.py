@@ -182,7 +182,7 @@ def _margins(foreground: np.ndarray) -> list[tuple[int, int]]:
 def _acquire(clean: np.ndarray, acq: Acquisition, mod: Modality, seg: np.ndarray, rng) -> np.ndarray:
     resolved = resolve(clean, acq)
     level = float(resolved[seg > 0].mean()) if (seg > 0).any() else float(resolved.mean())
-    return cut_field_of_view(corrupt(resolved, acq, mod, level, rng), acq)
+    return windowed(mod, cut_field_of_view(corrupt(resolved, acq, mod, level, rng), acq))
 
 
 def make_phantom_pair(
