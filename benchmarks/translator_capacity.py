@@ -82,8 +82,8 @@ def as_tensor(image: np.ndarray) -> Tensor:
 
 def _epe(ddf: Tensor, true: Tensor, spacing: tuple[float, ...], brain: np.ndarray, rest: np.ndarray) -> tuple[float, float]:
     """Endpoint error (mm) of ``ddf`` against ``true`` in the brain and in the rest of the head."""
-    error, true = ddf[0].numpy(), true[0].numpy()
-    return endpoint_error_mm(error, true, spacing, brain), endpoint_error_mm(error, true, spacing, rest)
+    field, true = ddf[0].numpy(), true[0].numpy()
+    return endpoint_error_mm(field, true, spacing, brain), endpoint_error_mm(field, true, spacing, rest)
 
 
 def load_set(csv: str, source: str, model: RegistrationModel | None = None) -> list[Triple]:

@@ -80,8 +80,8 @@ def test_every_tissue_has_the_physical_contrast():
 
 def test_ct_in_hounsfield_units_is_the_windowed_ct_unwindowed():
     # The same case as CT in HU and in the brain window: air -1000 HU, fat between air and soft tissue
-    # (black in the window), the brain tissues at their table values in both, and the window of the HU
-    # image is the windowed image wherever neither clipping nor partial volume with bone or air acts.
+    # (black in the window), grey and white matter at their table values in HU and the same in both
+    # (HU = 80 x the window's value, the window's level minus half its width being 0 HU).
     hu = make_phantom_pair("ct-hu", "t1", 2, HEAD_SIZE, rng=2)
     window = make_phantom_pair("ct", "t1", 2, HEAD_SIZE, rng=2)
     labels, seg = hu.moving_head_labels, hu.moving_seg

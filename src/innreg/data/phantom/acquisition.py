@@ -207,7 +207,7 @@ def corrupt(
     image: np.ndarray, acquisition: Acquisition, modality: Modality, level: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Bias field and noise (MR: Rician, sigma = ``level / snr``; CT: Gaussian in HU). The caller stores
-    the result through :func:`~innreg.data.phantom.contrast.windowed` (CT's window or HU)."""
+    the result through :func:`~innreg.data.phantom.contrast.stored_image` (CT's window or HU)."""
     if is_ct(modality):
         if acquisition.ct_noise_hu:
             image = image + rng.standard_normal(image.shape) * acquisition.ct_noise_hu / 80.0  # window width

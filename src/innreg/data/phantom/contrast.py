@@ -89,7 +89,7 @@ _TISSUE_TABLE: dict[Modality, np.ndarray] = {
     Modality.PD: _scaled(_spin_echo(tr=6000.0, te=15.0)),
     Modality.FLAIR: _scaled(_flair(tr=9000.0, te=120.0)),
     # Kept half a window beyond the display range, so that noise (added in HU) leaves air black and
-    # bone white once :func:`windowed` clips; partial volume with bone still brightens its neighbours.
+    # bone white once :func:`stored_image` clips; partial volume with bone still brightens its neighbours.
     Modality.CT: np.clip((_HU - (_CT_WINDOW[0] - _CT_WINDOW[1] / 2)) / _CT_WINDOW[1], -0.5, 1.5),
     # Window widths above air, unclipped: zero is air, so padding and field-of-view cuts stay air.
     Modality.CT_HU: (_HU - _AIR_HU) / _CT_WINDOW[1],
@@ -103,6 +103,7 @@ def is_ct(modality: Modality) -> bool:
     """CT in either form: Gaussian noise in HU and no bias field."""
     return modality in (Modality.CT, Modality.CT_HU)
 
+
 # Mean intensity of (CSF, GM, WM) in each synthetic brain contrast (t1 uses the real template instead).
 TISSUE_INTENSITY: dict[Modality, tuple[float, float, float]] = {
     m: tuple(float(v) for v in _TISSUE_TABLE[m][:_N_BRAIN]) for m in Modality if m != Modality.T1
@@ -113,7 +114,7 @@ HEAD_INTENSITY: dict[Modality, tuple[float, ...]] = {
 }
 
 
-def windowed(modality: Modality, image: np.ndarray) -> np.ndarray:
+def stored_image(modality: Modality, image: np.ndarray) -> np.ndarray:
     """The stored image: ``ct`` clipped to its window ``[0, 1]``, ``ct-hu`` in HU, MR unchanged."""
     if modality == Modality.CT:
         return np.clip(image, 0.0, 1.0).astype(np.float32)

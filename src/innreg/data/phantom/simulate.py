@@ -50,7 +50,7 @@ from innreg.data.phantom.contrast import (
     clean_image,
     draw_tissue_values,
     sharpened,
-    windowed,
+    stored_image,
 )
 from innreg.data.phantom.head import HeadShape, Layers, head_labels, head_layers, random_head
 from innreg.data.phantom.template import SliceAxis, grid_affine, load_template, sample_anatomy, world_points
@@ -182,7 +182,7 @@ def _margins(foreground: np.ndarray) -> list[tuple[int, int]]:
 def _acquire(clean: np.ndarray, acq: Acquisition, mod: Modality, seg: np.ndarray, rng) -> np.ndarray:
     resolved = resolve(clean, acq)
     level = float(resolved[seg > 0].mean()) if (seg > 0).any() else float(resolved.mean())
-    return windowed(mod, cut_field_of_view(corrupt(resolved, acq, mod, level, rng), acq))
+    return stored_image(mod, cut_field_of_view(corrupt(resolved, acq, mod, level, rng), acq))
 
 
 def make_phantom_pair(
@@ -279,7 +279,7 @@ def make_phantom_pair(
         affine=affine,
         moving_modality=moving_mod.value,
         fixed_modality=fixed_mod.value,
-        moving_as_fixed=windowed(fixed_mod, cut_field_of_view(resolve(as_fixed_clean, acq_m), acq_m)),
+        moving_as_fixed=stored_image(fixed_mod, cut_field_of_view(resolve(as_fixed_clean, acq_m), acq_m)),
         moving_head_labels=moving_head,
         fixed_head_labels=fixed_labels[1].astype(np.uint8) if whole_head else None,
     )
