@@ -6,7 +6,7 @@ Usage:
         [--source ideal|truth|refined] [--model MODEL.pt]
 
 ``ARCH`` is ``inn`` (the default INN translator of ``ModelConfig``), ``resnet`` (the package's "w/o INN"
-ablation, a CycleGAN generator) or ``unet`` (a plain residual U-Net, defined here as a yardstick). The
+ablation, a CycleGAN generator) or ``unet`` (a plain residual U-Net, :class:`innreg.nn.UNetTranslator`, as a yardstick). The
 translator is trained on pairs from ``--source``:
 
 * ``ideal`` (default): each 2D training pair's moving image and its ``moving_as_fixed`` rendering (the
@@ -47,28 +47,12 @@ from innreg.inference import RegistrationModel, grid_spacing
 from innreg.metrics import ncc
 from innreg.model import build_translator
 from innreg.nn import warp
-from innreg.nn.layers import conv
-from innreg.nn.unet import UNet
 from innreg.pipeline import refined_field
 from innreg.translation_training import aligned_pair, random_batch, translation_loss
 
 
-class UNetTranslator(nn.Module):
-    """A residual U-Net translator, ``x + conv(UNet(x))``, for 2D sizes divisible by 16."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unet = UNet(2, 1, [16, 32, 32, 32], [32, 32, 32, 32, 16, 16])
-        self.head = conv(2)(16, 1, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.head(self.unet(x))
-
-
 def build(arch: str) -> nn.Module:
-    """A fresh translator of the named kind (seeded by the caller)."""
-    if arch == "unet":
-        return UNetTranslator()
+    """A fresh 2D translator of the named kind (``innreg.model.build_translator``; seeded by the caller)."""
     return build_translator(ModelConfig(dim=2, translator=arch))
 
 
