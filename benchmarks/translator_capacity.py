@@ -3,7 +3,7 @@ RESULTS.md sections 2e, 2f).
 
 Usage:
     python benchmarks/translator_capacity.py ARCH TRAIN.csv TEST.csv STEPS [--lr LR] [--crop N]
-        [--source ideal|truth|refined] [--model MODEL.pt]
+        [--source ideal|truth|refined] [--model MODEL.pt] [--moving-intensity MODE]
 
 ``ARCH`` is ``inn`` (the default INN translator of ``ModelConfig``), ``resnet`` (the package's "w/o INN"
 ablation, a CycleGAN generator) or ``unet`` (a plain residual U-Net, :class:`innreg.nn.UNetTranslator`, as a yardstick). The
@@ -28,6 +28,12 @@ the head of the translated moving image with ``moving_as_fixed`` (``innreg evalu
 floor, and on the test pairs the NCC inside the brain (labels 1-3) and in the rest of the head. What an
 architecture cannot reach from ideal data it will not reach from misaligned, noisy fixed images either;
 what it reaches from ``truth`` but not from ``refined`` the alignment costs it.
+
+``--moving-intensity`` maps the moving image (the translator's input) otherwise than registration does,
+to see what CT in Hounsfield units loses to the percentile normalisation (RESULTS.md 2h): ``percentile``
+(default, as registration), ``hu-curve`` (piecewise linear through -1000, -100, 100, 1500 HU to 0, 0.2,
+0.9, 1: air to fat, soft tissue, bone), ``soft-tissue-window`` (-160 to 240 HU to 0-1, clipped) or
+``rank`` (the image's empirical CDF). The alignment, the targets and the scores are unchanged.
 """
 
 from __future__ import annotations
@@ -64,13 +70,27 @@ def as_tensor(image: np.ndarray) -> Tensor:
     return torch.from_numpy(normalize_percentile(np.asarray(image, dtype=np.float32)))[None, None]
 
 
+MOVING_INTENSITY = {
+    "percentile": normalize_percentile,
+    "hu-curve": lambda a: np.interp(a, [-1000, -100, 100, 1500], [0.0, 0.2, 0.9, 1.0]),
+    "soft-tissue-window": lambda a: np.clip((a + 160.0) / 400.0, 0.0, 1.0),
+    "rank": lambda a: (np.argsort(np.argsort(a, axis=None, kind="stable")) / (a.size - 1)).reshape(a.shape),
+}
+
+
+def translator_input(image: np.ndarray, intensity: str) -> Tensor:
+    """``(1, 1, *S)`` float32: the moving image as the translator gets it (``--moving-intensity``)."""
+    array = MOVING_INTENSITY[intensity](np.asarray(image, dtype=np.float32))
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))[None, None]
+
+
 def _epe(ddf: Tensor, true: Tensor, spacing: tuple[float, ...], brain: np.ndarray, rest: np.ndarray) -> tuple[float, float]:
     """Endpoint error (mm) of ``ddf`` against ``true`` in the brain and in the rest of the head."""
     field, true = ddf[0].numpy(), true[0].numpy()
     return endpoint_error_mm(field, true, spacing, brain), endpoint_error_mm(field, true, spacing, rest)
 
 
-def load_set(csv: str, source: str, model: RegistrationModel | None = None) -> list[Triple]:
+def load_set(csv: str, source: str, intensity: str, model: RegistrationModel | None = None) -> list[Triple]:
     """Training triples of every pair of a phantom manifest from ``source`` (module docstring); for
     ``refined`` the alignment's mean endpoint errors (brain, rest of the head; the identity's beside
     them) are printed."""
@@ -78,13 +98,14 @@ def load_set(csv: str, source: str, model: RegistrationModel | None = None) -> l
     for record in read_manifest(csv):
         if not record.moving_as_fixed or (source != "ideal" and not record.true_ddf):
             raise SystemExit(f"{csv}: needs moving_as_fixed and true_ddf columns (a whole-head phantom set)")
-        moving = as_tensor(load_image(record.moving).array)
+        moving_array = load_image(record.moving).array
+        moving = translator_input(moving_array, intensity)
         if source == "ideal":
             pairs.append((moving, as_tensor(load_image(record.moving_as_fixed).array), torch.ones_like(moving)))
             continue
         fixed_image = load_image(record.fixed)
         fixed, true = as_tensor(fixed_image.array), torch.from_numpy(load_field(record.true_ddf))[None]
-        ddf = true if source == "truth" else refined_field(model.model, moving, fixed, model.config, guided=False)
+        ddf = true if source == "truth" else refined_field(model.model, as_tensor(moving_array), fixed, model.config, guided=False)
         pairs.append(aligned_pair(moving, fixed, ddf))
         if source == "refined":
             seg = load_image(record.fixed_seg).array
@@ -117,7 +138,7 @@ def train(net: nn.Module, pairs: list[Triple], steps: int, lr: float, crop: int)
 
 
 @torch.no_grad()
-def scores(net: nn.Module, records: list[PairRecord]) -> np.ndarray:
+def scores(net: nn.Module, records: list[PairRecord], intensity: str) -> np.ndarray:
     """Per pair: NCC with ``moving_as_fixed`` inside the head of the translation and of the untranslated
     image (:func:`~innreg.evaluation.translation_fidelity`), then the translation's plain NCC inside the
     brain (labels 1-3 of ``moving_seg``) and in the rest of the head."""
@@ -125,7 +146,7 @@ def scores(net: nn.Module, records: list[PairRecord]) -> np.ndarray:
     for record in records:
         moving = load_image(record.moving).array
         truth = load_image(record.moving_as_fixed).array
-        translated = net(as_tensor(moving))[0, 0].numpy()
+        translated = net(translator_input(moving, intensity))[0, 0].numpy()
         fidelity = translation_fidelity(translated, moving, truth)
         seg = load_image(record.moving_seg).array
         brain = (seg >= 1) & (seg <= 3)
@@ -144,23 +165,24 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=96, help="crop size in voxels (0: whole images)")
     parser.add_argument("--source", choices=["ideal", "truth", "refined"], default="ideal")
     parser.add_argument("--model", help="trained model whose refinement aligns the pairs (--source refined)")
+    parser.add_argument("--moving-intensity", choices=sorted(MOVING_INTENSITY), default="percentile")
     args = parser.parse_args()
     if args.source == "refined" and not args.model:
         parser.error("--source refined needs --model")
     torch.set_num_threads(1)
     model = load_model(args.model, "cpu") if args.model else None
-    training = load_set(args.train_csv, args.source, model)
+    training = load_set(args.train_csv, args.source, args.moving_intensity, model)
     torch.manual_seed(0)
     net = build(args.arch)
     lr = args.lr if args.lr is not None else (3e-3 if args.arch == "inn" else 1e-3)
     start = time.perf_counter()
     train(net, training, args.steps, lr, args.crop)
     net.eval()
-    train_rows = scores(net, read_manifest(args.train_csv)[:12])
-    test_rows = scores(net, read_manifest(args.test_csv))
+    train_rows = scores(net, read_manifest(args.train_csv)[:12], args.moving_intensity)
+    test_rows = scores(net, read_manifest(args.test_csv), args.moving_intensity)
     (train_ncc, train_floor), (test_ncc, test_floor, brain, rest) = train_rows.mean(0)[:2], test_rows.mean(0)
     print(
-        f"{args.arch}, {args.source} pairs, {args.steps} steps, lr {lr:g}, crop {args.crop}: "
+        f"{args.arch}, {args.source} pairs, {args.moving_intensity} moving, {args.steps} steps, lr {lr:g}, crop {args.crop}: "
         f"train NCC {train_ncc:.3f} (floor {train_floor:.3f}), test NCC {test_ncc:.3f} (floor {test_floor:.3f}; "
         f"brain {brain:.3f}, rest of the head {rest:.3f}), {time.perf_counter() - start:.0f} s"
     )
