@@ -65,11 +65,6 @@ def build(arch: str) -> nn.Module:
 Triple = tuple[Tensor, Tensor, Tensor]  # (moving, target, covered), each (1, 1, *S)
 
 
-def as_tensor(image: np.ndarray) -> Tensor:
-    """``(1, 1, *S)`` float32, normalised as registration normalises an image."""
-    return torch.from_numpy(normalize_percentile(np.asarray(image, dtype=np.float32)))[None, None]
-
-
 MOVING_INTENSITY = {
     "percentile": normalize_percentile,
     "hu-curve": lambda a: np.interp(a, [-1000, -100, 100, 1500], [0.0, 0.2, 0.9, 1.0]),
@@ -78,8 +73,9 @@ MOVING_INTENSITY = {
 }
 
 
-def translator_input(image: np.ndarray, intensity: str) -> Tensor:
-    """``(1, 1, *S)`` float32: the moving image as the translator gets it (``--moving-intensity``)."""
+def as_tensor(image: np.ndarray, intensity: str = "percentile") -> Tensor:
+    """``(1, 1, *S)`` float32, mapped by ``MOVING_INTENSITY[intensity]`` (by default normalised as
+    registration normalises an image)."""
     array = MOVING_INTENSITY[intensity](np.asarray(image, dtype=np.float32))
     return torch.from_numpy(np.asarray(array, dtype=np.float32))[None, None]
 
@@ -99,7 +95,7 @@ def load_set(csv: str, source: str, intensity: str, model: RegistrationModel | N
         if not record.moving_as_fixed or (source != "ideal" and not record.true_ddf):
             raise SystemExit(f"{csv}: needs moving_as_fixed and true_ddf columns (a whole-head phantom set)")
         moving_array = load_image(record.moving).array
-        moving = translator_input(moving_array, intensity)
+        moving = as_tensor(moving_array, intensity)
         if source == "ideal":
             pairs.append((moving, as_tensor(load_image(record.moving_as_fixed).array), torch.ones_like(moving)))
             continue
@@ -146,7 +142,7 @@ def scores(net: nn.Module, records: list[PairRecord], intensity: str) -> np.ndar
     for record in records:
         moving = load_image(record.moving).array
         truth = load_image(record.moving_as_fixed).array
-        translated = net(translator_input(moving, intensity))[0, 0].numpy()
+        translated = net(as_tensor(moving, intensity))[0, 0].numpy()
         fidelity = translation_fidelity(translated, moving, truth)
         seg = load_image(record.moving_seg).array
         brain = (seg >= 1) & (seg <= 3)
