@@ -88,6 +88,23 @@ def test_moving_average_is_trailing_and_skips_nan():
     np.testing.assert_allclose(smoothed, [1.0, 1.5, 2.5, 3.0, 5.0])
 
 
+def test_display_range_percentiles_for_mr_and_the_brain_window_for_ct_in_hounsfield_units():
+    from innreg.reports.arrays import CT_BRAIN_WINDOW_HU, display_range
+
+    mr = np.arange(1000, dtype=float).reshape(25, 40)
+    assert display_range(mr) == pytest.approx(tuple(np.percentile(mr, [1, 99])))
+    # A z-scored MR image goes below zero but not to air's -1000 HU: percentiles still.
+    assert display_range((mr - mr.mean()) / mr.std())[0] < 0
+    # Head CT: half air (-1000 HU), brain 20-40 HU, a rim of bone (1200 HU).
+    ct = np.full((40, 40), -1000.0)
+    ct[5:35, 5:35] = 1200.0
+    ct[8:32, 8:32] = np.linspace(20, 40, 24)
+    assert display_range(ct) == CT_BRAIN_WINDOW_HU == (0.0, 80.0)
+    # Windowed or skull-stripped CT (no air, or no bone) keeps the percentile window.
+    assert display_range(np.clip(ct, 0, 80)) == pytest.approx(tuple(np.percentile(np.clip(ct, 0, 80), [1, 99])))
+    assert display_range(np.where(ct > 100, 30.0, ct))[0] == -1000.0
+
+
 def test_registration_overview_2d_with_labels(tmp_path):
     image, seg, other, ddf = disc_case((40, 48))
     warped_seg = np.roll(seg, 2, axis=0)

@@ -149,12 +149,27 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
         return np.where(count > 0, (sums[end] - sums[start]) / count, np.nan)
 
 
+# The radiologists' brain window (level 40, width 80 HU) for a head CT in Hounsfield units: between air
+# (-1000) and bone (above 1000) the brain's 20-40 HU would otherwise be one flat grey.
+CT_BRAIN_WINDOW_HU = (0.0, 80.0)
+
+
+def looks_like_hounsfield(low: float, high: float) -> bool:
+    """Whether an image whose 1st / 99th percentiles are ``low`` / ``high`` looks like CT in Hounsfield
+    units: air (below -500) and bone (above 300) both present. MR magnitudes never reach far below zero,
+    and a skull-stripped or already windowed CT keeps its percentile window."""
+    return low <= -500.0 and high >= 300.0
+
+
 def display_range(image: np.ndarray) -> tuple[float, float]:
-    """Robust intensity window (1st-99th percentile) so a few bright voxels do not wash out the image."""
+    """Robust intensity window (1st-99th percentile) so a few bright voxels do not wash out the image;
+    :data:`CT_BRAIN_WINDOW_HU` for a CT in Hounsfield units (:func:`looks_like_hounsfield`)."""
     finite = image[np.isfinite(image)]
     if finite.size == 0:
         return 0.0, 1.0
     low, high = np.percentile(finite, [1, 99])
+    if looks_like_hounsfield(low, high):
+        return CT_BRAIN_WINDOW_HU
     if high <= low:
         low, high = float(finite.min()), float(finite.max())
     if high <= low:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from innreg.data.phantom.head import HeadLabel
+from innreg.reports.arrays import display_range
 from innreg.reports.figures import new_figure, save_figure
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def contact_sheet_figure(pairs: Sequence, grid_step: int = 12) -> Figure:
         )
         for ax, (image, seg, title) in zip(row, panels):
             shown = _display(image)
-            ax.imshow(shown, cmap="gray", vmin=0, vmax=float(np.percentile(shown, 99.5)) or 1.0)
+            low, high = display_range(shown)
+            ax.imshow(shown, cmap="gray", vmin=low, vmax=high)
             ax.contour(_display(seg), **_OUTLINE)
             ax.set_title(title, fontsize=8)
         head = pair.moving_head_labels
@@ -71,7 +73,8 @@ def contact_sheet_figure(pairs: Sequence, grid_step: int = 12) -> Figure:
                       vmax=len(HeadLabel) - 0.5, interpolation="nearest")
         row[3].imshow(np.where(brain, _display(pair.moving_seg), np.nan), cmap="gray", vmin=0, vmax=3)
         row[3].set_title("head labels (brain grey)" if head is not None else "skull-stripped", fontsize=8)
-        row[4].imshow(_display(pair.moving), cmap="gray", vmin=0, vmax=float(np.percentile(pair.moving, 99.5)) or 1.0)
+        low, high = display_range(pair.moving)
+        row[4].imshow(_display(pair.moving), cmap="gray", vmin=low, vmax=high)
         grid_rows, grid_cols = _display_grid(pair.ddf)
         for k in range(0, grid_rows.shape[0], grid_step):
             row[4].plot(grid_cols[k], grid_rows[k], color="#ffeb3b", lw=0.4)
