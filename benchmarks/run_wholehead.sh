@@ -3,15 +3,17 @@
 # tuning): `innreg train` with its defaults on 30 pairs, then innreg (default), --no-translate (the
 # ablation: identical pipeline, untranslated moving image), --no-refine (the network alone) and the
 # peers ANTs SyN, Greedy and elastix on the 10 test pairs, one harness and one metrics code path.
-# Usage: bash benchmarks/run_wholehead.sh WORK_DIR MOVING HEIGHTxWIDTH AXIS SEED
-# (about 15-25 minutes per set on one CPU core); then
+# Usage: bash benchmarks/run_wholehead.sh WORK_DIR MOVING HEIGHTxWIDTH AXIS SEED [SPACING_MM]
+# (SPACING_MM, e.g. 0.88 for the private real set's voxels; default: the head fitted into the size)
+# (about 1.5-2 hours per set on one shared CPU core, most of it `innreg train`); then
 #   python benchmarks/wholehead_table.py WORK_DIR/*/ > table.md
 set -euo pipefail
 work=$1; moving=$2; size=$3; axis=$4; seed=$5
+spacing=(); if [ $# -ge 6 ]; then spacing=(--spacing "$6"); fi
 set_dir="$work/$moving-$axis-$seed"
 data="$set_dir/data"
 innreg phantom --out "$data" --moving "$moving" --fixed t1 --n 40 --size "$size" --axis "$axis" \
-  --seed "$seed" --test-fraction 0.25
+  --seed "$seed" --test-fraction 0.25 "${spacing[@]}"
 start=$(date +%s)
 innreg train --pairs "$data/train.csv" --out "$set_dir/run" --quiet
 echo "$(( $(date +%s) - start ))" > "$set_dir/train_seconds.txt"
