@@ -73,8 +73,9 @@ def contact_sheet_figure(pairs: Sequence, grid_step: int = 12) -> Figure:
                       vmax=len(HeadLabel) - 0.5, interpolation="nearest")
         row[3].imshow(np.where(brain, _display(pair.moving_seg), np.nan), cmap="gray", vmin=0, vmax=3)
         row[3].set_title("head labels (brain grey)" if head is not None else "skull-stripped", fontsize=8)
-        low, high = display_range(pair.moving)
-        row[4].imshow(_display(pair.moving), cmap="gray", vmin=low, vmax=high)
+        moving_view = _display(pair.moving)
+        low, high = display_range(moving_view)
+        row[4].imshow(moving_view, cmap="gray", vmin=low, vmax=high)
         grid_rows, grid_cols = _display_grid(pair.ddf)
         for k in range(0, grid_rows.shape[0], grid_step):
             row[4].plot(grid_cols[k], grid_rows[k], color="#ffeb3b", lw=0.4)
