@@ -65,3 +65,23 @@ def test_mono_modal_dice_scores_the_warped_labels():
     assert dice(shifted, labels, back) == 1.0
     # one row off: label 1 keeps 3 of 4 rows (Dice 0.75), label 2 too, label 3 7 of 8 (0.875)
     assert abs(dice(shifted, labels, zero) - (0.75 + 0.75 + 0.875) / 3) < 1e-9
+
+
+def test_cascade_probe_starts_the_cascade_as_the_trained_single_pass(tiny_config):
+    import torch
+
+    from innreg.model import INNReg
+
+    torch.manual_seed(0)
+    single = INNReg(tiny_config.model)
+    with torch.no_grad():
+        single.registration.flow.weight.normal_(std=0.02)
+    moving, fixed = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    expected = single(moving, fixed).ddf
+    cascade = _script("cascade_probe").with_cascade(single, 2)
+    (unet, flow), = cascade.registration.cascade
+    for a, b in zip(unet.state_dict().values(), single.registration.unet.state_dict().values()):
+        assert torch.equal(a, b)  # the second pass starts from the trained first pass's U-Net
+    assert flow.weight.abs().max() < 1e-3  # and a tiny head: the cascade starts as the single pass
+    with torch.no_grad():
+        assert torch.allclose(cascade(moving, fixed).ddf, expected, atol=1e-3)

@@ -22,6 +22,7 @@ def test_round_trip_and_partial_update(tmp_path):
         ("optim: {}\n", "unknown section"),
         ("train: {stepz: 3}\n", "stepz"),
         ("model: {dim: 4}\n", "dim"),
+        ("model: {cascades: 0}\n", "model.cascades"),
         ("model: [1, 2\n", "not valid YAML"),
         ("refine: {factors: [4, 2], steps: [10]}\n", "one entry per level"),
         ("refine: {grid_factor: 0}\n", "grid_factor"),

@@ -47,6 +47,13 @@ class ModelConfig:
     affine_pool: int = 4
     affine_hidden: int = 64
     int_steps: int = 7
+    # U-Net passes of the registration network: each pass after the first registers the moving image
+    # warped by the passes before it (innreg.nn.registration.RegistrationNet); 1 = the paper's network.
+    # Measured only as a second pass added at the distillation (benchmarks/cascade_probe.py, RESULTS.md
+    # section 6): the network alone +0.046 / +0.038 Dice over the same 2000 steps with one pass on two
+    # trainings of one PD -> T1 set, the full pipeline unchanged; a training with 2 from its first step
+    # was not run, so the default stays 1.
+    cascades: int = 1
     reg_input: RegInput = RegInput.TRANSLATED
     # The refinement's guide: ``none`` = the translator's translation guides it (the method as before);
     # ``unet`` (or another kind) = a second, separate translator of that kind, trained by the translator
@@ -376,6 +383,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
     if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0:
         raise InnregInputError(f"{where}: need affine_pool >= 1 and affine_hidden >= 0")
+    if getattr(section, "cascades", 1) < 1:
+        raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
     if getattr(section, "input_factor", 1) < 1:
         raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):

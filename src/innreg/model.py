@@ -79,6 +79,7 @@ class INNReg(nn.Module):
             affine=config.affine,
             affine_pool=config.affine_pool,
             affine_hidden=config.affine_hidden,
+            cascades=config.cascades,
         )
         # A separate translator for the refinement's guidance (config.guide), trained by the stages alone;
         # built last, so the other networks start as they would without it.

@@ -24,10 +24,11 @@ class RegistrationOutput(NamedTuple):
         ddf: ``(N, dim, *spatial)`` displacement: ``warp(moving, ddf)`` aligns moving to fixed.
         inverse_ddf: ``(N, dim, *spatial)`` inverse displacement (``warp(fixed, inverse_ddf)`` aligns
             fixed to moving), or ``None`` when not requested.
-        velocity: ``(N, dim, *spatial)`` stationary velocity of the local deformation, or ``None``
-            for a plain displacement.
-        local_ddf: ``(N, dim, *spatial)`` the local (U-Net) part of ``ddf``; equals ``ddf`` without the
-            affine stage. Smoothness is measured on it, so the affine part is not penalised.
+        velocity: ``(N, dim, *spatial)`` stationary velocity of the (first pass's) local deformation,
+            or ``None`` for a plain displacement.
+        local_ddf: ``(N, dim, *spatial)`` the local (U-Net) part of ``ddf`` (all passes of a cascade
+            chained); equals ``ddf`` without the affine stage. Smoothness is measured on it, so the
+            affine part is not penalised.
         affine: ``(A, t)`` of the affine stage (``(N, dim, dim)``, ``(N, dim)`` voxels) or ``None``.
     """
 
@@ -52,6 +53,9 @@ class RegistrationNet(nn.Module):
     With ``affine=True`` an :class:`~innreg.nn.affine.AffineNet` first aligns the pair globally; the
     U-Net sees the affinely warped moving image and the output is the exact composition
     ``x -> affine(x + local(x))``.
+    With ``cascades > 1`` further U-Nets (own weights, same widths) follow: each sees the moving image
+    warped by the map so far and adds its own field, chained after it (a recursive cascade, Zhao et al.
+    2019); their heads start at ~0, so a cascade starts as the single pass.
     Inputs of any size are zero-padded to a multiple of ``2 ** len(encoder)`` and the fields cropped
     back (before integration, so ``exp(-v)`` is the exact-up-to-discretisation inverse on the image grid).
 
@@ -64,6 +68,7 @@ class RegistrationNet(nn.Module):
         inverse_iterations: fixed-point iterations for the inverse of a plain displacement.
         affine: put a global affine stage in front of the U-Net.
         affine_pool, affine_hidden: its head (see :class:`~innreg.nn.affine.AffineNet`).
+        cascades: U-Net passes (1 = the single U-Net of VoxelMorph and the paper).
     """
 
     def __init__(
@@ -77,20 +82,21 @@ class RegistrationNet(nn.Module):
         affine: bool = False,
         affine_pool: int = 4,
         affine_hidden: int = 64,
+        cascades: int = 1,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
         if int_steps < 0:
             raise ValueError(f"int_steps must be >= 0, got {int_steps}")
+        if cascades < 1:
+            raise ValueError(f"cascades must be >= 1, got {cascades}")
         self.diffeomorphic = diffeomorphic
         self.int_steps = int_steps
         self.inverse_iterations = inverse_iterations
         self.affine = AffineNet(dim, pool=affine_pool, hidden=affine_hidden) if affine else None
-        self.unet = UNet(dim, 2, encoder, decoder)
-        self.flow = conv(dim)(self.unet.out_channels, dim, 3, padding=1)
-        # Tiny initial fields: training starts from (almost) the identity transform.
-        nn.init.normal_(self.flow.weight, std=1e-5)
-        nn.init.zeros_(self.flow.bias)
+        # The first pass keeps the attribute names of the single-U-Net design, so its model files load.
+        self.unet, self.flow = _pass(dim, encoder, decoder)
+        self.cascade = nn.ModuleList(nn.ModuleList(_pass(dim, encoder, decoder)) for _ in range(cascades - 1))
 
     def forward(self, moving: Tensor, fixed: Tensor, with_inverse: bool = True) -> RegistrationOutput:
         """Predict the field that warps ``moving`` onto ``fixed``.
@@ -108,23 +114,40 @@ class RegistrationNet(nn.Module):
                 f"moving and fixed must both be (N, 1, *spatial) with {self.dim} spatial dims, "
                 f"got {tuple(moving.shape)} and {tuple(fixed.shape)}"
             )
-        affine = None
+        affine, original = None, moving
         if self.affine is not None:
             affine = self.affine(moving, fixed)
             affine_map = Transform.from_affine(*affine, tuple(moving.shape[2:]), with_inverse)
             moving = warp(moving, affine_map.ddf)
-        x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), self.unet.multiple)
-        # Fields in float32 even under autocast: squaring a half-precision field compounds its error.
-        field = crop_to(self.flow(self.unet(to_channels_last(x))), shape).float().contiguous()
-        if self.diffeomorphic:
-            local = integrate_velocity(field, self.int_steps)
-            local_inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None
-            velocity = field
-        else:
-            local = field
-            local_inverse = invert_field(field, self.inverse_iterations) if with_inverse else None
-            velocity = None
+        velocity, local = self._local(self.unet, self.flow, moving, fixed, with_inverse)
+        for unet, flow in self.cascade:
+            start = local if affine is None else affine_map.then(local)
+            local = local.then(self._local(unet, flow, warp(original, start.ddf), fixed, with_inverse)[1])
         if affine is None:
-            return RegistrationOutput(local, local_inverse, velocity, local)
-        total = affine_map.then(Transform(local, local_inverse))
-        return RegistrationOutput(total.ddf, total.inverse, velocity, local, affine)
+            return RegistrationOutput(local.ddf, local.inverse, velocity, local.ddf)
+        total = affine_map.then(local)
+        return RegistrationOutput(total.ddf, total.inverse, velocity, local.ddf, affine)
+
+    def _local(
+        self, unet: UNet, flow: nn.Module, moving: Tensor, fixed: Tensor, with_inverse: bool
+    ) -> tuple[Tensor | None, Transform]:
+        """One U-Net pass on an (already warped) pair: its velocity (``None`` for a plain displacement)
+        and its map."""
+        x, shape = pad_to_multiple(torch.cat([moving, fixed], dim=1), unet.multiple)
+        # Fields in float32 even under autocast: squaring a half-precision field compounds its error.
+        field = crop_to(flow(unet(to_channels_last(x))), shape).float().contiguous()
+        if self.diffeomorphic:
+            inverse = integrate_velocity(-field, self.int_steps) if with_inverse else None
+            return field, Transform(integrate_velocity(field, self.int_steps), inverse)
+        inverse = invert_field(field, self.inverse_iterations) if with_inverse else None
+        return None, Transform(field, inverse)
+
+
+def _pass(dim: int, encoder: Sequence[int], decoder: Sequence[int]) -> tuple[UNet, nn.Module]:
+    """A U-Net on ``concat(moving, fixed)`` and its field head, initialised to tiny fields: training
+    starts from (almost) the identity transform."""
+    unet = UNet(dim, 2, encoder, decoder)
+    flow = conv(dim)(unet.out_channels, dim, 3, padding=1)
+    nn.init.normal_(flow.weight, std=1e-5)
+    nn.init.zeros_(flow.bias)
+    return unet, flow
