@@ -14,6 +14,7 @@ scored on ``TEST.csv`` by ``innreg evaluate``'s code, network alone and full pip
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -33,8 +34,7 @@ from innreg.model_file import save_model
 
 def with_cascade(model: INNReg, passes: int) -> INNReg:
     """``model`` rebuilt with ``passes`` U-Net passes, each new pass's U-Net copied from the first's."""
-    model.config.cascades = passes
-    cascade = INNReg(model.config)
+    cascade = INNReg(dataclasses.replace(model.config, cascades=passes))
     missing, unexpected = cascade.load_state_dict(model.state_dict(), strict=False)
     if unexpected or not all(k.startswith("registration.cascade.") for k in missing):
         raise RuntimeError(f"unexpected weights: missing {missing}, unexpected {unexpected}")

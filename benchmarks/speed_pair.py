@@ -6,8 +6,9 @@ Usage:
 Interleaving puts both methods under the same machine load, so the ratio is fair even when the
 absolute times are not (a shared machine). The optional JSON overrides the model's ``refine`` section.
 ``--threads N`` (default 1) gives both methods the same N CPU threads (torch's intra-op threads for
-innreg, ITK's for ANTs SyN): a machine with many cores speeds ANTs up more than innreg's small 2D
-operations, so the ratio depends on it. Prints the median seconds of each and their ratio.
+innreg, ITK's for ANTs SyN): the two scale differently with threads (ANTs' multithreading against
+innreg's small 2D operations), so the ratio may depend on them; measured here up to two (RESULTS.md
+section 4). Prints the median seconds of each and their ratio.
 """
 
 from __future__ import annotations
