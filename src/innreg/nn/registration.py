@@ -121,7 +121,8 @@ class RegistrationNet(nn.Module):
             moving = warp(moving, affine_map.ddf)
         velocity, local = self._local(self.unet, self.flow, moving, fixed, with_inverse)
         for unet, flow in self.cascade:
-            start = local if affine is None else affine_map.then(local)
+            # Only the map so far is needed here, to warp the next pass's input: chain it without inverses.
+            start = local if affine is None else affine_map.then(Transform(local.ddf))
             local = local.then(self._local(unet, flow, warp(original, start.ddf), fixed, with_inverse)[1])
         if affine is None:
             return RegistrationOutput(local.ddf, local.inverse, velocity, local.ddf)
