@@ -70,6 +70,20 @@ def test_old_file_without_affine_head_keys_loads_the_global_pooling_head(tmp_pat
     assert translation.abs().max() > 0 and torch.equal(matrix, model.registration.affine(x, x)[0])
 
 
+def test_old_file_without_cascades_loads_one_unet_pass(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"cascades": 1})
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    save_model(model, config, tmp_path / "model.pt")
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    del ckpt["config"]["model"]["cascades"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded = read_model(tmp_path / "old.pt")
+    assert loaded.config == config and Config().model.cascades == 2
+    network = loaded.network()  # strict load: the file's single pass, no further passes expected
+    assert len(network.registration.cascade) == 0
+
+
 @pytest.mark.parametrize(
     "content, needle",
     [

@@ -83,11 +83,19 @@ def _with_stored_affine_head(config: dict) -> dict:
     return config if "affine_pool" in model else config | {"model": model | {"affine_pool": 1, "affine_hidden": 0}}
 
 
+def _with_stored_cascades(config: dict) -> dict:
+    """Model files written before ``model.cascades`` existed hold one U-Net pass (the default is now 2)."""
+    model = config.get("model") or {}
+    return config if "cascades" in model else config | {"model": model | {"cascades": 1}}
+
+
 def upgraded_config(stored: dict, source: str) -> Config:
     """The :class:`Config` of a stored config dict (a model file's or a training checkpoint's) from any
     innreg version: the upgrades above, then :meth:`Config.from_dict` (which also moves keys that
     older versions kept in another section, ``model.disc_*``)."""
-    upgraded = _with_stored_affine_head(_with_stored_squeeze(_refine_in_voxels(_current_refine_section(stored))))
+    upgraded = _with_stored_cascades(
+        _with_stored_affine_head(_with_stored_squeeze(_refine_in_voxels(_current_refine_section(stored))))
+    )
     return Config.from_dict(upgraded, source=source)
 
 
