@@ -69,33 +69,24 @@ def _refine_in_voxels(config: dict) -> dict:
     return config if "reference_spacing" in refine else config | {"refine": refine | {"reference_spacing": 0.0}}
 
 
-def _with_stored_squeeze(config: dict) -> dict:
-    """Model files written before ``model.squeeze`` existed hold a cell-squeeze translator (the
-    default is now ``haar``, whose weights have the same shapes but mean something else)."""
+# Model keys that older innreg versions did not write, with the value their files hold: ``squeeze``
+# (before it, a cell-squeeze translator; the default ``haar`` has weights of the same shapes that mean
+# something else), ``affine_pool`` / ``affine_hidden`` (before them, an affine stage with global average
+# pooling and a linear head) and ``cascades`` (before it, one U-Net pass; the default is now 2).
+_MODEL_KEYS_BEFORE_THEY_EXISTED = {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "cascades": 1}
+
+
+def _with_stored_model_keys(config: dict) -> dict:
+    """``config`` with each model key its file lacks set to what files of that age hold."""
     model = config.get("model") or {}
-    return config if "squeeze" in model else config | {"model": model | {"squeeze": "cells"}}
-
-
-def _with_stored_affine_head(config: dict) -> dict:
-    """Model files written before ``model.affine_pool`` existed hold an affine stage with global
-    average pooling and a linear head (``affine_pool: 1``, ``affine_hidden: 0``)."""
-    model = config.get("model") or {}
-    return config if "affine_pool" in model else config | {"model": model | {"affine_pool": 1, "affine_hidden": 0}}
-
-
-def _with_stored_cascades(config: dict) -> dict:
-    """Model files written before ``model.cascades`` existed hold one U-Net pass (the default is now 2)."""
-    model = config.get("model") or {}
-    return config if "cascades" in model else config | {"model": model | {"cascades": 1}}
+    return config | {"model": _MODEL_KEYS_BEFORE_THEY_EXISTED | model}
 
 
 def upgraded_config(stored: dict, source: str) -> Config:
     """The :class:`Config` of a stored config dict (a model file's or a training checkpoint's) from any
     innreg version: the upgrades above, then :meth:`Config.from_dict` (which also moves keys that
     older versions kept in another section, ``model.disc_*``)."""
-    upgraded = _with_stored_cascades(
-        _with_stored_affine_head(_with_stored_squeeze(_refine_in_voxels(_current_refine_section(stored))))
-    )
+    upgraded = _with_stored_model_keys(_refine_in_voxels(_current_refine_section(stored)))
     return Config.from_dict(upgraded, source=source)
 
 
