@@ -49,9 +49,10 @@ class ModelConfig:
     int_steps: int = 7
     # U-Net passes of the registration network: each pass after the first registers the moving image
     # warped by the passes before it (innreg.nn.registration.RegistrationNet); 1 = the paper's network.
-    # 2 (RESULTS.md section 6, last part): the network alone +0.048 Dice on a fresh T2 -> T1 set trained
-    # with it from the first step, +0.046 / +0.038 on a PD -> T1 set with the pass added at the
-    # distillation; the full pipeline (which starts from the affine stage) unchanged; training ~7 % longer.
+    # 2 (RESULTS.md section 6, last part): the network alone +0.025 to +0.048 Dice over four two-pass
+    # models on two sets (most, +0.048, trained with it from the first step), the full pipeline (which
+    # starts from the affine stage) unchanged, training ~7 % longer; at the demo's short budget the
+    # network alone was lower than a one-pass figure of older code (not controlled).
     cascades: int = 2
     reg_input: RegInput = RegInput.TRANSLATED
     # The refinement's guide: ``none`` = the translator's translation guides it (the method as before);

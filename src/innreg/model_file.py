@@ -63,30 +63,27 @@ def _current_refine_section(config: dict) -> dict:
     return config | {"refine": {key: refine[key] for key in ("enabled", "init") if key in refine}}
 
 
-def _refine_in_voxels(config: dict) -> dict:
-    """Model files written before ``refine.reference_spacing`` existed refine in voxel units (0)."""
-    refine = config.get("refine") or {}
-    return config if "reference_spacing" in refine else config | {"refine": refine | {"reference_spacing": 0.0}}
-
-
-# Model keys that older innreg versions did not write, with the value their files hold: ``squeeze``
+# Keys that older innreg versions did not write, per config section, with the value their files hold:
+# ``refine.reference_spacing`` (before it, the refinement worked in voxel units: 0), ``model.squeeze``
 # (before it, a cell-squeeze translator; the default ``haar`` has weights of the same shapes that mean
-# something else), ``affine_pool`` / ``affine_hidden`` (before them, an affine stage with global average
-# pooling and a linear head) and ``cascades`` (before it, one U-Net pass; the default is now 2).
-_MODEL_KEYS_BEFORE_THEY_EXISTED = {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "cascades": 1}
+# something else), ``model.affine_pool`` / ``affine_hidden`` (before them, an affine stage with global
+# average pooling and a linear head) and ``model.cascades`` (before it, one U-Net pass; the default is now 2).
+_KEYS_BEFORE_THEY_EXISTED = {
+    "refine": {"reference_spacing": 0.0},
+    "model": {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "cascades": 1},
+}
 
 
-def _with_stored_model_keys(config: dict) -> dict:
-    """``config`` with each model key its file lacks set to what files of that age hold."""
-    model = config.get("model") or {}
-    return config | {"model": _MODEL_KEYS_BEFORE_THEY_EXISTED | model}
+def _with_stored_keys(config: dict) -> dict:
+    """``config`` with each key its file lacks set to what files of that age hold."""
+    return config | {section: old | (config.get(section) or {}) for section, old in _KEYS_BEFORE_THEY_EXISTED.items()}
 
 
 def upgraded_config(stored: dict, source: str) -> Config:
     """The :class:`Config` of a stored config dict (a model file's or a training checkpoint's) from any
     innreg version: the upgrades above, then :meth:`Config.from_dict` (which also moves keys that
     older versions kept in another section, ``model.disc_*``)."""
-    upgraded = _with_stored_model_keys(_refine_in_voxels(_current_refine_section(stored)))
+    upgraded = _with_stored_keys(_current_refine_section(stored))
     return Config.from_dict(upgraded, source=source)
 
 
