@@ -51,8 +51,8 @@ class ModelConfig:
     # warped by the passes before it (innreg.nn.registration.RegistrationNet); 1 = the paper's network.
     # 2 (RESULTS.md section 6, last part): the network alone +0.025 to +0.048 Dice over four two-pass
     # models on two sets (most, +0.048, trained with it from the first step), the full pipeline (which
-    # starts from the affine stage) unchanged, training ~7 % longer; at the demo's short budget the
-    # network alone was lower than a one-pass figure of older code (not controlled).
+    # starts from the affine stage) unchanged, training ~7 % longer; at the demo's short budget +0.025
+    # (0.488 -> 0.513, same code).
     cascades: int = 2
     reg_input: RegInput = RegInput.TRANSLATED
     # The refinement's guide: ``none`` = the translator's translation guides it (the method as before);
@@ -116,6 +116,10 @@ class TrainConfig:
     # The LSGAN patch discriminator exists only while training, so its size lives here, not in model.
     disc_channels: int = 32
     disc_layers: int = 3
+    # Gaussian sigma (voxels) of the smoothing the critic sees both images through (PatchDiscriminator
+    # blur_sigma): 0 = the paper's critic. Against noisy real images a sharp critic can teach the
+    # translator a speckled texture (RESULTS.md section 7).
+    disc_blur: float = 0.0
     # After the joint training: alternating rounds of (align the training pairs with the refinement,
     # train the translator alone on the aligned pairs for translator_steps steps, at most steps); 0 = off.
     # See innreg.translation_training.
@@ -385,6 +389,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}: need affine_pool >= 1 and affine_hidden >= 0")
     if getattr(section, "cascades", 1) < 1:
         raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
+    if getattr(section, "disc_blur", 0.0) < 0:
+        raise InnregInputError(f"{where}.disc_blur: must be >= 0, got {section.disc_blur}")
     if getattr(section, "input_factor", 1) < 1:
         raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
     if isinstance(section, RefineConfig):

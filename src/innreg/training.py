@@ -81,7 +81,9 @@ def build_state(config: Config, device: torch.device) -> TrainState:
         model.guide.requires_grad_(False)
     adversarial = model.translator is not None and config.loss.w_adv > 0
     disc = (
-        PatchDiscriminator(config.model.dim, 1, config.train.disc_channels, config.train.disc_layers).to(device)
+        PatchDiscriminator(
+            config.model.dim, 1, config.train.disc_channels, config.train.disc_layers, config.train.disc_blur
+        ).to(device)
         if adversarial
         else None
     )

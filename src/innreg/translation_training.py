@@ -190,7 +190,7 @@ def train_translator_stages(
     if adversarial:
         with torch.random.fork_rng(devices=[]):  # its own seed: the same critic however the run got here
             torch.manual_seed(t.seed + 7)
-            discriminator = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
+            discriminator = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur).to(device)
     steps = translator_round_steps(t)
     rounds = []
     for round_index in range(t.translator_rounds):

@@ -100,8 +100,8 @@ class CycleGanVoxelMorph(Method):
         """Stage 1: returns the trained ``G_AB`` and the stage's step seconds."""
         m, t = config.model, config.train
         g_ab, g_ba = build_translator(m).to(device), build_translator(m).to(device)
-        d_a = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
-        d_b = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers).to(device)
+        d_a = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur).to(device)
+        d_b = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur).to(device)
         generators, discriminators = nn.ModuleList([g_ab, g_ba]), nn.ModuleList([d_a, d_b])
         opt_g = torch.optim.Adam(generators.parameters(), lr=t.lr, betas=tuple(t.betas))
         opt_d = torch.optim.Adam(discriminators.parameters(), lr=t.lr, betas=tuple(t.betas))
