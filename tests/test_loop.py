@@ -26,6 +26,18 @@ def test_non_finite_logs_without_checkpoint_say_nothing_was_saved():
         run_loop("x", 3, lambda step: {"total": float("nan"), "distil": float("-inf"), "ok": 1.0}, {}, None, progress=False)
 
 
+def test_a_step_that_stops_before_its_update_gets_the_same_message(tmp_path):
+    def step_fn(step: int) -> dict[str, float]:
+        if step == 2:
+            raise TrainingDivergedError("sim, total not finite")
+        return {"total": 1.0}
+
+    path = tmp_path / "loop.pt"
+    with pytest.raises(TrainingDivergedError, match=r"^train: sim, total not finite at step 3: .*holds step 2\. A lower"):
+        run_loop("train", 5, step_fn, {"w": torch.nn.Linear(1, 1)}, path, checkpoint_every=1, progress=False)
+    assert read_checkpoint(path, "train")["step"] == 2
+
+
 def test_finite_logs_run_every_step(tmp_path):
     state = run_loop("x", 3, lambda step: {"total": float(step)}, {}, None, progress=False)
     assert state.step == 3 and [row["total"] for row in state.history] == [0.0, 1.0, 2.0]

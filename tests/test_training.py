@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from innreg.config import Config
+from innreg.errors import TrainingDivergedError
 from innreg.objective import generator_losses
 from innreg.training import build_state, train_step
 from innreg.nn import warp
@@ -66,6 +68,20 @@ def test_training_is_deterministic_on_cpu(tiny_dict):
         state = build_state(config, torch.device("cpu"))
         losses.append([train_step(state, moving, fixed, config)["total"] for _ in range(3)])
     assert losses[0] == losses[1]
+
+
+def test_non_finite_loss_stops_before_the_update(tiny_dict):
+    # A NaN in the input makes the loss NaN: the step raises before any backward pass or update (the
+    # loop turns it into its one-line message with the last checkpoint), and the weights are untouched.
+    config = Config.from_dict(tiny_dict)
+    state = build_state(config, torch.device("cpu"))
+    moving, fixed, _, _ = synthetic_pairs(2, seed=2)
+    before = {k: v.clone() for k, v in state.model.state_dict().items()}
+    broken = moving.clone()
+    broken[0, 0, 3, 3] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="not finite"):
+        train_step(state, broken, fixed, config)
+    assert all(torch.equal(before[k], v) for k, v in state.model.state_dict().items())
 
 
 def test_three_dimensional_training_runs(tmp_path, tiny_dict):

@@ -137,9 +137,11 @@ def run_loop(
 ) -> LoopState:
     """Run ``step_fn(k)`` for the steps ``k`` not done yet, up to ``steps``; return the final state.
 
-    A step whose logs hold a NaN or infinite value raises :class:`~innreg.errors.TrainingDivergedError`
-    at once, before the state moves on or anything is saved: a diverged optimisation never overwrites
-    the last good checkpoint, and no model is written from it.
+    A step whose logs hold a NaN or infinite value, or that raises
+    :class:`~innreg.errors.TrainingDivergedError` itself (before its update), ends the loop at once with
+    one naming the loop, the step and the last checkpoint, before the state moves on or anything is
+    saved: a diverged optimisation never overwrites the last good checkpoint, and no model is written
+    from it.
 
     Args:
         name: the loop's name (progress bar, checkpoint check).
@@ -175,8 +177,13 @@ def run_loop(
         try:
             while state.step < steps:
                 start = time.perf_counter()
-                logs = step_fn(state.step)
-                _check_finite(name, state.step + 1, logs, checkpoint, saved_step)
+                try:
+                    logs = step_fn(state.step)
+                except TrainingDivergedError as err:  # a step that stopped before its update
+                    raise _diverged(name, state.step + 1, str(err), checkpoint, saved_step) from None
+                bad = sorted(key for key, value in logs.items() if not math.isfinite(value))
+                if bad:
+                    raise _diverged(name, state.step + 1, f"{', '.join(bad)} not finite", checkpoint, saved_step)
                 state.seconds += time.perf_counter() - start
                 state.step += 1
                 logs = {**logs, "step": state.step}
@@ -194,14 +201,12 @@ def run_loop(
     return state
 
 
-def _check_finite(name: str, step: int, logs: Mapping[str, float], checkpoint: Path | None, saved_step: int) -> None:
-    bad = sorted(key for key, value in logs.items() if not math.isfinite(value))
-    if not bad:
-        return
+def _diverged(name: str, step: int, what: str, checkpoint: Path | None, saved_step: int) -> TrainingDivergedError:
     kept = f"{checkpoint} holds step {saved_step}" if checkpoint is not None and saved_step else "nothing was saved"
-    raise TrainingDivergedError(
-        f"{name}: {', '.join(bad)} not finite at step {step}: training diverged; {kept}. "
-        "A lower learning rate for this loop (train.lr; train.translator_lr or train.guide_lr for the translator stages) usually helps"
+    return TrainingDivergedError(
+        f"{name}: {what} at step {step}: training diverged; {kept}. A lower learning rate for this loop "
+        "(train.lr; train.translator_lr or train.guide_lr for the translator stages) or a smaller adversarial "
+        "weight (loss.w_adv) usually helps"
     )
 
 

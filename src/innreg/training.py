@@ -35,6 +35,7 @@ from innreg.batches import PairBatches
 from innreg.config import Config, Precision
 from innreg.data import PairRecord, pair_records
 from innreg.distillation import distil_registration, distillation_steps
+from innreg.errors import TrainingDivergedError
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop
 from innreg.losses import lsgan_discriminator_loss
 from innreg.model import INNReg, resolve_device
@@ -133,8 +134,11 @@ def train_step(
         disc.requires_grad_(False)  # the generator step must not move the discriminator
     try:
         terms = generator_losses(state.ddp_model or model, disc, moving, fixed, config.loss, fixed_mask, moving_mask, amp)
-        if not torch.isfinite(terms["total"]):  # checked before the update, so the weights stay usable
-            raise FloatingPointError(f"loss became non-finite at step {state.step + 1}: {terms}")
+        # Checked before the backward pass: the weights stay usable, and a NaN field would reach
+        # grid_sample's backward, which can crash the process. The loop adds the step and checkpoint.
+        bad = sorted(key for key, value in terms.items() if not torch.isfinite(value).all())
+        if bad:
+            raise TrainingDivergedError(f"{', '.join(bad)} not finite")
         state.opt_g.zero_grad(set_to_none=True)
         scaler.scale(terms["total"]).backward()
         scaler.unscale_(state.opt_g)

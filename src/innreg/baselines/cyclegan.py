@@ -25,7 +25,7 @@ from torch import nn
 from innreg.baselines.base import FitInfo, Method, fit_info, model_info
 from innreg.config import Config
 from innreg.data import PairRecord, pair_records
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, TrainingDivergedError
 from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import INNReg, build_translator, resolve_device
@@ -128,7 +128,7 @@ class CycleGanVoxelMorph(Method):
             nn.utils.clip_grad_norm_(discriminators.parameters(), t.grad_clip)
             opt_d.step()
             if not torch.isfinite(g_loss + d_loss):
-                raise FloatingPointError(f"cyclegan-voxelmorph: CycleGAN loss became non-finite at step {step + 1}")
+                raise TrainingDivergedError("cyclegan-voxelmorph: CycleGAN loss not finite")  # the loop adds the step
             return {"adv": adv.item(), "cycle": cycle.item(), "disc": d_loss.item()}
 
         parts = {"generators": generators, "discriminators": discriminators, "opt_g": opt_g, "opt_d": opt_d}
