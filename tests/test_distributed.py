@@ -55,7 +55,8 @@ def _rank_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -
 
 @pytest.mark.parametrize("guide", ["none", "unet"])  # a guide sits frozen (unused) in the joint steps
 def test_ranks_see_different_batches_and_stay_in_sync(phantom, tiny_dict, tmp_path, guide):
-    config = Config.from_dict(tiny_dict).updated(model={"guide": guide}).to_dict()  # tiny_dict is shared
+    # With the paper's adversarial term (off by default), so the critic's DDP sync is checked too.
+    config = Config.from_dict(tiny_dict).updated(model={"guide": guide}, loss={"w_adv": 0.1}).to_dict()  # tiny_dict is shared
     mp.spawn(_rank_worker, args=(_free_port(), str(phantom["train"]), config, str(tmp_path)), nprocs=2)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert not torch.equal(r0["moving"], r1["moving"])  # each rank its own batch

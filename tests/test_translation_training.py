@@ -120,9 +120,10 @@ def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(pha
 
     from innreg import translation_training
 
+    # With the paper's critic (off by default), blurred: its weights must resume as well.
     config = Config.from_dict(tiny_dict).updated(
-        train={"translator_rounds": 2, "translator_steps": 4, "checkpoint_every": 1},
-        refine={"factors": [2, 1], "steps": [2, 2]},
+        train={"translator_rounds": 2, "translator_steps": 4, "checkpoint_every": 1, "disc_blur": 1.0},
+        refine={"factors": [2, 1], "steps": [2, 2]}, loss={"w_adv": 0.1},
     )
     records = read_manifest(phantom["train"])
     torch.manual_seed(0)
@@ -146,7 +147,7 @@ def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(pha
     monkeypatch.setattr(translation_training, "translation_loss", real_loss)
     resumed = copy.deepcopy(start)  # a fresh process: the joint training's weights again
     rounds = train_translator_stages(resumed, records, config, torch.device("cpu"), run)
-    assert [loop.step for loop in rounds] == [4, 4]
+    assert [loop.step for loop in rounds] == [4, 4] and "disc" in rounds[1].history[-1]
     for name, value in reference.translator.state_dict().items():
         torch.testing.assert_close(resumed.translator.state_dict()[name], value, msg=name)
 

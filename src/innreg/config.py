@@ -89,7 +89,13 @@ class LossConfig:
     nmi_scales: int = 3
     lambda_reg: float = 1.0
     w_sim: float = 1.0
-    w_adv: float = 0.1
+    # The paper's LSGAN term against a PatchGAN critic (0.1 here until 2026-12-02; the authors' released
+    # code computes none). Off by default (RESULTS.md section 7): the critic wins against the smooth
+    # translations of noisy scans; on a fresh PD -> T1 set the default training then diverged (the
+    # translator's output grew to +-300, the NMI's histogram collapsed, NaN at step 299), on a T2 set
+    # the translator stages degraded its translation below the untranslated floor. Without it both
+    # trained cleanly, and faster (no critic to run). train.disc_blur keeps the critic, blind to noise.
+    w_adv: float = 0.0
     w_l1: float = 1.0
     w_smooth: float = 1.0
 
