@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from innreg.config import ModelConfig, RegInput, TranslatorKind
-from innreg.nn import INNTranslator, RegistrationNet, ResNetTranslator, UNetTranslator
+from innreg.config import Config, ModelConfig, RegInput, TranslatorKind
+from innreg.nn import INNTranslator, PatchDiscriminator, RegistrationNet, ResNetTranslator, UNetTranslator
 from innreg.data.pairs import check_working_size
 
 
@@ -30,6 +30,12 @@ class ModelOutput:
     velocity: Tensor | None
     local_ddf: Tensor
     affine: tuple[Tensor, Tensor] | None = None
+
+
+def build_critic(config: Config) -> PatchDiscriminator:
+    """The PatchGAN critic of the adversarial term (``config.train.disc_*``; it exists only while training)."""
+    t = config.train
+    return PatchDiscriminator(config.model.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur)
 
 
 def build_translator(config: ModelConfig, kind: TranslatorKind | str | None = None) -> nn.Module | None:

@@ -38,9 +38,8 @@ from innreg.distillation import distil_registration, distillation_steps
 from innreg.errors import TrainingDivergedError
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop
 from innreg.losses import lsgan_discriminator_loss
-from innreg.model import INNReg, resolve_device
+from innreg.model import INNReg, build_critic, resolve_device
 from innreg.model_file import save_model, upgraded_config
-from innreg.nn import PatchDiscriminator
 from innreg.objective import generator_losses
 from innreg.translation_training import train_translator_stages, translator_round_steps
 
@@ -82,9 +81,7 @@ def build_state(config: Config, device: torch.device) -> TrainState:
         model.guide.requires_grad_(False)
     adversarial = model.translator is not None and config.loss.w_adv > 0
     disc = (
-        PatchDiscriminator(
-            config.model.dim, 1, config.train.disc_channels, config.train.disc_layers, config.train.disc_blur
-        ).to(device)
+        build_critic(config).to(device)
         if adversarial
         else None
     )

@@ -33,8 +33,8 @@ from innreg.config import Config, TrainConfig
 from innreg.data import PairDataset, PairRecord
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
-from innreg.model import MIN_NETWORK_SIZE, INNReg
-from innreg.nn import PatchDiscriminator, warp
+from innreg.model import MIN_NETWORK_SIZE, INNReg, build_critic
+from innreg.nn import warp
 from innreg.pipeline import refined_field
 
 # A warped voxel counts as covered (inside the moving image's field of view) above this weight.
@@ -185,12 +185,11 @@ def train_translator_stages(
         return []
     pairs = [(item["moving"][None].to(device), item["fixed"][None].to(device)) for item in items]
     adversarial = config.loss.w_adv > 0
-    m = config.model
     discriminator = None
     if adversarial:
         with torch.random.fork_rng(devices=[]):  # its own seed: the same critic however the run got here
             torch.manual_seed(t.seed + 7)
-            discriminator = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur).to(device)
+            discriminator = build_critic(config).to(device)
     steps = translator_round_steps(t)
     rounds = []
     for round_index in range(t.translator_rounds):

@@ -28,8 +28,7 @@ from innreg.data import PairRecord, pair_records
 from innreg.errors import InnregInputError, TrainingDivergedError
 from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
-from innreg.model import INNReg, build_translator, resolve_device
-from innreg.nn import PatchDiscriminator
+from innreg.model import INNReg, build_critic, build_translator, resolve_device
 from innreg.batches import PairBatches
 from innreg.loop import run_loop
 from innreg.model_file import save_model
@@ -100,8 +99,7 @@ class CycleGanVoxelMorph(Method):
         """Stage 1: returns the trained ``G_AB`` and the stage's step seconds."""
         m, t = config.model, config.train
         g_ab, g_ba = build_translator(m).to(device), build_translator(m).to(device)
-        d_a = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur).to(device)
-        d_b = PatchDiscriminator(m.dim, 1, t.disc_channels, t.disc_layers, t.disc_blur).to(device)
+        d_a, d_b = build_critic(config).to(device), build_critic(config).to(device)
         generators, discriminators = nn.ModuleList([g_ab, g_ba]), nn.ModuleList([d_a, d_b])
         opt_g = torch.optim.Adam(generators.parameters(), lr=t.lr, betas=tuple(t.betas))
         opt_d = torch.optim.Adam(discriminators.parameters(), lr=t.lr, betas=tuple(t.betas))
