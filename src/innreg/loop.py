@@ -138,10 +138,10 @@ def run_loop(
     """Run ``step_fn(k)`` for the steps ``k`` not done yet, up to ``steps``; return the final state.
 
     A step whose logs hold a NaN or infinite value, or that raises
-    :class:`~innreg.errors.TrainingDivergedError` itself (before its update), ends the loop at once with
-    one naming the loop, the step and the last checkpoint, before the state moves on or anything is
-    saved: a diverged optimisation never overwrites the last good checkpoint, and no model is written
-    from it.
+    :class:`~innreg.errors.TrainingDivergedError` itself (the joint step does, before its update), ends
+    the loop at once with one naming the loop, the step and the last checkpoint, before the state moves
+    on or anything is saved: a diverged optimisation never overwrites the last good checkpoint, and no
+    model is written from it.
 
     Args:
         name: the loop's name (progress bar, checkpoint check).
@@ -179,7 +179,7 @@ def run_loop(
                 start = time.perf_counter()
                 try:
                     logs = step_fn(state.step)
-                except TrainingDivergedError as err:  # a step that stopped before its update
+                except TrainingDivergedError as err:  # a step that found its own loss not finite
                     raise _diverged(name, state.step + 1, str(err), checkpoint, saved_step) from None
                 bad = sorted(key for key, value in logs.items() if not math.isfinite(value))
                 if bad:

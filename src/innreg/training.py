@@ -80,11 +80,7 @@ def build_state(config: Config, device: torch.device) -> TrainState:
     if model.guide is not None:  # trained by the translator stages alone; DDP must not wait for its gradients
         model.guide.requires_grad_(False)
     adversarial = model.translator is not None and config.loss.w_adv > 0
-    disc = (
-        build_critic(config).to(device)
-        if adversarial
-        else None
-    )
+    disc = build_critic(config).to(device) if adversarial else None
     t = config.train
     opt_g = torch.optim.Adam(model.parameters(), lr=t.lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr, betas=tuple(t.betas)) if disc is not None else None
