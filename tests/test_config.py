@@ -24,6 +24,7 @@ def test_round_trip_and_partial_update(tmp_path):
         ("model: {dim: 4}\n", "dim"),
         ("model: {cascades: 0}\n", "model.cascades"),
         ("train: {disc_blur: -1}\n", "train.disc_blur"),
+        ("train: {translator_inverse_l1: -0.5}\n", "train.translator_inverse_l1"),
         ("model: [1, 2\n", "not valid YAML"),
         ("refine: {factors: [4, 2], steps: [10]}\n", "one entry per level"),
         ("refine: {grid_factor: 0}\n", "grid_factor"),

@@ -54,25 +54,68 @@ def test_aligned_pair_marks_what_the_warp_sampled_inside_the_moving_image():
     assert covered[..., :7].eq(1).all() and covered[..., 7:].eq(0).all()
 
 
-def test_translator_learns_the_contrast_on_aligned_pairs(phantom, tiny_dict):
+@pytest.mark.parametrize("inverse_l1", [0.0, 1.0])
+def test_translator_learns_the_contrast_on_aligned_pairs(phantom, tiny_dict, inverse_l1):
     # A constant rate: this checks what 40 steps can learn, not the schedule (tested below).
-    config = Config.from_dict(tiny_dict).updated(
-        train={"translator_steps": 40, "steps": 40, "translator_lr": 1e-2, "stage_lr_schedule": "constant"}
-    )
+    config = Config.from_dict(tiny_dict).updated(train={
+        "translator_steps": 40, "steps": 40, "translator_lr": 1e-2, "stage_lr_schedule": "constant",
+        "translator_inverse_l1": inverse_l1,
+    })
     torch.manual_seed(0)
     model = INNReg(config.model)
     images = [_tensor(normalize_percentile(load_pair(r)[0].array)) for r in read_manifest(phantom["train"])]
     # Aligned by construction: the "fixed modality" is the moving image with inverted contrast.
     aligned = [(m, 1.0 - m, torch.ones_like(m)) for m in images]
     stacked = [torch.cat(p) for p in zip(*aligned)]
-    before = translation_loss(model.translator, *stacked).item()
+    weight = config.train.translator_inverse_l1  # the loss the stages minimise
+    before = translation_loss(model.translator, *stacked, weight).item()
     history = train_translator(model, aligned, config, discriminator=None, seed=0).history
-    after = translation_loss(model.translator, *stacked).item()
+    after = translation_loss(model.translator, *stacked, weight).item()
     assert len(history) == 40
     assert after < 0.5 * before, (before, after)
     with torch.no_grad():  # still exactly invertible
         x = stacked[0]
         torch.testing.assert_close(model.translator.inverse(model.translator(x)), x, atol=1e-4, rtol=0)
+
+
+class _Doubling(torch.nn.Module):
+    """An invertible hand-case translator: ``T(x) = 2x``, ``T^-1(y) = y / 2``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y / 2
+
+
+def test_translation_loss_weighs_the_inverse_direction_on_covered_voxels():
+    aligned, fixed = torch.full((1, 1, 2, 2), 1.0), torch.full((1, 1, 2, 2), 3.0)
+    covered = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])  # the uncovered voxel must not count
+    fixed[..., 1, 1] = 100.0
+    # Forward: |2 - 3| = 1 on each covered voxel; inverse: |1 - 1.5| = 0.5.
+    assert translation_loss(_Doubling(), aligned, fixed, covered, inverse_weight=0.0).item() == pytest.approx(1.0)
+    assert translation_loss(_Doubling(), aligned, fixed, covered).item() == pytest.approx(1.5)
+    assert translation_loss(_Doubling(), aligned, fixed, covered, inverse_weight=2.0).item() == pytest.approx(2.0)
+
+
+def test_stages_use_the_configured_inverse_weight(phantom, tiny_dict, monkeypatch):
+    from innreg import translation_training
+
+    weights = []
+    real_loss = translation_training.translation_loss
+
+    def recording(*args):
+        weights.append(args[4])
+        return real_loss(*args)
+
+    monkeypatch.setattr(translation_training, "translation_loss", recording)
+    for value in (None, 0.25):
+        config = Config.from_dict(tiny_dict).updated(train={"translator_steps": 1, "steps": 1})
+        if value is not None:
+            config = config.updated(train={"translator_inverse_l1": value})
+        aligned = [(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), torch.ones(1, 1, 8, 8))]
+        train_translator(INNReg(config.model), aligned, config, discriminator=None, seed=0)
+    assert weights == [TrainConfig().translator_inverse_l1, 0.25] and weights[0] == 1.0  # the paper's L1
 
 
 @pytest.mark.parametrize("guide", ["none", "unet"])

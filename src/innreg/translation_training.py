@@ -9,8 +9,13 @@ it does not, so the translator learns a blurred, partly misplaced mapping. After
    the per-pair refinement; round 0 matches MIND only, later rounds are guided by the translation
    learnt in the round before);
 2. train the translator alone on the aligned pairs for ``train.translator_steps`` steps with the
-   paper's translation loss: L1 ``|T(A') - B| + |A' - T^-1(B)|`` on the voxels the warp covers
-   (``A'`` the aligned moving image) plus ``w_adv`` times the LSGAN term against a PatchGAN.
+   paper's translation loss: L1 ``|T(A') - B| + w |A' - T^-1(B)|`` on the voxels the warp covers
+   (``A'`` the aligned moving image; ``w = train.translator_inverse_l1``, 1 by default) plus ``w_adv``
+   times the LSGAN term against a PatchGAN. The inverse direction asks ``T^-1`` to turn the noisy fixed
+   image into the aligned moving one, whose own noise it cannot know: it learns to remove noise, so ``T``
+   learns to amplify it, a checkerboard four times the moving image's noise on a held-out T2 set without
+   the critic (benchmarks/RESULTS.md section 8). The forward direction alone (``w = 0``) teaches a
+   denoising ``T``, still exactly invertible but with an inverse that no longer translates.
 
 The registration network is left as it is: only the translator changes, so the refinement's
 translation guidance (``refine.translation_weight``) gets a translator that learnt on aligned pairs.
@@ -64,14 +69,14 @@ def aligned_pair(moving: Tensor, fixed: Tensor, ddf: Tensor) -> tuple[Tensor, Te
 
 
 def translation_loss(
-    translator: nn.Module, aligned: Tensor, fixed: Tensor, covered: Tensor
+    translator: nn.Module, aligned: Tensor, fixed: Tensor, covered: Tensor, inverse_weight: float = 1.0
 ) -> Tensor:
-    """Masked L1 of the translation both ways (the inverse direction only for an invertible
-    translator); images ``(N, 1, *S)``."""
+    """Masked L1 ``|T(A') - B|`` plus ``inverse_weight`` times ``|A' - T^-1(B)|`` (the paper's second
+    direction; only for an invertible translator, and not computed at weight 0); images ``(N, 1, *S)``."""
     weight = covered / covered.sum().clamp_min(1.0)
     loss = ((translator(aligned) - fixed).abs() * weight).sum()
-    if hasattr(translator, "inverse"):
-        loss = loss + ((aligned - translator.inverse(fixed)).abs() * weight).sum()
+    if inverse_weight > 0 and hasattr(translator, "inverse"):
+        loss = loss + inverse_weight * ((aligned - translator.inverse(fixed)).abs() * weight).sum()
     return loss
 
 
@@ -135,7 +140,7 @@ def train_translator(
             d_loss.backward()
             opt_d.step()
             logs["disc"] = d_loss.item()
-        l1 = translation_loss(translator, moving, fixed, covered)
+        l1 = translation_loss(translator, moving, fixed, covered, t.translator_inverse_l1)
         total = loss_cfg.w_l1 * l1
         if discriminator is not None:
             discriminator.requires_grad_(False)
