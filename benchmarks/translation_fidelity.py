@@ -10,6 +10,9 @@ averaged over the pairs: the mean and standard deviation of the translation and 
 each label of the moving segmentation (tissue contrast and within-tissue spread; the phantom's labels 1-3
 are CSF, grey and white matter), and the mean magnitude of the Haar HH band inside the brain (the 2x2
 checkerboard component: noise or cell texture) of the translation, the truth and the moving image.
+For an invertible translator also the NCC, inside the head (truth above 0.02), of the inverse applied
+to the truth with the moving image: whether ``T^-1`` still translates the fixed modality back
+(RESULTS.md section 8).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from innreg import load_model
+from innreg.core.filters import downsample, resize_linear
 from innreg.data import load_image, load_pair, normalize_percentile, read_manifest
 from innreg.nn.coupling import squeeze
 from innreg.nn.haar import haar_mix
@@ -46,6 +50,11 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
 
 
+def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    a, b = a[mask] - a[mask].mean(), b[mask] - b[mask].mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
 def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
     torch.set_num_threads(1)
     records = read_manifest(manifest)[: int(n_pairs)]
@@ -53,7 +62,7 @@ def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
         raise SystemExit(f"{manifest}: needs moving_seg and moving_as_fixed columns (a phantom manifest)")
     for path in model_paths:
         registration = load_model(path, "cpu")
-        rows = []
+        rows, inverse_ncc = [], []
         for record in records:
             moving, fixed, moving_seg, _ = load_pair(record)
             m, f = _tensor(normalize_percentile(moving.array)), _tensor(normalize_percentile(fixed.array))
@@ -67,13 +76,20 @@ def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
                 row += [translated[inside].mean(), truth[inside].mean(), translated[inside].std(), truth[inside].std()]
             brain = whole_cells(seg > 0)
             row += [np.abs(haar_hh(a))[brain].mean() for a in (translated, truth, m[0, 0].numpy())]
+            model = registration.model
+            if hasattr(model.translator, "inverse"):
+                with torch.no_grad():
+                    small = downsample(_tensor(truth), model.config.input_factor)
+                    back = resize_linear(model.translator.inverse(small), truth.shape)[0, 0].numpy()
+                inverse_ncc.append(ncc(back, m[0, 0].numpy(), truth > 0.02))
             rows.append(row)
+        inverse = f"; NCC of T^-1(truth) with the moving image {np.mean(inverse_ncc):.3f}" if inverse_ncc else ""
         mean = np.mean(rows, axis=0)
         tissues = "; ".join(
             f"{name} {mean[4 * i]:.3f} (truth {mean[4 * i + 1]:.3f}), s.d. {mean[4 * i + 2]:.3f} ({mean[4 * i + 3]:.3f})"
             for i, name in enumerate(LABELS.values())
         )
-        print(f"{path}: {tissues}; |HH| in the brain {mean[-3]:.4f} (truth {mean[-2]:.4f}, moving {mean[-1]:.4f})")
+        print(f"{path}: {tissues}; |HH| in the brain {mean[-3]:.4f} (truth {mean[-2]:.4f}, moving {mean[-1]:.4f}){inverse}")
 
 
 if __name__ == "__main__":
