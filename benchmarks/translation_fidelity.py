@@ -25,6 +25,7 @@ import torch
 from innreg import load_model
 from innreg.core.filters import downsample, resize_linear
 from innreg.data import load_image, load_pair, normalize_percentile, read_manifest
+from innreg.metrics import ncc
 from innreg.nn.coupling import squeeze
 from innreg.nn.haar import haar_mix
 from innreg.pipeline import stage_pair
@@ -50,25 +51,20 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
 
 
-def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    a, b = a[mask] - a[mask].mean(), b[mask] - b[mask].mean()
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
-
-
 def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
     torch.set_num_threads(1)
     records = read_manifest(manifest)[: int(n_pairs)]
     if any(r.moving_seg is None or r.moving_as_fixed is None for r in records):
         raise SystemExit(f"{manifest}: needs moving_seg and moving_as_fixed columns (a phantom manifest)")
     for path in model_paths:
-        registration = load_model(path, "cpu")
+        model = load_model(path, "cpu").model
         rows, inverse_ncc = [], []
         for record in records:
             moving, fixed, moving_seg, _ = load_pair(record)
             m, f = _tensor(normalize_percentile(moving.array)), _tensor(normalize_percentile(fixed.array))
             truth = normalize_percentile(load_image(record.moving_as_fixed).array)
             with torch.no_grad():
-                translated = stage_pair(registration.model, m, f).moving[0, -1].numpy()
+                translated = stage_pair(model, m, f).moving[0, -1].numpy()
             seg = moving_seg.array
             row = []
             for label in LABELS:
@@ -76,7 +72,6 @@ def main(manifest: str, n_pairs: str, *model_paths: str) -> None:
                 row += [translated[inside].mean(), truth[inside].mean(), translated[inside].std(), truth[inside].std()]
             brain = whole_cells(seg > 0)
             row += [np.abs(haar_hh(a))[brain].mean() for a in (translated, truth, m[0, 0].numpy())]
-            model = registration.model
             if hasattr(model.translator, "inverse"):
                 with torch.no_grad():
                     small = downsample(_tensor(truth), model.config.input_factor)

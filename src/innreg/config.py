@@ -151,7 +151,7 @@ class TrainConfig:
     # amplify the moving image's noise (innreg.translation_training). The stages redone from the joint
     # steps of three held-out runs (RESULTS.md section 8): 0 gives clean translations (checkerboard
     # |HH| 0.065 -> 0.008 on T2, NCC with the truth 0.670 -> 0.832), the same Dice, but an inverse that
-    # no longer translates back (NCC 0.80 -> 0.01, outputs to 1e4); 0.1 and 0.3 sit between. The
+    # no longer translates back (NCC 0.80 -> 0.01, outputs up to 1e4-1e5); 0.1 and 0.3 sit between. The
     # pipeline uses only T; 1 stays the default so the INN remains the paper's two-way translator.
     translator_inverse_l1: float = 1.0
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
