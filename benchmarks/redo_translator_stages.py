@@ -10,6 +10,8 @@ original run). Then writes ``OUT_DIR/model.pt``: ``RUN_DIR/model.pt`` (its disti
 network and its config) with the new translator, ready for ``innreg evaluate`` and
 ``benchmarks/translation_fidelity.py`` (RESULTS.md section 8). A translator stage's setting is all that
 may change; the run's config is not rewritten, so ``OUT_DIR/model.pt`` records the original settings.
+Unlike ``translation_study.py --stages`` (stages run on a finished model, aligned by its distilled
+network), this repeats the run's own stages exactly: the same settings give the run's translator back.
 """
 
 from __future__ import annotations
