@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,38 @@ def test_ranks_see_different_batches_and_stay_in_sync(phantom, tiny_dict, tmp_pa
     assert (r0["weights"] - fresh).abs().max() > 1e-4  # and they did train
 
 
+def _stage_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from innreg import training
+
+    returned = Path(out) / "rank1_returned"
+    if rank == 0:
+        stages = training.train_translator_stages
+
+        def stages_after_rank1_returned(*args, **kwargs):
+            deadline = time.monotonic() + 120
+            while not returned.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("rank 1 did not return while rank 0 ran the translator stages")
+                time.sleep(0.05)
+            return stages(*args, **kwargs)
+
+        training.train_translator_stages = stages_after_rank1_returned
+    training.train(train_csv, Path(out) / "run", Config.from_dict(config), progress=False)
+    if rank == 1:
+        returned.touch()
+
+
+def test_other_ranks_leave_while_rank0_runs_the_stages(phantom, tiny_dict, tmp_path):
+    # Rank 0 runs the translator stages and the distillation alone; a rank waiting for it in a
+    # collective would time out on a real run (gloo 30 min, NCCL 10 min). Rank 0 starts its stages
+    # only once rank 1 has returned from train(), so the old wait would deadlock here.
+    config = Config.from_dict(tiny_dict).updated(train={"steps": 2}).to_dict()
+    mp.spawn(_stage_worker, args=(_free_port(), str(phantom["train"]), config, str(tmp_path)), nprocs=2)
+    assert (tmp_path / "rank1_returned").is_file() and (tmp_path / "run" / "model.pt").is_file()
+
+
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
@@ -85,10 +118,10 @@ def test_torchrun_train_resume_then_register(phantom, tiny_dict, tmp_path, capsy
     run_dir = tmp_path / "run"
     common = ["--pairs", str(phantom["train"]), "--out", str(run_dir), "--config", str(cfg), "--device", "cpu", "--quiet"]
     done = _torchrun(*common, "--steps", "2")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-6000:]
     assert done.stdout.count("model:") == 1  # rank 0 alone reports and writes
     done = _torchrun(*common, "--steps", "4", "--resume")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-6000:]
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [int(float(r["step"])) for r in rows] == [1, 2, 3, 4]
     info = torch.load(run_dir / "model.pt", weights_only=False)["info"]
