@@ -169,7 +169,7 @@ def train(
     """Train INNReg on a pair manifest and return the path of ``out_dir/model.pt``.
 
     Under torchrun all ranks share the joint steps; the translator stages and the distillation then run
-    on rank 0 alone, which returns once ``model.pt`` is written (the other ranks return at once).
+    on rank 0 alone, and every rank returns once ``model.pt`` is written.
 
     Args:
         pairs: a manifest CSV (``moving,fixed[,moving_seg,fixed_seg]``) or its records.
@@ -248,11 +248,9 @@ def _train(
         state=state.loop, on_step=None if on_step is None else lambda _, logs: on_step(state, logs), writer=main, extra=lambda: {"config": config.to_dict()},
     )
     model_path = out_dir / "model.pt"
-    # The translator stages and the distillation run on rank 0 alone. The other ranks leave the
-    # process group now instead of waiting in a collective that would outlast its timeout (gloo 30 min,
-    # NCCL 10 min); the DDP wrappers go first, so no reducer outlives its process group.
+    # The translator stages and the distillation run on rank 0 alone; the others wait for it in
+    # distributed.teardown, whose barrier outlasts the collectives' default timeout.
     state.ddp_model = state.ddp_discriminator = None
-    distributed.teardown(ctx)
     if main:
         if progress and (t.translator_rounds or t.distil_steps):
             print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
@@ -269,4 +267,5 @@ def _train(
         if distilled.history:
             info["distil"] = distilled.history[-1]["distil"]
         save_model(state.model, config, model_path, info)
+    distributed.teardown(ctx)  # every rank returns once model.pt exists
     return model_path
