@@ -91,16 +91,33 @@ def _stage_worker(rank: int, port: int, train_csv: str, config: dict, out: str) 
             return stages(*args, **kwargs)
 
         training.train_translator_stages = slow_stages
+    distil = training.distil_registration
+
+    def saving_distil(model, *args, **kwargs):
+        flat = lambda module: torch.cat([p.detach().flatten() for p in module.parameters()])  # noqa: E731
+        before = flat(model.registration)
+        logs = distil(model, *args, **kwargs)
+        saved = {"before": before, "after": flat(model.registration), "translator": flat(model.translator), "guide": flat(model.guide)}
+        torch.save(saved, Path(out) / f"distil_rank{rank}.pt")
+        return logs
+
+    training.distil_registration = saving_distil
     path = training.train(train_csv, Path(out) / "run", Config.from_dict(config), progress=False)
     assert path.is_file()  # every rank returns once model.pt exists
 
 
-def test_other_ranks_wait_for_rank0_stages_past_the_collective_timeout(phantom, tiny_dict, tmp_path):
-    # Rank 0 runs the translator stages and the distillation alone; a rank waiting for it in a barrier
-    # of the default group would time out on a real run (gloo 30 min, NCCL 10 min), here after 8 s.
-    config = Config.from_dict(tiny_dict).updated(train={"steps": 2}).to_dict()
+def test_stages_on_rank0_then_distillation_on_all_ranks(phantom, tiny_dict, tmp_path):
+    # Rank 0 runs the translator stages alone; a rank waiting for it in a barrier of the default group
+    # would time out on a real run (gloo 30 min, NCCL 10 min), here after 8 s. Then every rank distils
+    # on its own batches, from rank 0's weights (its guide and translator after the stages), in sync.
+    config = Config.from_dict(tiny_dict).updated(model={"guide": "unet"}, train={"steps": 2}).to_dict()
     mp.spawn(_stage_worker, args=(_free_port(), str(phantom["train"]), config, str(tmp_path)), nprocs=2)
-    assert (tmp_path / "run" / "model.pt").is_file()
+    r0, r1 = (torch.load(tmp_path / f"distil_rank{r}.pt") for r in (0, 1))
+    for key in ("after", "translator", "guide"):
+        torch.testing.assert_close(r0[key], r1[key], rtol=0, atol=1e-6)
+    assert (r0["after"] - r0["before"]).abs().max() > 1e-4  # the distillation trained
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    assert saved["info"]["world_size"] == 2
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:

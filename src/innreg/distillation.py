@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from innreg import distributed
 from innreg.config import Config, TrainConfig
 from innreg.core.affine import affine_ddf
 from innreg.core.warp import warp
@@ -77,10 +78,16 @@ def distil_registration(
     config: Config,
     checkpoint: Path | None = None,
     progress: bool = False,
+    ctx: distributed.DistContext | None = None,
 ) -> LoopState:
     """:func:`distillation_steps` Adam steps of the registration network towards the targets of
     :func:`refined_targets` from a frozen copy of ``model`` as it is when the distillation starts, in the
     loop of :mod:`innreg.loop` (resumable from ``checkpoint``, which holds the copy too).
+
+    Under torchrun (``ctx`` of several ranks) every rank distils on its own batches (its ``batches``
+    draw its own) with the gradients all-reduced: the model is wrapped in DDP, which first hands every
+    rank rank 0's weights (the translator the stages trained on rank 0 alone included), and rank 0
+    alone writes the checkpoint.
 
     Args:
         model: the trained model; only ``model.registration`` changes.
@@ -89,18 +96,25 @@ def distil_registration(
             ``refine`` for the targets.
         checkpoint: the loop's checkpoint file, or ``None``.
         progress: show a progress bar.
+        ctx: where this process stands in a multi-process run (``None``: one process).
 
     Returns:
-        The loop's state, one log row per step: ``distil`` (field term), ``distil_affine`` (affine term),
+        The loop's state, one log row per step (averaged over the ranks): ``distil`` (field term), ``distil_affine`` (affine term),
         ``distil_smooth`` and ``distil_sim`` (the similarity, 0 when ``train.distil_similarity`` is 0).
     """
     t = config.train
     steps = distillation_steps(t)
     if steps < 1:
         return LoopState()
-    translator = model.translator
-    if translator is not None:
-        translator.requires_grad_(False)
+    ctx = ctx or distributed.DistContext()
+    device = next(model.parameters()).device
+    # Only the registration network learns (and DDP all-reduces only what needs gradients): the
+    # translator and a guide are frozen for the distillation.
+    learning = {id(p) for p in model.registration.parameters()}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in learning]
+    for p in frozen:
+        p.requires_grad_(False)
+    wrapped = distributed.wrap(model, ctx, device)  # broadcasts rank 0's weights: before the copy
     reference = copy.deepcopy(model).eval().requires_grad_(False)  # the targets' fixed start
     params = [p for p in model.registration.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
@@ -111,7 +125,7 @@ def distil_registration(
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
         (matrix, translation), target = refined_targets(reference, moving, fixed, config)
         model.train()
-        out = model(moving, fixed, with_inverse=False)
+        out = wrapped(moving, fixed, with_inverse=False)
         distil = (out.ddf - target).pow(2).sum(1).mean()
         affine = distil.new_zeros(())
         if out.affine is not None:
@@ -128,12 +142,12 @@ def distil_registration(
         nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
         terms = {"distil": distil, "distil_affine": affine, "distil_smooth": smooth, "distil_sim": sim}
-        return {name: value.item() for name, value in terms.items()}
+        return distributed.mean_over_ranks({name: value.item() for name, value in terms.items()}, ctx, device)
 
     try:
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
-        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
+        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress and ctx.is_main, writer=ctx.is_main)
     finally:
-        if translator is not None:
-            translator.requires_grad_(True)
+        for p in frozen:
+            p.requires_grad_(True)
         model.eval()

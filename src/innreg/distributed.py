@@ -24,7 +24,7 @@ from innreg.errors import InnregInputError
 
 
 # How long the other ranks wait for rank 0's single-process work after the joint steps (the translator
-# stages and the distillation: hours in 3D on a CPU). Far past the default collective timeouts (gloo
+# stages: hours in 3D on a CPU). Far past the default collective timeouts (gloo
 # 30 min, NCCL 10 min), which would abort a rank waiting in a barrier of the default group. A rank that
 # dies still ends the job: torchrun stops the others.
 RANK0_WORK_TIMEOUT = timedelta(days=2)
@@ -33,7 +33,7 @@ RANK0_WORK_TIMEOUT = timedelta(days=2)
 @dataclass(frozen=True)
 class DistContext:
     """Where this process stands in a (possibly one-process) run. ``wait_group``: a gloo group (a CPU
-    barrier, whatever the backend) with the timeout :data:`RANK0_WORK_TIMEOUT`, for :func:`teardown`."""
+    barrier, whatever the backend) with the timeout :data:`RANK0_WORK_TIMEOUT`, for :func:`wait_for_rank0`."""
 
     rank: int = 0
     world_size: int = 1
@@ -76,15 +76,20 @@ def setup(device: torch.device | str) -> tuple[DistContext, torch.device]:
     return DistContext(rank, world_size, local_rank, wait_group), device
 
 
+def wait_for_rank0(ctx: DistContext) -> None:
+    """A barrier on ``ctx.wait_group``: however long rank 0 works alone before it gets here."""
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier(group=ctx.wait_group)
+
+
 def teardown(ctx: DistContext) -> None:
-    """Wait for every rank (however long rank 0 works alone before it gets here), then leave the
-    process group. The caller drops its DDP wrappers first; the collection here frees them (they sit in
+    """Wait for every rank (:func:`wait_for_rank0`), then leave the process group. The caller drops its DDP wrappers first; the collection here frees them (they sit in
     reference cycles). A wrapper alive at the interpreter's exit can abort it ("terminate called without
     an active exception"): 15 of 47 exits of a minimal two-rank gloo run with torch 2.13, 5 of 40 with
     the wrapper deleted but not collected, 0 of 40 collected."""
     if ctx.enabled and dist.is_initialized():
         gc.collect()
-        dist.barrier(group=ctx.wait_group)
+        wait_for_rank0(ctx)
         dist.destroy_process_group()
 
 

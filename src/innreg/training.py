@@ -168,8 +168,8 @@ def train(
 ) -> Path:
     """Train INNReg on a pair manifest and return the path of ``out_dir/model.pt``.
 
-    Under torchrun all ranks share the joint steps; the translator stages and the distillation then run
-    on rank 0 alone, and every rank returns once ``model.pt`` is written.
+    Under torchrun all ranks share the joint steps and the distillation; the translator stages run on
+    rank 0 alone, and every rank returns once ``model.pt`` is written.
 
     Args:
         pairs: a manifest CSV (``moving,fixed[,moving_seg,fixed_seg]``) or its records.
@@ -248,15 +248,16 @@ def _train(
         state=state.loop, on_step=None if on_step is None else lambda _, logs: on_step(state, logs), writer=main, extra=lambda: {"config": config.to_dict()},
     )
     model_path = out_dir / "model.pt"
-    # The translator stages and the distillation run on rank 0 alone; the others wait for it in
-    # distributed.teardown, whose barrier outlasts the collectives' default timeout.
     state.ddp_model = state.ddp_discriminator = None
+    if main and progress and (t.translator_rounds or t.distil_steps):
+        print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
+              f"distillation ({distillation_steps(t)} steps)")
+    # The translator stages run on rank 0 alone (they align all training pairs); the other ranks wait
+    # for it in a barrier that outlasts the collectives' default timeout, then all distil together.
+    translator = train_translator_stages(state.model, records, config, device, out_dir, progress) if main else []
+    distributed.wait_for_rank0(ctx)
+    distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress, ctx)
     if main:
-        if progress and (t.translator_rounds or t.distil_steps):
-            print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
-                  f"distillation ({distillation_steps(t)} steps)")
-        translator = train_translator_stages(state.model, records, config, device, out_dir, progress)
-        distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress)
         write_history(state.loop.history, out_dir)
         seconds = state.loop.seconds + sum(loop.seconds for loop in translator) + distilled.seconds
         info = {"steps": state.step, "train_seconds": seconds, "n_pairs": len(records)}
