@@ -97,8 +97,8 @@ def _stage_worker(rank: int, port: int, train_csv: str, config: dict, out: str) 
         flat = lambda module: torch.cat([p.detach().flatten() for p in module.parameters()])  # noqa: E731
         before = flat(model.registration)
         logs = distil(model, *args, **kwargs)
-        saved = {"before": before, "after": flat(model.registration), "translator": flat(model.translator), "guide": flat(model.guide)}
-        torch.save(saved, Path(out) / f"distil_rank{rank}.pt")
+        after = {"after": flat(model.registration), "translator": flat(model.translator), "guide": flat(model.guide)}
+        torch.save({"before": before, **after}, Path(out) / f"distil_rank{rank}.pt")
         return logs
 
     training.distil_registration = saving_distil

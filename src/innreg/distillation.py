@@ -99,8 +99,9 @@ def distil_registration(
         ctx: where this process stands in a multi-process run (``None``: one process).
 
     Returns:
-        The loop's state, one log row per step (averaged over the ranks): ``distil`` (field term), ``distil_affine`` (affine term),
-        ``distil_smooth`` and ``distil_sim`` (the similarity, 0 when ``train.distil_similarity`` is 0).
+        The loop's state, one log row per step (averaged over the ranks): ``distil`` (field term),
+        ``distil_affine`` (affine term), ``distil_smooth`` and ``distil_sim`` (the similarity, 0 when
+        ``train.distil_similarity`` is 0).
     """
     t = config.train
     steps = distillation_steps(t)
@@ -146,7 +147,8 @@ def distil_registration(
 
     try:
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
-        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress and ctx.is_main, writer=ctx.is_main)
+        show = progress and ctx.is_main
+        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main)
     finally:
         for p in frozen:
             p.requires_grad_(True)

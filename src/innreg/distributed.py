@@ -24,21 +24,22 @@ from innreg.errors import InnregInputError
 
 
 # How long the other ranks wait for rank 0's single-process work after the joint steps (the translator
-# stages: hours in 3D on a CPU). Far past the default collective timeouts (gloo
-# 30 min, NCCL 10 min), which would abort a rank waiting in a barrier of the default group. A rank that
-# dies still ends the job: torchrun stops the others.
+# stages: hours in 3D on a CPU): far past the default collective timeouts (gloo 30 min, NCCL 10 min),
+# which would abort a rank waiting in a barrier of the default group. A rank that dies still ends the
+# job: torchrun stops the others.
 RANK0_WORK_TIMEOUT = timedelta(days=2)
 
 
 @dataclass(frozen=True)
 class DistContext:
     """Where this process stands in a (possibly one-process) run. ``wait_group``: a gloo group (a CPU
-    barrier, whatever the backend) with the timeout :data:`RANK0_WORK_TIMEOUT`, for :func:`wait_for_rank0`."""
+    barrier, whatever the backend) with the timeout :data:`RANK0_WORK_TIMEOUT`, for
+    :func:`wait_for_rank0`."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    wait_group: object = None
+    wait_group: dist.ProcessGroup | None = None
 
     @property
     def enabled(self) -> bool:
@@ -83,10 +84,13 @@ def wait_for_rank0(ctx: DistContext) -> None:
 
 
 def teardown(ctx: DistContext) -> None:
-    """Wait for every rank (:func:`wait_for_rank0`), then leave the process group. The caller drops its DDP wrappers first; the collection here frees them (they sit in
-    reference cycles). A wrapper alive at the interpreter's exit can abort it ("terminate called without
-    an active exception"): 15 of 47 exits of a minimal two-rank gloo run with torch 2.13, 5 of 40 with
-    the wrapper deleted but not collected, 0 of 40 collected."""
+    """Wait for every rank (:func:`wait_for_rank0`), then leave the process group.
+
+    The caller drops its DDP wrappers first; the collection here frees them (they sit in reference
+    cycles). A wrapper still alive at the interpreter's exit can abort it ("terminate called without an
+    active exception"). Launches of a minimal two-rank gloo run that aborted: 11 of 40 keeping the
+    wrapper, 11 of 40 deleting it, 0 of 40 deleting and collecting it (``benchmarks/gloo_exit_abort.md``).
+    """
     if ctx.enabled and dist.is_initialized():
         gc.collect()
         wait_for_rank0(ctx)
