@@ -79,26 +79,29 @@ def _stage_worker(rank: int, port: int, train_csv: str, config: dict, out: str) 
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from innreg import training
+    from innreg import training, translation_training
 
     init = dist.init_process_group  # collectives time out after 8 s instead of 30 min
     dist.init_process_group = lambda *args, **kwargs: init(*args, **kwargs, timeout=timedelta(seconds=8))
-    if rank == 0:
-        stages = training.train_translator_stages
+    align = translation_training.align_pairs
+    aligned_here = []
 
-        def slow_stages(*args, **kwargs):  # rank 0 works alone for longer than the timeout
-            time.sleep(16)
-            return stages(*args, **kwargs)
+    def recording_align(model, pairs, *args, **kwargs):
+        if rank == 0:
+            time.sleep(16)  # rank 0's share takes longer than the collectives' timeout
+        aligned_here.append(torch.cat([moving.flatten() for moving, _ in pairs]))
+        return align(model, pairs, *args, **kwargs)
 
-        training.train_translator_stages = slow_stages
+    translation_training.align_pairs = recording_align
     distil = training.distil_registration
+    flat = lambda module: torch.cat([p.detach().flatten() for p in module.parameters()])  # noqa: E731
 
     def saving_distil(model, *args, **kwargs):
-        flat = lambda module: torch.cat([p.detach().flatten() for p in module.parameters()])  # noqa: E731
-        before = flat(model.registration)
+        # The guide as the stages left it on this rank (the distillation's DDP would hand out rank 0's).
+        before = {"registration": flat(model.registration), "guide": flat(model.guide)}
         logs = distil(model, *args, **kwargs)
-        after = {"after": flat(model.registration), "translator": flat(model.translator), "guide": flat(model.guide)}
-        torch.save({"before": before, **after}, Path(out) / f"distil_rank{rank}.pt")
+        after = {"after": flat(model.registration), "translator": flat(model.translator)}
+        torch.save({**before, **after, "aligned": aligned_here}, Path(out) / f"distil_rank{rank}.pt")
         return logs
 
     training.distil_registration = saving_distil
@@ -106,16 +109,25 @@ def _stage_worker(rank: int, port: int, train_csv: str, config: dict, out: str) 
     assert path.is_file()  # every rank returns once model.pt exists
 
 
-def test_stages_on_rank0_then_distillation_on_all_ranks(phantom, tiny_dict, tmp_path):
-    # Rank 0 runs the translator stages alone; a rank waiting for it in a barrier of the default group
-    # would time out on a real run (gloo 30 min, NCCL 10 min), here after 8 s. Then every rank distils
-    # on its own batches, from rank 0's weights (its guide and translator after the stages), in sync.
+def test_translator_stages_and_distillation_on_all_ranks(phantom, tiny_dict, tmp_path):
+    # Each rank aligns its own share of the training pairs (unequally fast: rank 0's takes longer than
+    # the collectives' timeout, 8 s here, 30 min on a real gloo run), then all train the guide together
+    # and distil on their own batches, in sync.
     config = Config.from_dict(tiny_dict).updated(model={"guide": "unet"}, train={"steps": 2}).to_dict()
     mp.spawn(_stage_worker, args=(_free_port(), str(phantom["train"]), config, str(tmp_path)), nprocs=2)
     r0, r1 = (torch.load(tmp_path / f"distil_rank{r}.pt") for r in (0, 1))
-    for key in ("after", "translator", "guide"):
+    rounds = Config.from_dict(config).train.translator_rounds
+    assert len(r0["aligned"]) == len(r1["aligned"]) == rounds
+    # Two training pairs, one per rank: disjoint shares.
+    assert r0["aligned"][0].numel() == r1["aligned"][0].numel() == 32 * 32
+    assert not torch.equal(r0["aligned"][0], r1["aligned"][0])
+    for key in ("guide", "after", "translator"):
         torch.testing.assert_close(r0[key], r1[key], rtol=0, atol=1e-6)
-    assert (r0["after"] - r0["before"]).abs().max() > 1e-4  # the distillation trained
+    from innreg.training import build_state
+
+    fresh = build_state(Config.from_dict(config), torch.device("cpu")).model.guide  # the run's start
+    assert (r0["guide"] - torch.cat([p.detach().flatten() for p in fresh.parameters()])).abs().max() > 1e-4
+    assert (r0["after"] - r0["registration"]).abs().max() > 1e-4  # the distillation trained
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
     assert saved["info"]["world_size"] == 2
 

@@ -102,13 +102,13 @@ def test_stages_use_the_configured_inverse_weight(tiny_dict, monkeypatch):
     from innreg import translation_training
 
     weights = []
-    real_loss = translation_training.translation_loss
 
-    def recording(*args):
-        weights.append(args[4])
-        return real_loss(*args)
+    class Recording(translation_training.TranslationObjective):
+        def forward(self, *args):
+            weights.append(self.inverse_weight)
+            return super().forward(*args)
 
-    monkeypatch.setattr(translation_training, "translation_loss", recording)
+    monkeypatch.setattr(translation_training, "TranslationObjective", Recording)
     default = Config.from_dict(tiny_dict).updated(train={"translator_steps": 1, "steps": 1})
     aligned = [(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), torch.ones(1, 1, 8, 8))]
     for config in (default, default.updated(train={"translator_inverse_l1": 0.25})):
@@ -172,20 +172,21 @@ def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(pha
     reference = copy.deepcopy(start)
     train_translator_stages(reference, records, config, torch.device("cpu"), tmp_path / "reference")
 
-    real_loss, calls = translation_training.translation_loss, []
+    objective, calls = translation_training.TranslationObjective, []
 
-    def interrupted(*args):
-        calls.append(1)
-        if len(calls) == 6:  # round 1, second step
-            raise KeyboardInterrupt
-        return real_loss(*args)
+    class Interrupted(objective):
+        def forward(self, *args):
+            calls.append(1)
+            if len(calls) == 6:  # round 1, second step
+                raise KeyboardInterrupt
+            return super().forward(*args)
 
     run = tmp_path / "interrupted"
     model = copy.deepcopy(start)
-    monkeypatch.setattr(translation_training, "translation_loss", interrupted)
+    monkeypatch.setattr(translation_training, "TranslationObjective", Interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_translator_stages(model, records, config, torch.device("cpu"), run)
-    monkeypatch.setattr(translation_training, "translation_loss", real_loss)
+    monkeypatch.setattr(translation_training, "TranslationObjective", objective)
     resumed = copy.deepcopy(start)  # a fresh process: the joint training's weights again
     rounds = train_translator_stages(resumed, records, config, torch.device("cpu"), run)
     assert [loop.step for loop in rounds] == [4, 4] and "disc" in rounds[1].history[-1]

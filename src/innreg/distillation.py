@@ -86,8 +86,8 @@ def distil_registration(
 
     Under torchrun (``ctx`` of several ranks) every rank distils on its own batches (its ``batches``
     draw its own) with the gradients all-reduced: the model is wrapped in DDP, which first hands every
-    rank rank 0's weights (the translator the stages trained on rank 0 alone included), and rank 0
-    alone writes the checkpoint.
+    rank rank 0's weights (the copy for the targets is taken after), and rank 0 alone writes the
+    checkpoint.
 
     Args:
         model: the trained model; only ``model.registration`` changes.

@@ -23,18 +23,18 @@ from innreg.config import Precision
 from innreg.errors import InnregInputError
 
 
-# How long the other ranks wait for rank 0's single-process work after the joint steps (the translator
-# stages: hours in 3D on a CPU): far past the default collective timeouts (gloo 30 min, NCCL 10 min),
-# which would abort a rank waiting in a barrier of the default group. A rank that dies still ends the
-# job: torchrun stops the others.
-RANK0_WORK_TIMEOUT = timedelta(days=2)
+# How long a rank waits in :func:`barrier` for the others to finish uneven work (each rank aligns its own
+# share of the training pairs for the translator stages: minutes to hours in 3D on a CPU, not equally
+# fast everywhere): far past the default collective timeouts (gloo 30 min, NCCL 10 min), which would
+# abort a rank waiting in a collective of the default group. A rank that dies still ends the job:
+# torchrun stops the others.
+UNEVEN_WORK_TIMEOUT = timedelta(days=2)
 
 
 @dataclass(frozen=True)
 class DistContext:
     """Where this process stands in a (possibly one-process) run. ``wait_group``: a gloo group (a CPU
-    barrier, whatever the backend) with the timeout :data:`RANK0_WORK_TIMEOUT`, for
-    :func:`wait_for_rank0`."""
+    barrier, whatever the backend) with the timeout :data:`UNEVEN_WORK_TIMEOUT`, for :func:`barrier`."""
 
     rank: int = 0
     world_size: int = 1
@@ -73,18 +73,19 @@ def setup(device: torch.device | str) -> tuple[DistContext, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
-    wait_group = dist.new_group(backend="gloo", timeout=RANK0_WORK_TIMEOUT)
+    wait_group = dist.new_group(backend="gloo", timeout=UNEVEN_WORK_TIMEOUT)
     return DistContext(rank, world_size, local_rank, wait_group), device
 
 
-def wait_for_rank0(ctx: DistContext) -> None:
-    """A barrier on ``ctx.wait_group``: however long rank 0 works alone before it gets here."""
+def barrier(ctx: DistContext) -> None:
+    """A barrier on ``ctx.wait_group``: however long the other ranks take to get here (up to
+    :data:`UNEVEN_WORK_TIMEOUT`). A no-op on one process."""
     if ctx.enabled and dist.is_initialized():
         dist.barrier(group=ctx.wait_group)
 
 
 def teardown(ctx: DistContext) -> None:
-    """Wait for every rank (:func:`wait_for_rank0`), then leave the process group.
+    """Wait for every rank (:func:`barrier`: rank 0 writes ``model.pt`` alone), then leave the process group.
 
     The caller drops its DDP wrappers first; the collection here frees them (they sit in reference
     cycles). A wrapper still alive at the interpreter's exit can abort it ("terminate called without an
@@ -93,7 +94,7 @@ def teardown(ctx: DistContext) -> None:
     """
     if ctx.enabled and dist.is_initialized():
         gc.collect()
-        wait_for_rank0(ctx)
+        barrier(ctx)
         dist.destroy_process_group()
 
 

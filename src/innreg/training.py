@@ -9,7 +9,8 @@ resumes where it stopped, in whichever of them.
 
 Multi-process runs (``torchrun ... -m innreg train``, see :mod:`innreg.distributed`) use this same
 loop: each rank draws its own batches, DistributedDataParallel all-reduces the gradients of the
-generator and of the discriminator, and rank 0 alone writes files.
+generator and of the discriminator, and rank 0 alone writes files. The translator stages and the
+distillation run data-parallel the same way.
 
 Runs are resumable: ``RUN_DIR/checkpoint.pt`` (written atomically, :mod:`innreg.loop`'s format) holds
 the weights, optimiser states, step, loss history, RNG states and the config; ``RUN_DIR/model.pt`` holds the final weights and the full
@@ -168,8 +169,8 @@ def train(
 ) -> Path:
     """Train INNReg on a pair manifest and return the path of ``out_dir/model.pt``.
 
-    Under torchrun all ranks share the joint steps and the distillation; the translator stages run on
-    rank 0 alone, and every rank returns once ``model.pt`` is written.
+    Under torchrun all ranks share the joint steps, the translator stages (each rank aligning its share
+    of the pairs) and the distillation; every rank returns once ``model.pt`` is written.
 
     Args:
         pairs: a manifest CSV (``moving,fixed[,moving_seg,fixed_seg]``) or its records.
@@ -252,10 +253,7 @@ def _train(
     if main and progress and (t.translator_rounds or t.distil_steps):
         print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
               f"distillation ({distillation_steps(t)} steps)")
-    # The translator stages run on rank 0 alone (they align all training pairs); the other ranks wait
-    # for it in a barrier that outlasts the collectives' default timeout, then all distil together.
-    translator = train_translator_stages(state.model, records, config, device, out_dir, progress) if main else []
-    distributed.wait_for_rank0(ctx)
+    translator = train_translator_stages(state.model, records, config, device, out_dir, progress, ctx)
     distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress, ctx)
     if main:
         write_history(state.loop.history, out_dir)

@@ -22,6 +22,10 @@ translation guidance (``refine.translation_weight``) gets a translator that lear
 A model with a separate guide (``model.guide``) trains the guide here instead (from its initial
 weights: it is not part of the joint training) and keeps its translator, the network's input, as the
 joint training left it (:attr:`~innreg.model.INNReg.stage_translator`).
+
+Under torchrun the stages are data-parallel like the joint steps: each rank aligns its own share of the
+training pairs (every ``world_size``-th, from its rank on) and draws its batches from it, and DDP
+all-reduces the translator's (and a critic's) gradients, so every rank ends with the same translator.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from innreg import distributed
 from innreg.config import Config, TrainConfig
 from innreg.data import PairDataset, PairRecord
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
@@ -73,11 +78,28 @@ def translation_loss(
 ) -> Tensor:
     """Masked L1 ``|T(A') - B|`` plus ``inverse_weight`` times ``|A' - T^-1(B)|`` (the paper's second
     direction; only for an invertible translator, and not computed at weight 0); images ``(N, 1, *S)``."""
-    weight = covered / covered.sum().clamp_min(1.0)
-    loss = ((translator(aligned) - fixed).abs() * weight).sum()
-    if inverse_weight > 0 and hasattr(translator, "inverse"):
-        loss = loss + inverse_weight * ((aligned - translator.inverse(fixed)).abs() * weight).sum()
-    return loss
+    return TranslationObjective(translator, inverse_weight)(aligned, fixed, covered)[0]
+
+
+class TranslationObjective(nn.Module):
+    """:func:`translation_loss` as a module whose one forward pass holds every use of the translator
+    (DDP syncs gradients per forward / backward pair; ``T^-1`` is not ``forward``).
+
+    ``forward(aligned, fixed, covered) -> (loss, T(aligned))``, images ``(N, 1, *S)``: the translation
+    comes back for the adversarial term.
+    """
+
+    def __init__(self, translator: nn.Module, inverse_weight: float = 1.0) -> None:
+        super().__init__()
+        self.translator, self.inverse_weight = translator, inverse_weight
+
+    def forward(self, aligned: Tensor, fixed: Tensor, covered: Tensor) -> tuple[Tensor, Tensor]:
+        weight = covered / covered.sum().clamp_min(1.0)
+        translated = self.translator(aligned)
+        loss = ((translated - fixed).abs() * weight).sum()
+        if self.inverse_weight > 0 and hasattr(self.translator, "inverse"):
+            loss = loss + self.inverse_weight * ((aligned - self.translator.inverse(fixed)).abs() * weight).sum()
+        return loss, translated
 
 
 def random_batch(
@@ -114,12 +136,23 @@ def train_translator(
     seed: int,
     checkpoint: Path | None = None,
     progress: bool = False,
+    ctx: distributed.DistContext | None = None,
 ) -> LoopState:
     """:func:`translator_round_steps` Adam steps of the translator alone on aligned pairs, in the loop of
     :mod:`innreg.loop` (resumable from ``checkpoint``); returns the loop's state with one log row per
-    step. All pairs share one shape. Trains :attr:`~innreg.model.INNReg.stage_translator`."""
+    step (averaged over the ranks). All pairs share one shape. Trains
+    :attr:`~innreg.model.INNReg.stage_translator`.
+
+    Under torchrun (``ctx`` of several ranks) ``aligned`` is this rank's share: each rank draws its own
+    batches from it, the translator and critic are wrapped in DDP (which first hands every rank rank 0's
+    weights), and rank 0 alone writes the checkpoint and shows progress.
+    """
     t, loss_cfg = config.train, config.loss
+    ctx = ctx or distributed.DistContext()
+    device = aligned[0][0].device
     translator = model.stage_translator.requires_grad_(True)  # a guide sits frozen outside the stages
+    objective = distributed.wrap(TranslationObjective(translator, t.translator_inverse_l1), ctx, device)
+    critic = distributed.wrap(discriminator, ctx, device)
     lr = t.translator_lr if model.guide is None else t.guide_lr
     opt = torch.optim.Adam(translator.parameters(), lr=lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=tuple(t.betas)) if discriminator else None
@@ -129,22 +162,25 @@ def train_translator(
     def step_fn(step: int) -> dict[str, float]:
         set_lr((opt, opt_d), scheduled_lr(lr, step, steps, t.stage_lr_schedule))
         translator.train()
-        rng = np.random.default_rng([seed, 13, step])  # keyed by step: a resumed loop draws the same crops
+        # Keyed by step (a resumed loop draws the same crops) and by rank (each rank its own).
+        rng = np.random.default_rng([seed, 13, step, ctx.rank] if ctx.enabled else [seed, 13, step])
         moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop)
         logs = {}
         if discriminator is not None:
             with torch.no_grad():
                 fake = translator(moving)
-            d_loss = lsgan_discriminator_loss(discriminator(fixed), discriminator(fake))
+            # Real and fake in one call: one DDP forward per backward (instance norm is per sample).
+            real_score, fake_score = critic(torch.cat([fixed, fake])).chunk(2)
+            d_loss = lsgan_discriminator_loss(real_score, fake_score)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
             logs["disc"] = d_loss.item()
-        l1 = translation_loss(translator, moving, fixed, covered, t.translator_inverse_l1)
+        l1, translated = objective(moving, fixed, covered)
         total = loss_cfg.w_l1 * l1
         if discriminator is not None:
-            discriminator.requires_grad_(False)
-            adv = lsgan_generator_loss(discriminator(translator(moving)))
+            discriminator.requires_grad_(False)  # frozen and outside DDP: the generator's step only
+            adv = lsgan_generator_loss(discriminator(translated))
             discriminator.requires_grad_(True)
             total = total + loss_cfg.w_adv * adv
             logs["adv"] = adv.item()
@@ -153,10 +189,11 @@ def train_translator(
         nn.utils.clip_grad_norm_(translator.parameters(), t.grad_clip)
         opt.step()
         logs["l1"] = l1.item()
-        return logs
+        return distributed.mean_over_ranks(logs, ctx, device)
 
     parts = {"translator": translator, "discriminator": discriminator, "opt": opt, "opt_d": opt_d}
-    state = run_loop("translator", steps, step_fn, parts, checkpoint, t.checkpoint_every, progress)
+    show = progress and ctx.is_main
+    state = run_loop("translator", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main)
     model.eval()
     return state
 
@@ -168,12 +205,18 @@ def train_translator_stages(
     device: torch.device,
     run_dir: Path | None = None,
     progress: bool = False,
+    ctx: distributed.DistContext | None = None,
 ) -> list[LoopState]:
     """The alternating align / translate rounds (module docstring); returns each round's loop state.
     A no-op without translator or with ``translator_rounds: 0``. With ``run_dir`` every round keeps a
-    checkpoint there (``translator_round{k}_checkpoint.pt``): a resumed run skips finished rounds
-    (restoring the translator they trained) and resumes an unfinished one."""
+    checkpoint there (``translator_round{k}_checkpoint.pt``, written by rank 0): a resumed run skips
+    finished rounds (restoring the translator they trained) and resumes an unfinished one.
+
+    Under torchrun (``ctx`` of several ranks) every rank calls this: each aligns and trains on its share
+    of the pairs (all of them when there are fewer pairs than ranks), see :func:`train_translator`.
+    """
     t = config.train
+    ctx = ctx or distributed.DistContext()
     if model.stage_translator is None or t.translator_rounds < 1 or t.translator_steps < 1:
         return []
     # The raw pairs, not augmented (the alignment is what the translator learns from), at the networks'
@@ -185,9 +228,12 @@ def train_translator_stages(
     items = [dataset[i] for i in range(len(dataset))]
     shapes = {tuple(item["fixed"].shape) for item in items}
     if len(shapes) > 1:  # batches need one shape; the joint training pads, here we skip the stage
-        print(f"innreg: translator stages skipped: the training images have {len(shapes)} different sizes "
-              "(the stages need one size; the jointly trained translator is kept)", file=sys.stderr)
+        if ctx.is_main:
+            print(f"innreg: translator stages skipped: the training images have {len(shapes)} different sizes "
+                  "(the stages need one size; the jointly trained translator is kept)", file=sys.stderr)
         return []
+    if len(items) >= ctx.world_size:
+        items = items[ctx.rank :: ctx.world_size]
     pairs = [(item["moving"][None].to(device), item["fixed"][None].to(device)) for item in items]
     adversarial = config.loss.w_adv > 0
     discriminator = None
@@ -206,5 +252,6 @@ def train_translator_stages(
                 rounds.append(restore(saved, parts))
                 continue
         aligned = align_pairs(model, pairs, config, guided=round_index > 0 and config.refine.translation_weight > 0)
-        rounds.append(train_translator(model, aligned, config, discriminator, t.seed + round_index, checkpoint, progress))
+        distributed.barrier(ctx)  # the shares may take unequal time, past the collectives' timeout
+        rounds.append(train_translator(model, aligned, config, discriminator, t.seed + round_index, checkpoint, progress, ctx))
     return rounds
