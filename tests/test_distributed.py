@@ -132,46 +132,51 @@ def test_translator_stages_and_distillation_on_all_ranks(phantom, tiny_dict, tmp
     assert saved["info"]["world_size"] == 2
 
 
-def _stage_resume_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -> None:
+def _stage_resume_worker(rank: int, port: int, train_csv: str, config: dict, out: str, interrupt: bool) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from innreg import training, translation_training
 
     cfg, out = Config.from_dict(config), Path(out)
-    reference = training.train(train_csv, out / "reference", cfg, progress=False)
-    objective, calls = translation_training.TranslationObjective, []
+    if not interrupt:
+        path = training.train(train_csv, out / "reference", cfg, progress=False)
+    else:
+        objective, calls = translation_training.TranslationObjective, []
 
-    class Interrupted(objective):  # every rank stops at round 1's second step, as a killed job would
-        def forward(self, *args):
-            calls.append(1)
-            if len(calls) == 4:
-                raise KeyboardInterrupt
-            return super().forward(*args)
+        class Interrupted(objective):  # every rank stops at round 1's second step, as a killed job would
+            def forward(self, *args):
+                calls.append(1)
+                if len(calls) == 4:
+                    raise KeyboardInterrupt
+                return super().forward(*args)
 
-    translation_training.TranslationObjective = Interrupted
-    with pytest.raises(KeyboardInterrupt):
-        training.train(train_csv, out / "run", cfg, progress=False)
-    resumed = training.train(train_csv, out / "run", cfg, resume=True, progress=False)
-    assert len(calls) == 5  # the resumed run ran round 1's second step alone
+        translation_training.TranslationObjective = Interrupted
+        with pytest.raises(KeyboardInterrupt):
+            training.train(train_csv, out / "run", cfg, progress=False)
+        # The same processes resume (their process group outlived the interrupt, as a new job's would start).
+        path = training.train(train_csv, out / "run", cfg, resume=True, progress=False)
+        assert len(calls) == 5  # the resumed run ran round 1's second step alone
     if rank == 0:
-        states = [torch.load(path, weights_only=False)["state_dict"] for path in (reference, resumed)]
-        weights = {key: [state[key] for state in states] for key in states[0] if key.startswith("translator.")}
-        torch.save(weights, out / "translators.pt")
+        state = torch.load(path, weights_only=False)["state_dict"]
+        torch.save({k: v for k, v in state.items() if k.startswith("translator.")}, path.parent / "translator.pt")
 
 
 @pytest.mark.slow
 def test_data_parallel_stages_resume_to_the_translator_of_an_uninterrupted_run(phantom, tiny_dict, tmp_path):
     # Each rank draws its crops by (step, rank) and all restore rank 0's checkpoint: a run killed in a
-    # translator round and resumed ends with the translator of a run that was never stopped.
+    # translator round and resumed ends with the translator of a run that was never stopped. One spawn
+    # per run: a process group is not set up twice in one process.
     config = Config.from_dict(tiny_dict).updated(
         train={"steps": 2, "translator_rounds": 2, "translator_steps": 2, "checkpoint_every": 1, "distil_steps": 0},
         refine={"factors": [2, 1], "steps": [2, 2]},
     ).to_dict()
-    mp.spawn(_stage_resume_worker, args=(_free_port(), str(phantom["train"]), config, str(tmp_path)), nprocs=2)
-    weights = torch.load(tmp_path / "translators.pt")
-    assert weights
-    for name, (reference, resumed) in weights.items():
-        torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6, msg=name)
+    for interrupt in (False, True):
+        args = (_free_port(), str(phantom["train"]), config, str(tmp_path), interrupt)
+        mp.spawn(_stage_resume_worker, args=args, nprocs=2)
+    reference, resumed = (torch.load(tmp_path / run / "translator.pt") for run in ("reference", "run"))
+    assert reference.keys() == resumed.keys() and reference
+    for name, value in reference.items():
+        torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
     history = torch.load(tmp_path / "run" / "translator_round1_checkpoint.pt", weights_only=False)["history"]
     assert [int(row["step"]) for row in history] == [1, 2]
 
