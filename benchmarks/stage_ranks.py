@@ -8,7 +8,7 @@ Runs the translator stages of ``innreg.training`` (``train.translator_rounds`` r
 ``STEPS`` translator steps) from a trained model, on CPU, and prints per rank the pairs it aligned, the
 seconds of its alignment and of its translator loops, and the final translation L1. Each rank aligns
 its own share of the pairs and draws its own batches (the effective batch is N times larger); nothing
-is written. Results: ``benchmarks/RESULTS.md``, section 9.
+is written. Results: ``benchmarks/RESULTS.md``, section 9b.
 """
 
 from __future__ import annotations
