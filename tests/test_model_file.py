@@ -116,3 +116,24 @@ def test_old_file_without_reference_spacing_refines_in_voxels(saved, tmp_path):
     del ckpt["config"]["refine"]["reference_spacing"]
     torch.save(ckpt, tmp_path / "old.pt")
     assert read_model(tmp_path / "old.pt").config.refine.reference_spacing == 0.0
+
+
+def test_old_file_without_affine_slope_loads_plain_relu_units(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"affine_slope": 0.0})
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    with torch.no_grad():  # a head whose units are negative for some inputs: ReLU and leaky ReLU differ
+        model.registration.affine.head[0].bias.normal_(0, 1)
+        model.registration.affine.head[-1].weight.normal_(0, 0.1)
+    save_model(model, config, tmp_path / "model.pt")
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    del ckpt["config"]["model"]["affine_slope"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded = read_model(tmp_path / "old.pt")
+    assert loaded.config == config and loaded.config.model.affine_slope == 0.0
+    x, y = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    leaky = INNReg(config.updated(model={"affine_slope": 0.2}).model)
+    leaky.load_state_dict(model.state_dict())
+    old = loaded.network().registration.affine(x, y)[1]
+    assert torch.equal(old, model.registration.affine(x, y)[1])
+    assert not torch.allclose(old, leaky.registration.affine(x, y)[1])

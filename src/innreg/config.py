@@ -46,6 +46,10 @@ class ModelConfig:
     # then a hidden layer of affine_hidden units (0 = linear).
     affine_pool: int = 4
     affine_hidden: int = 64
+    # Negative slope of that hidden layer's leaky ReLU. 0 (a plain ReLU, model files before this key)
+    # let every hidden unit die in the joint steps of two of three default trainings on one set: the
+    # affine stage then gave one map for every pair, network alone 0.55 against 0.68 (RESULTS.md 10).
+    affine_slope: float = 0.2
     int_steps: int = 7
     # U-Net passes of the registration network: each pass after the first registers the moving image
     # warped by the passes before it (innreg.nn.registration.RegistrationNet); 1 = the paper's network.
@@ -400,8 +404,8 @@ def _build_section(section_cls: type, values: dict[str, Any], where: str):
     section = section_cls(**kwargs)
     if getattr(section, "dim", 2) not in (2, 3):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
-    if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0:
-        raise InnregInputError(f"{where}: need affine_pool >= 1 and affine_hidden >= 0")
+    if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0 or getattr(section, "affine_slope", 0) < 0:
+        raise InnregInputError(f"{where}: need affine_pool >= 1, affine_hidden >= 0 and affine_slope >= 0")
     if getattr(section, "cascades", 1) < 1:
         raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
     for name in ("disc_blur", "translator_inverse_l1"):

@@ -85,6 +85,7 @@ class INNReg(nn.Module):
             affine=config.affine,
             affine_pool=config.affine_pool,
             affine_hidden=config.affine_hidden,
+            affine_slope=config.affine_slope,
             cascades=config.cascades,
         )
         # A separate translator for the refinement's guidance (config.guide), trained by the stages alone;

@@ -86,3 +86,33 @@ def test_registration_with_affine_stage_recovers_a_shift_after_training():
     # inverse_ddf undoes ddf inside the image
     roundtrip = compose(out.inverse_ddf, out.ddf)
     assert roundtrip[..., 4:-4, 4:-4].abs().max() < 0.2
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_head_whose_hidden_units_were_all_pushed_negative_recovers_only_when_they_leak(slope):
+    """The joint steps of two of three default trainings left every ReLU unit of the head negative for
+    every pair: the stage then predicts one map for all pairs and gets no gradient to learn from again.
+    Leaky units keep a gradient and learn their way back."""
+    torch.manual_seed(0)
+    net = AffineNet(dim=2, channels=(8, 16, 16, 16), pool=4, hidden=16, slope=slope)
+    generator = torch.Generator().manual_seed(0)
+    moving, fixed, truth = _rotated_pairs(16, torch.Generator().manual_seed(1))
+    with torch.no_grad():  # every unit negative for every input, by a margin: what a dead head looks like
+        hidden = net.head[0](net.pool(net.encoder(torch.cat([moving, fixed], 1))).flatten(1))
+        net.head[0].bias -= hidden.amax(0) + 0.1  # 100x the units' spread over the pairs
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    with torch.no_grad():
+        before = (affine_ddf(*net(moving, fixed), (64, 64)) - truth).pow(2).sum(1).mean().item()
+    for _ in range(200):
+        m, f, t = _rotated_pairs(4, generator)
+        loss = (affine_ddf(*net(m, f), (64, 64)) - t).pow(2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        matrix, translation = net(moving, fixed)
+        after = (affine_ddf(matrix, translation, (64, 64)) - truth).pow(2).sum(1).mean().item()
+    if slope == 0:  # no gradient reaches the encoder or the hidden layer: one map for every pair
+        assert matrix.std(0).max() < 1e-6 and translation.std(0).max() < 1e-6
+    else:
+        assert matrix.std(0).max() > 1e-2 and after < 0.2 * before, (before, after)

@@ -20,8 +20,8 @@ class AffineNet(nn.Module):
     """Regress an affine map from ``concat(moving, fixed)``.
 
     Stride-2 convolutions, adaptive average pooling to a fixed ``pool ** dim`` grid of cells and a head
-    on the flattened cells (one ReLU hidden layer of ``hidden`` units, or linear for ``hidden=0``) whose
-    last layer is zero-initialised give a log-matrix ``M`` and a translation;
+    on the flattened cells (one hidden layer of ``hidden`` leaky-ReLU units, or linear for ``hidden=0``)
+    whose last layer is zero-initialised give a log-matrix ``M`` and a translation;
     ``A = expm(M)`` has a positive determinant by construction (no reflections, no folding) and the
     network starts at the identity.
 
@@ -33,11 +33,17 @@ class AffineNet(nn.Module):
     voxels with global pooling and a linear head, 2.5 with the 4x4 grid, 0.85 with the grid and 64 hidden
     units (``benchmarks/RESULTS.md``).
 
+    The hidden units leak (``slope``): with a plain ReLU (``slope=0``, the design of model files before
+    ``model.affine_slope``) every unit of the head died in the joint steps of two of three default
+    trainings on the PD -> T1 set, negative for every pair, so the stage predicted one map for every pair
+    and no later loss could revive it (``benchmarks/RESULTS.md`` section 10).
+
     Args:
         dim: 2 or 3.
         channels: widths of the stride-2 conv levels.
         pool: cells per axis of the pooled feature grid (1 = global average pooling).
         hidden: units of the head's hidden layer (0 = a linear head).
+        slope: negative slope of the hidden layer's leaky ReLU (0 = a plain ReLU).
 
     Shapes:
         ``forward(moving, fixed)`` with ``(N, 1, *S)`` each returns ``(A, t)``: ``(N, dim, dim)`` and
@@ -46,12 +52,17 @@ class AffineNet(nn.Module):
     """
 
     def __init__(
-        self, dim: int = 2, channels: tuple[int, ...] = (16, 32, 32, 32, 32), pool: int = 4, hidden: int = 64
+        self,
+        dim: int = 2,
+        channels: tuple[int, ...] = (16, 32, 32, 32, 32),
+        pool: int = 4,
+        hidden: int = 64,
+        slope: float = 0.2,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
-        if pool < 1 or hidden < 0:
-            raise ValueError(f"need pool >= 1 and hidden >= 0, got {pool} and {hidden}")
+        if pool < 1 or hidden < 0 or slope < 0:
+            raise ValueError(f"need pool >= 1, hidden >= 0 and slope >= 0, got {pool}, {hidden} and {slope}")
         layers, prev = [], 2
         for width in channels:
             layers.append(ConvAct(dim, prev, width, stride=2))
@@ -61,7 +72,7 @@ class AffineNet(nn.Module):
         last = nn.Linear(hidden or prev * pool**dim, dim * dim + dim)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        self.head = nn.Sequential(nn.Linear(prev * pool**dim, hidden), nn.ReLU(), last) if hidden else last
+        self.head = nn.Sequential(nn.Linear(prev * pool**dim, hidden), nn.LeakyReLU(slope), last) if hidden else last
 
     def forward(self, moving: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
         features = self.encoder(to_channels_last(torch.cat([moving, fixed], dim=1)))

@@ -67,7 +67,7 @@ class RegistrationNet(nn.Module):
         int_steps: scaling-and-squaring steps.
         inverse_iterations: fixed-point iterations for the inverse of a plain displacement.
         affine: put a global affine stage in front of the U-Net.
-        affine_pool, affine_hidden: its head (see :class:`~innreg.nn.affine.AffineNet`).
+        affine_pool, affine_hidden, affine_slope: its head (see :class:`~innreg.nn.affine.AffineNet`).
         cascades: U-Net passes (1 = the single U-Net of VoxelMorph and the paper).
     """
 
@@ -82,6 +82,7 @@ class RegistrationNet(nn.Module):
         affine: bool = False,
         affine_pool: int = 4,
         affine_hidden: int = 64,
+        affine_slope: float = 0.2,
         cascades: int = 1,
     ) -> None:
         super().__init__()
@@ -93,7 +94,7 @@ class RegistrationNet(nn.Module):
         self.diffeomorphic = diffeomorphic
         self.int_steps = int_steps
         self.inverse_iterations = inverse_iterations
-        self.affine = AffineNet(dim, pool=affine_pool, hidden=affine_hidden) if affine else None
+        self.affine = AffineNet(dim, pool=affine_pool, hidden=affine_hidden, slope=affine_slope) if affine else None
         # The first pass keeps the attribute names of the single-U-Net design, so its model files load.
         self.unet, self.flow = _pass(dim, encoder, decoder)
         self.cascade = nn.ModuleList(nn.ModuleList(_pass(dim, encoder, decoder)) for _ in range(cascades - 1))
