@@ -3,7 +3,9 @@
 Usage:
     python benchmarks/affine_units.py TEST.csv N_PAIRS MODEL_OR_CHECKPOINT.pt [...]
 
-For each file (a model file, or a training checkpoint of the joint steps or of the distillation, whose registration weights are put into the first model file given), the first ``N_PAIRS``
+For each file (a model file, or a training checkpoint of the joint steps or of the distillation, whose
+registration weights are put into a model built from the checkpoint's config, or for the distillation's
+checkpoint, which holds none, into the file's before it), the first ``N_PAIRS``
 pairs of ``TEST.csv`` are normalised as inference normalises them and fed to the affine stage. Printed:
 the hidden units that are positive for at least one pair (a plain ReLU unit, ``model.affine_slope: 0``,
 negative for every input gets no gradient again: a dead unit; a leaky one still learns), and the spread
@@ -20,6 +22,8 @@ import torch
 
 from innreg import load_model
 from innreg.data import normalize_percentile, read_manifest
+from innreg.model import INNReg
+from innreg.model_file import upgraded_config
 
 
 def _pairs(manifest: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -30,30 +34,33 @@ def _pairs(manifest: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _registration_weights(path: str) -> dict[str, torch.Tensor] | None:
-    """The registration network's weights in a training checkpoint (``None`` for a model file)."""
+def _network(path: str, last: INNReg | None) -> INNReg:
+    """The model of a model file, or the registration weights of a training checkpoint put into a model
+    built from its config (the joint steps' checkpoint holds one) or else into ``last``."""
     data = torch.load(path, map_location="cpu", weights_only=False)
     parts = data.get("parts") if isinstance(data, dict) else None
     if not parts:
-        return None
+        return load_model(path, "cpu").model
     if "registration" in parts:  # the distillation's checkpoint
-        return parts["registration"]
-    prefix = "registration."  # the joint steps' checkpoint: the whole model
-    return {k[len(prefix):]: v for k, v in parts["model"].items() if k.startswith(prefix)}
+        weights = parts["registration"]
+    else:  # the joint steps' checkpoint: the whole model
+        prefix = "registration."
+        weights = {k[len(prefix):]: v for k, v in parts["model"].items() if k.startswith(prefix)}
+    config = (data.get("extra") or {}).get("config")
+    model = INNReg(upgraded_config(config, path).model) if config else last
+    if model is None:
+        raise SystemExit(f"{path}: a distillation checkpoint needs a model file or joint checkpoint before it")
+    model.registration.load_state_dict(weights)
+    return model
 
 
 def main(argv: list[str]) -> None:
     manifest, n, *paths = argv
     pairs = _pairs(manifest, int(n))
-    base = None
+    model = None
     for path in paths:
-        weights = _registration_weights(path)
-        if weights is None:
-            base = load_model(path, "cpu")
-            net = base.model.registration
-        else:
-            net = base.model.registration
-            net.load_state_dict(weights)
+        model = _network(path, model)
+        net = model.registration
         affine = net.affine.eval()
         hidden = []
         handle = affine.head[1].register_forward_hook(lambda _m, _i, out: hidden.append(out.detach()))
