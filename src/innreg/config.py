@@ -47,8 +47,9 @@ class ModelConfig:
     affine_pool: int = 4
     affine_hidden: int = 64
     # Negative slope of that hidden layer's leaky ReLU. 0 (a plain ReLU, model files before this key)
-    # let every hidden unit die in the joint steps of two of three default trainings on one set: the
-    # affine stage then gave one map for every pair, network alone 0.55 against 0.68 (RESULTS.md 10).
+    # let every hidden unit die in the joint steps of two of three default trainings on one PD -> T1 set:
+    # the affine stage then gave one map for every pair, the network alone 0.55 (live: 0.68). With 0.2
+    # the same set and seed gave 0.632, two fresh sets 0.667 / 0.693, all heads live (RESULTS.md 10).
     affine_slope: float = 0.2
     int_steps: int = 7
     # U-Net passes of the registration network: each pass after the first registers the moving image
