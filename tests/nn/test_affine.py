@@ -43,6 +43,17 @@ def _rotated_pairs(n: int, generator: torch.Generator) -> tuple[torch.Tensor, to
     return moving, fixed, affine_ddf(*invert_affine(matrix, shift), shape)
 
 
+def _fit_rotations(net: AffineNet, steps: int, generator: torch.Generator) -> None:
+    """Adam steps (lr 3e-3) of ``net`` on batches of 4 :func:`_rotated_pairs`, field error to the truth."""
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(steps):
+        moving, fixed, truth = _rotated_pairs(4, generator)
+        loss = (affine_ddf(*net(moving, fixed), (64, 64)) - truth).pow(2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_pooled_grid_head_learns_rotations_that_global_pooling_cannot():
     """The cause of issue 13's idle affine stage: after global average pooling the head cannot tell
     where a local shift is, so a rotation (shifts that turn with the position) is out of its reach."""
@@ -50,14 +61,7 @@ def test_pooled_grid_head_learns_rotations_that_global_pooling_cannot():
     for pool, hidden in ((1, 0), (4, 64)):
         torch.manual_seed(0)
         net = AffineNet(dim=2, channels=(8, 16, 16, 16), pool=pool, hidden=hidden)
-        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-        generator = torch.Generator().manual_seed(0)
-        for _ in range(150):
-            moving, fixed, truth = _rotated_pairs(4, generator)
-            loss = (affine_ddf(*net(moving, fixed), (64, 64)) - truth).pow(2).sum(1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        _fit_rotations(net, 150, torch.Generator().manual_seed(0))
         moving, fixed, truth = _rotated_pairs(16, torch.Generator().manual_seed(1))
         with torch.no_grad():
             errors[pool] = (affine_ddf(*net(moving, fixed), (64, 64)) - truth).pow(2).sum(1).mean().sqrt().item()
@@ -100,15 +104,9 @@ def test_head_whose_hidden_units_were_all_pushed_negative_recovers_only_when_the
     with torch.no_grad():  # every unit negative for every input, by a margin: what a dead head looks like
         hidden = net.head[0](net.pool(net.encoder(torch.cat([moving, fixed], 1))).flatten(1))
         net.head[0].bias -= hidden.amax(0) + 0.1  # 100x the units' spread over the pairs
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     with torch.no_grad():
         before = (affine_ddf(*net(moving, fixed), (64, 64)) - truth).pow(2).sum(1).mean().item()
-    for _ in range(200):
-        m, f, t = _rotated_pairs(4, generator)
-        loss = (affine_ddf(*net(m, f), (64, 64)) - t).pow(2).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _fit_rotations(net, 200, generator)
     with torch.no_grad():
         matrix, translation = net(moving, fixed)
         after = (affine_ddf(matrix, translation, (64, 64)) - truth).pow(2).sum(1).mean().item()
