@@ -103,8 +103,7 @@ def test_head_whose_hidden_units_were_all_pushed_negative_recovers_only_when_the
     moving, fixed, truth = _rotated_pairs(16, torch.Generator().manual_seed(1))
     with torch.no_grad():  # every unit negative for every input, by a margin: what a dead head looks like
         hidden = net.head[0](net.pool(net.encoder(torch.cat([moving, fixed], 1))).flatten(1))
-        net.head[0].bias -= hidden.amax(0) + 0.1  # 100x the units' spread over the pairs
-    with torch.no_grad():
+        net.head[0].bias -= hidden.amax(0) + 0.1  # over 100x the units' spread over the pairs
         before = (affine_ddf(*net(moving, fixed), (64, 64)) - truth).pow(2).sum(1).mean().item()
     _fit_rotations(net, 200, generator)
     with torch.no_grad():
