@@ -35,6 +35,23 @@ def phantom(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
+def mixed_size_records(phantom, tmp_path) -> list:
+    """The phantom's two training pairs as records, the second cropped to 32x24: two image sizes."""
+    import nibabel as nib
+
+    from innreg.data import read_manifest
+    from innreg.data.pairs import PairRecord
+
+    records = read_manifest(phantom["train"])
+    cropped = {}
+    for role in ("moving", "fixed"):
+        image = nib.load(getattr(records[1], role))
+        cropped[role] = tmp_path / f"cropped_{role}.nii.gz"
+        nib.save(nib.Nifti1Image(image.get_fdata()[:, :24], image.affine), cropped[role])
+    return [PairRecord(records[0].moving, records[0].fixed), PairRecord(**cropped)]
+
+
+@pytest.fixture
 def tiny_config() -> Config:
     return Config.from_dict(TINY)
 

@@ -132,6 +132,34 @@ def test_translator_stages_and_distillation_on_all_ranks(phantom, tiny_dict, tmp
     assert saved["info"]["world_size"] == 2
 
 
+def _mixed_size_worker(rank: int, port: int, records: list, config: dict, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from innreg import translation_training
+    from innreg.model import INNReg
+
+    loaded = []
+    load = translation_training.PairDataset.__getitem__
+    translation_training.PairDataset.__getitem__ = lambda self, i: loaded.append(i) or load(self, i)
+    ctx, device = distributed.setup("cpu")
+    rounds = translation_training.train_translator_stages(
+        INNReg(Config.from_dict(config).model), records, Config.from_dict(config), device, ctx=ctx
+    )
+    union = distributed.union_over_ranks({f"rank{rank}"}, ctx)
+    torch.save({"loaded": loaded, "rounds": len(rounds), "union": union}, Path(out) / f"mixed_rank{rank}.pt")
+    distributed.teardown(ctx)
+
+
+def test_ranks_load_their_own_share_and_agree_to_skip_stages_for_mixed_sizes(mixed_size_records, tiny_dict, tmp_path):
+    # One pair per rank, of different sizes: each rank sees one size, the gathered shapes two, so every
+    # rank skips the stages (none may start the translator's collectives alone).
+    mp.spawn(_mixed_size_worker, args=(_free_port(), mixed_size_records, tiny_dict, str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"mixed_rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert (r0["loaded"], r1["loaded"]) == ([0], [1])
+    assert r0["rounds"] == r1["rounds"] == 0
+    assert r0["union"] == r1["union"] == {"rank0", "rank1"}
+
+
 def _stage_resume_worker(rank: int, port: int, train_csv: str, config: dict, out: str, interrupt: bool) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

@@ -142,6 +142,15 @@ def test_stages_are_skipped_without_a_translator(phantom, tiny_dict):
     assert train_translator_stages(INNReg(config.model), read_manifest(phantom["train"]), config, torch.device("cpu")) == []
 
 
+def test_stages_are_skipped_for_training_images_of_several_sizes(mixed_size_records, tiny_dict, capsys):
+    config = Config.from_dict(tiny_dict)
+    model = INNReg(config.model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert train_translator_stages(model, mixed_size_records, config, torch.device("cpu")) == []
+    assert "translator stages skipped: the training images have 2 different sizes" in capsys.readouterr().err
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_batches_are_matching_crops_of_the_aligned_pairs():
     import numpy as np
 

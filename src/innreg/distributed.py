@@ -117,6 +117,16 @@ def mean_over_ranks(values: dict[str, float], ctx: DistContext, device: torch.de
     return dict(zip(keys, (t / ctx.world_size).tolist()))
 
 
+def union_over_ranks(values: set, ctx: DistContext) -> set:
+    """The union of every rank's ``values`` (picklable), on every rank; ``values`` on one process.
+    Gathered over ``ctx.wait_group`` (gloo, long timeout): the ranks may arrive after unequal work."""
+    if not ctx.enabled or not dist.is_initialized():
+        return set(values)
+    gathered: list[set | None] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, set(values), group=ctx.wait_group)
+    return set().union(*gathered)
+
+
 def check_precision(precision: Precision | str, device: torch.device) -> Precision:
     """The precision, refused with a one-line error where the device cannot run it."""
     precision = Precision(precision)

@@ -225,15 +225,17 @@ def train_translator_stages(
         list(records), config.model.dim, t.slice_axis, tuple(t.slice_range), None, t.seed,
         factor=config.model.input_factor, min_size=MIN_NETWORK_SIZE,
     )
-    items = [dataset[i] for i in range(len(dataset))]
-    shapes = {tuple(item["fixed"].shape) for item in items}
+    # Each rank loads only its share (all pairs when there are fewer pairs than ranks).
+    indices = range(len(dataset))
+    if len(dataset) >= ctx.world_size:
+        indices = indices[ctx.rank :: ctx.world_size]
+    items = [dataset[i] for i in indices]
+    shapes = distributed.union_over_ranks({tuple(item["fixed"].shape) for item in items}, ctx)
     if len(shapes) > 1:  # batches need one shape; the joint training pads, here we skip the stage
         if ctx.is_main:
             print(f"innreg: translator stages skipped: the training images have {len(shapes)} different sizes "
                   "(the stages need one size; the jointly trained translator is kept)", file=sys.stderr)
         return []
-    if len(items) >= ctx.world_size:
-        items = items[ctx.rank :: ctx.world_size]
     pairs = [(item["moving"][None].to(device), item["fixed"][None].to(device)) for item in items]
     adversarial = config.loss.w_adv > 0
     discriminator = None
