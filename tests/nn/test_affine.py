@@ -111,4 +111,3 @@ def test_head_whose_hidden_units_were_all_pushed_negative_recovers_only_when_the
         assert matrix.std(0).max() < 1e-6 and translation.std(0).max() < 1e-6
     else:
         assert matrix.std(0).max() > 1e-2 and after < 0.2 * before, (before, after)
-
