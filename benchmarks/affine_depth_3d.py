@@ -4,27 +4,29 @@ Usage:
     python benchmarks/affine_depth_3d.py TRAIN.csv TEST.csv STEPS [SEED] [FACTOR]
 
 A supervised probe, no registration loss: the fixed volumes of each manifest, downsampled by ``FACTOR``
-(default 2, the 3D CPU defaults' ``model.input_factor``), are moved by random affine maps (rotations up to
-10 degrees about a random axis, scalings up to 8 % per axis, shifts up to 3 voxels), and an
-:class:`~innreg.nn.affine.AffineNet` is fitted for ``STEPS`` Adam steps (lr 1e-3, batches of 2) to the
-field that undoes each map. Printed per encoder: the RMS field error on the test volumes (each moved by
-two fixed maps) against the identity's. Encoders: the default's five stride-2 levels (a 48x64x32 grid
+(default 2, the 3D CPU defaults' ``model.input_factor``), are the moving images; each fixed image is the
+volume warped by a random affine field of :func:`innreg.data.deformations.random_affine_field` (rotations
+up to 10 degrees per axis, scalings up to 8 % per axis, shifts up to 3 voxels), and an
+:class:`~innreg.nn.affine.AffineNet` is fitted for ``STEPS`` Adam steps (lr 1e-3, batches of 2) to that
+field. Printed per encoder: the RMS field error on the test volumes (each under two fixed maps) against
+the identity's. Encoders: the default's five stride-2 levels (a 48x64x32 grid
 ends at 2x2x1 cells before the 4x4x4 pooling) and three (6x8x4). ``benchmarks/RESULTS.md`` section 11:
 three levels learn faster here, yet trained inside the network they changed nothing.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 
 import nibabel as nib
+import numpy as np
 import torch
 
-from innreg.core.affine import affine_ddf, invert_affine
+from innreg.core.affine import affine_ddf
 from innreg.core.filters import downsample
 from innreg.data import normalize_percentile, read_manifest
+from innreg.data.deformations import random_affine_field
 from innreg.nn import warp
 from innreg.nn.affine import AffineNet
 
@@ -36,24 +38,11 @@ def _volumes(manifest: str, factor: int) -> torch.Tensor:
     return torch.cat([downsample(torch.as_tensor(a, dtype=torch.float32)[None, None], factor) for a in images])
 
 
-def _random_affine(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    axis = torch.randn(n, 3, generator=generator)
-    axis = axis / axis.norm(dim=1, keepdim=True)
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(10)
-    skew = torch.zeros(n, 3, 3)
-    skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    skew = (skew - skew.transpose(1, 2)) * angle[:, None, None]
-    log_scale = torch.diag_embed((torch.rand(n, 3, generator=generator) * 2 - 1) * 0.08)
-    shift = (torch.rand(n, 3, generator=generator) * 2 - 1) * 3
-    return torch.linalg.matrix_exp(skew + log_scale), shift
-
-
-def _moved(volumes: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _moved(volumes: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(moving, fixed, the field that aligns moving to fixed) for each volume."""
     shape = tuple(volumes.shape[2:])
-    matrix, shift = _random_affine(len(volumes), generator)
-    moving = warp(volumes, affine_ddf(matrix, shift, shape))
-    return moving, volumes, affine_ddf(*invert_affine(matrix, shift), shape)
+    field = torch.stack([random_affine_field(shape, 10.0, (0.92, 1.08), 0.0, 3.0, rng) for _ in volumes])
+    return volumes, warp(volumes, field), field
 
 
 def main(argv: list[str]) -> None:
@@ -63,18 +52,17 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     train, test = _volumes(train_csv, factor), _volumes(test_csv, factor)
     shape = tuple(train.shape[2:])
-    test_moving, test_fixed, test_truth = _moved(test.repeat(2, 1, 1, 1, 1), torch.Generator().manual_seed(1))
+    test_moving, test_fixed, test_truth = _moved(test.repeat(2, 1, 1, 1, 1), np.random.default_rng(1))
     identity = test_truth.pow(2).sum(1).mean().sqrt().item()
     print(f"working grid {'x'.join(map(str, shape))}, {len(train)} training / {len(test)} test volumes", flush=True)
     for name, kwargs in ENCODERS.items():
         torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
         net = AffineNet(3, **kwargs)
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
         start = time.perf_counter()
         for _ in range(steps):
-            index = torch.randint(len(train), (2,), generator=generator)
-            moving, fixed, truth = _moved(train[index], generator)
+            moving, fixed, truth = _moved(train[torch.as_tensor(rng.integers(len(train), size=2))], rng)
             loss = (affine_ddf(*net(moving, fixed), shape) - truth).pow(2).sum(1).mean()
             optimizer.zero_grad()
             loss.backward()

@@ -142,9 +142,8 @@ def _mixed_size_worker(rank: int, port: int, records: list, config: dict, out: s
     load = translation_training.PairDataset.__getitem__
     translation_training.PairDataset.__getitem__ = lambda self, i: loaded.append(i) or load(self, i)
     ctx, device = distributed.setup("cpu")
-    rounds = translation_training.train_translator_stages(
-        INNReg(Config.from_dict(config).model), records, Config.from_dict(config), device, ctx=ctx
-    )
+    cfg = Config.from_dict(config)
+    rounds = translation_training.train_translator_stages(INNReg(cfg.model), records, cfg, device, ctx=ctx)
     union = distributed.union_over_ranks({f"rank{rank}"}, ctx)
     torch.save({"loaded": loaded, "rounds": len(rounds), "union": union}, Path(out) / f"mixed_rank{rank}.pt")
     distributed.teardown(ctx)
