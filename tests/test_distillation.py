@@ -14,6 +14,7 @@ from innreg.distillation import distil_registration, distillation_steps, refined
 from innreg.model import INNReg
 from innreg.batches import PairBatches
 from innreg.pipeline import refined_field
+from innreg.refinement import Demons
 
 
 def test_distillation_length_is_capped_at_twice_the_joint_steps():
@@ -32,6 +33,30 @@ def test_targets_are_the_refinement_from_the_affine_stage(phantom, tiny_dict):
     assert matrix.shape == (1, 2, 2) and translation.shape == (1, 2) and field.shape == (1, 2, 32, 32)
     # The same stages as registration from the affine start, split after the affine part.
     torch.testing.assert_close(field, refined_field(model, moving, fixed, config, guided=True))
+
+
+def test_affine_target_alone_runs_no_demons_and_leaves_the_field_term_out(phantom, tiny_dict, monkeypatch):
+    config = Config.from_dict(tiny_dict).updated(
+        train={"augment": False, "distil_steps": 3, "distil_target": "affine"},
+        refine={"factors": [2, 1], "steps": [5, 5], "affine_factors": [2, 1]},
+    )
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    batches = PairBatches(read_manifest(phantom["train"])[:1], config, torch.device("cpu"))
+    moving, fixed = batches(0)
+    full, _ = refined_targets(model, moving, fixed, config.updated(train={"distil_target": "field"}))
+
+    def no_demons(*args, **kwargs):
+        raise AssertionError("the affine target ran the demons")
+
+    monkeypatch.setattr(Demons, "__call__", no_demons)
+    affine, field = refined_targets(model, moving, fixed, config)
+    assert field is None
+    for got, expected in zip(affine, full):  # the same affine target as the full distillation's
+        torch.testing.assert_close(got, expected)
+    history = distil_registration(model, batches, config).history
+    assert len(history) == 3
+    assert all(row["distil"] == 0.0 and row["distil_affine"] > 0 and row["distil_sim"] != 0 for row in history)
 
 
 def test_network_moves_towards_the_refined_affine_maps_and_fields(phantom, tiny_dict):

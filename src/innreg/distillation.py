@@ -8,7 +8,8 @@ network taken when the distillation starts:
 
 * the affine target: the affine stage's map followed by the refinement's affine correction
   (:func:`~innreg.refinement.optimise_affine`, a few coarse Gauss-Newton steps);
-* the field target: the full refined field (the demons velocity on top of the affine target).
+* the field target: the full refined field (the demons velocity on top of the affine target); left out
+  with ``train.distil_target: affine``, where the U-Net keeps only the smoothness and similarity terms.
 
 ``L = mean |affine_net - affine_target|^2 + mean |u_net - u_refined|^2 (voxels^2, both as fields)
 + w_smooth * |grad u_local|^2 + distil_similarity * L_sim(warp(A, u_net), B)``, the last the joint
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 
 from innreg import distributed
 from innreg.config import Config, TrainConfig
+from innreg.core.enums import DistilTarget
 from innreg.core.affine import affine_ddf
 from innreg.core.warp import warp
 from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
@@ -44,7 +46,7 @@ from innreg.pipeline import affine_start_refinement
 
 
 @torch.no_grad()
-def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config) -> tuple[tuple[Tensor, Tensor], Tensor]:
+def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config) -> tuple[tuple[Tensor, Tensor], Tensor | None]:
     """Targets of a batch ``(N, 1, *S)`` (in [0, 1], one grid, the working resolution), one pair at a time.
 
     The stages of inference from the affine start, split where the affine part ends
@@ -54,16 +56,19 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
     Returns:
         ``((A, t), ddf)``: the affine target, ``(N, dim, dim)`` and ``(N, dim)`` voxels (the
         parametrisation of :func:`~innreg.core.affine.affine_ddf`; for a network without affine stage
-        the correction of the identity), and the refined field ``(N, dim, *S)`` (voxels, pull-back).
+        the correction of the identity), and the refined field ``(N, dim, *S)`` (voxels, pull-back;
+        ``None`` for ``train.distil_target: affine``, whose targets need no demons).
     """
     model.eval()
+    demons = DistilTarget(config.train.distil_target) is DistilTarget.FIELD
     matrices, translations, fields = [], [], []
     for i in range(moving.shape[0]):
-        affine, refined = affine_start_refinement(model, moving[i : i + 1], fixed[i : i + 1], config.refine)
+        affine, refined = affine_start_refinement(model, moving[i : i + 1], fixed[i : i + 1], config.refine, demons)
         matrices.append(affine.affine[0])
         translations.append(affine.affine[1])
-        fields.append(refined.ddf)
-    return (torch.cat(matrices), torch.cat(translations)), torch.cat(fields)
+        if refined is not None:
+            fields.append(refined.ddf)
+    return (torch.cat(matrices), torch.cat(translations)), torch.cat(fields) if fields else None
 
 
 def distillation_steps(train: TrainConfig) -> int:
@@ -127,7 +132,7 @@ def distil_registration(
         (matrix, translation), target = refined_targets(reference, moving, fixed, config)
         model.train()
         out = wrapped(moving, fixed, with_inverse=False)
-        distil = (out.ddf - target).pow(2).sum(1).mean()
+        distil = out.ddf.new_zeros(()) if target is None else (out.ddf - target).pow(2).sum(1).mean()
         affine = distil.new_zeros(())
         if out.affine is not None:
             shape = tuple(moving.shape[2:])

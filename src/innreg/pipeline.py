@@ -112,17 +112,20 @@ def registration_chain(model: INNReg, config: Config, factor: int | None = None)
 
 
 @torch.no_grad()
-def affine_start_refinement(model: INNReg, moving: Tensor, fixed: Tensor, refine: RefineConfig) -> tuple[Transform, Transform]:
+def affine_start_refinement(
+    model: INNReg, moving: Tensor, fixed: Tensor, refine: RefineConfig, demons: bool = True
+) -> tuple[Transform, Transform | None]:
     """The refinement of one pair ``(1, 1, *S)`` already at the working resolution (as the training-time
     stages have it) from the network's affine stage, whatever ``refine.init`` says, without inverses.
 
     Returns:
         ``(affine, refined)``: the affine part (``NetworkStage(affine)`` then ``AffineCorrection``, an
-        affine :class:`Transform` whose parameters are known) and the full refined map (``Demons`` after it).
+        affine :class:`Transform` whose parameters are known) and the full refined map (``Demons`` after
+        it; ``None`` with ``demons=False``, which stops after the affine part).
     """
     pair = stage_pair(model, moving, fixed, factor=1)
     affine = StageChain([NetworkStage(model, NetworkPart.AFFINE, factor=1), AffineCorrection(refine)])(pair, False)
-    return affine, StageChain([Demons(refine)])(pair, False, start=affine)
+    return affine, StageChain([Demons(refine)])(pair, False, start=affine) if demons else None
 
 
 def refined_field(model: INNReg, moving: Tensor, fixed: Tensor, config: Config, guided: bool) -> Tensor:

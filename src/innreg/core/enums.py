@@ -96,6 +96,15 @@ class LrSchedule(str, Enum):
     COSINE = "cosine"
 
 
+class DistilTarget(str, Enum):
+    """What the distillation (:mod:`innreg.distillation`) pulls the registration network towards:
+    ``field``, the refinement's affine map and its full refined field; ``affine``, the affine map alone
+    (the U-Net keeps the similarity and smoothness terms; no demons run for the targets)."""
+
+    FIELD = "field"
+    AFFINE = "affine"
+
+
 class Precision(str, Enum):
     """Training arithmetic: ``fp32``; ``bf16`` autocast (CUDA or CPU); ``fp16`` autocast with loss
     scaling (CUDA only). Losses are always computed in float32."""

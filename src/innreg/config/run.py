@@ -1,0 +1,156 @@
+"""The configuration of a run (:class:`Config`): its sections, YAML files, the defaults sized to a
+problem, and the upgrade of keys older versions kept elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from innreg.config.sections import LossConfig, ModelConfig, RefineConfig, TrainConfig, build_section
+from innreg.errors import InnregInputError
+
+
+SECTIONS = ("model", "loss", "train", "refine")
+
+
+@dataclass
+class Config:
+    """The full configuration of a run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (enums as strings, tuples as lists) for YAML/JSON/checkpoints."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, Enum):
+                return v.value
+            if isinstance(v, (tuple, list)):
+                return [plain(x) for x in v]
+            return v
+
+        return {
+            name: {f.name: plain(getattr(getattr(self, name), f.name)) for f in dataclasses.fields(getattr(self, name))}
+            for name in SECTIONS
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
+        """Build a config from a (partial) nested dict; unknown keys or bad values raise
+        :class:`InnregInputError` naming ``source``."""
+        data = data or {}
+        if not isinstance(data, dict):
+            raise InnregInputError(f"{source}: expected a mapping with sections {'/'.join(SECTIONS)}")
+        unknown = set(data) - set(SECTIONS)
+        if unknown:
+            raise InnregInputError(f"{source}: unknown section(s) {sorted(unknown)}; expected {', '.join(SECTIONS)}")
+        data = _moved_keys_upgraded(data, source)
+        sections = {}
+        for name, section_cls in zip(SECTIONS, (ModelConfig, LossConfig, TrainConfig, RefineConfig)):
+            values = data.get(name) or {}
+            sections[name] = build_section(section_cls, values, f"{source}: {name}")
+        return cls(**sections)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, base: Config | None = None) -> Config:
+        """Read a YAML config file (any subset of keys; the rest keep the values of ``base``, by
+        default the defaults)."""
+        data = _read_yaml(path)
+        config = cls.from_dict(data, source=str(path))  # checks the file, naming it in errors
+        if base is None:
+            return config
+        return base.updated(**{name: dict(values or {}) for name, values in (data or {}).items()})
+
+    @classmethod
+    def sized_for(cls, dim: int, device_type: str) -> Config:
+        """Defaults sized to the problem: the plain defaults, except in 3D.
+
+        3D (any device): twice the refinement's demons steps per level (``refine.steps: (40, 30, 20,
+        10)``). On the scale3d volumes (``benchmarks/scale3d.md``) they gained 0.011 Dice (three times
+        0.014) at about 2x the seconds per pair, still a small fraction of ANTs SyN's time in 3D; 2D
+        keeps the shorter schedule, where the speed target binds. No distillation in 3D
+        (``train.distil_steps: 0``): measured after the CPU defaults' joint steps on the scale3d
+        volumes, 200 steps left the network alone below the identity (0.356 vs 0.403 Dice) and the full
+        pipeline level (0.716 vs 0.719); before its targets had a fixed start it diverged to NaN. With
+        the CPU defaults' ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433, and 0.410 /
+        0.426 with ``distil_similarity: 30`` / ``3``.
+
+        3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
+        to the full grid for the per-pair refinement, which runs at full resolution) for
+        ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
+        minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
+        step at full resolution (see ``benchmarks/scale3d.md``); no translator stages (``translator_rounds: 0``:
+        measured there, they took 17 of 34 minutes and lost 0.008 Dice). A GPU (``--device cuda``) gets the full budget:
+        full resolution, 1200 steps. 3D on a CPU also weights the network's smoothness term ten times
+        higher (``loss.w_smooth: 10``): on the scale3d volumes (tuned there) the network alone rose
+        from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1
+        volumes (seed 43) 0.376 -> 0.434 and 0.719 -> 0.723 (``benchmarks/scale3d.md``). Not measured
+        at full resolution, so the GPU budget keeps 1. Explicit settings (config file, options) win.
+        """
+        config = cls().updated(model={"dim": dim})
+        if dim == 3:
+            config = config.updated(
+                refine={"steps": tuple(2 * s for s in config.refine.steps)}, train={"distil_steps": 0}
+            )
+        if dim == 3 and device_type == "cpu":
+            # No translator stages: on the scale3d volumes they cost 17 of 34 minutes and lost 0.008 Dice.
+            train = {"steps": 400, "translator_rounds": 0}
+            return config.updated(model={"input_factor": 2}, train=train, loss={"w_smooth": 10.0})
+        return config
+
+    def updated(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some fields replaced, e.g. ``cfg.updated(train={"steps": 10})``."""
+        merged = self.to_dict()
+        for name, values in _moved_keys_upgraded(sections, "updated").items():
+            merged[name].update(values)
+        return Config.from_dict(merged)
+
+
+# Keys that older versions kept in another section, and where they live now. They are moved when a
+# config is read, so older YAML files and model files keep loading.
+_MOVED_KEYS = {("model", "disc_channels"): "train", ("model", "disc_layers"): "train"}
+
+
+def _moved_keys_upgraded(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` (a nested config dict, possibly partial) with the keys of :data:`_MOVED_KEYS` moved to
+    their current section; a key given in both places is refused."""
+    moved = [(old, key, new) for (old, key), new in _MOVED_KEYS.items() if key in (data.get(old) or {})]
+    if not moved:
+        return data
+    data = {name: dict(values or {}) for name, values in data.items()}
+    for old, key, new in moved:
+        target = data.setdefault(new, {})
+        if key in target:
+            raise InnregInputError(f"{source}: {key} is set in both {old} and {new}; it belongs in {new}")
+        target[key] = data[old].pop(key)
+    return data
+
+
+def _read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InnregInputError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InnregInputError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
+
+
+def refine_overrides_from_yaml(path: str | Path) -> dict[str, Any]:
+    """The checked ``refine`` section of a YAML file, to change a trained model's per-pair refinement
+    (e.g. ``refine: {smooth_sigma: 1.0, mind_dilation: 1}``); the other sections are fixed at training
+    and refused here."""
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict) or set(data) - {"refine"}:
+        raise InnregInputError(f"{path}: expected only a refine section (the other settings are fixed when the model is trained)")
+    Config.from_dict(data, source=str(path))
+    return dict(data.get("refine") or {})
