@@ -181,7 +181,9 @@ def test_no_refine_and_refine_config_exclude_each_other(trained, phantom, tmp_pa
     assert "not allowed with" in capsys.readouterr().err
 
 
-def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict):
+@pytest.mark.parametrize("steps", [["--steps", "5"], []], ids=["steps-given", "steps-of-the-run"])
+def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, monkeypatch, tiny_dict, steps):
+    # Without --steps the resumed run ends at its own 5 steps, not at the default 1200.
     import innreg.training as training
 
     cfg = tmp_path / "tiny.yaml"
@@ -197,10 +199,10 @@ def test_train_resume_continues_an_interrupted_run(phantom, tmp_path, capsys, mo
     code, _, err = run(capsys, "train", "--pairs", phantom["train"], "--out", tmp_path, "--config", cfg, "--steps", "5", "--quiet")
     assert code == 130 and "--resume" in err and not (tmp_path / "model.pt").exists()
     monkeypatch.setattr(training, "train_step", real_step)
-    code, _, err = run(capsys, "train", "--pairs", phantom["train"], "--out", tmp_path, "--steps", "5", "--resume", "--quiet")
+    code, _, err = run(capsys, "train", "--pairs", phantom["train"], "--out", tmp_path, *steps, "--resume", "--quiet")
     assert code == 0, err
-    steps = [int(float(r["step"])) for r in csv.DictReader((tmp_path / "history.csv").open())]
-    assert steps == [1, 2, 3, 4, 5]
+    done = [int(float(r["step"])) for r in csv.DictReader((tmp_path / "history.csv").open())]
+    assert done == [1, 2, 3, 4, 5]
 
 
 def test_train_that_diverges_stops_with_one_line_and_keeps_the_last_good_checkpoint(phantom, tmp_path, capsys, monkeypatch, tiny_dict):

@@ -25,7 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=positive_int, help="pairs per step (default 2)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue the run in --out from its last checkpoint, with its own settings (--steps raises its steps)",
+    )
     p.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (overrides the config; default 100)")
     add_mask_options(p, per_pair=False)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
@@ -60,6 +63,11 @@ def run(args: argparse.Namespace) -> None:
     from innreg.training import train
 
     pairs = manifest_with_masks(args.pairs, args)
-    model_path = train(pairs, args.out, train_config(args), resume=args.resume, progress=not args.quiet)
+    config = train_config(args)
+    if args.resume and args.steps is None and (args.out / "checkpoint.pt").exists():
+        # A resumed run raises its steps to the config's (training.train); without --steps it ends where
+        # it was set to end, not at the default of another size (a 3D CPU run resumed without --dim 3).
+        config = config.updated(train={"steps": 1})
+    model_path = train(pairs, args.out, config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
         print(f"model: {model_path}")
