@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from innreg.config import Config, TrainConfig
 from innreg.core.affine import affine_ddf
 from innreg.data import read_manifest
 from innreg.distillation import distil_registration, distillation_steps, refined_targets
+from innreg.errors import InnregInputError
 from innreg.model import INNReg
 from innreg.batches import PairBatches
 from innreg.pipeline import refined_field
@@ -54,9 +56,15 @@ def test_affine_target_alone_runs_no_demons_and_leaves_the_field_term_out(phanto
     assert field is None
     for got, expected in zip(affine, full):  # the same affine target as the full distillation's
         torch.testing.assert_close(got, expected)
+    before = copy.deepcopy(model.registration)
     history = distil_registration(model, batches, config).history
     assert len(history) == 3
     assert all(row["distil"] == 0.0 and row["distil_affine"] > 0 and row["distil_sim"] != 0 for row in history)
+    # The affine stage alone learns.
+    for (name, p), q in zip(model.registration.named_parameters(), before.parameters()):
+        assert torch.equal(p, q) != name.startswith("affine."), name
+    with pytest.raises(InnregInputError, match="affine stage"):
+        distil_registration(INNReg(dataclasses.replace(config.model, affine=False)), batches, config)
 
 
 def test_network_moves_towards_the_refined_affine_maps_and_fields(phantom, tiny_dict):

@@ -9,7 +9,7 @@ network taken when the distillation starts:
 * the affine target: the affine stage's map followed by the refinement's affine correction
   (:func:`~innreg.refinement.optimise_affine`, a few coarse Gauss-Newton steps);
 * the field target: the full refined field (the demons velocity on top of the affine target); left out
-  with ``train.distil_target: affine``, where the U-Net keeps only the smoothness and similarity terms.
+  with ``train.distil_target: affine``, where the affine stage alone learns (the U-Net is frozen).
 
 ``L = mean |affine_net - affine_target|^2 + mean |u_net - u_refined|^2 (voxels^2, both as fields)
 + w_smooth * |grad u_local|^2 + distil_similarity * L_sim(warp(A, u_net), B)``, the last the joint
@@ -38,6 +38,7 @@ from innreg.config import Config, TrainConfig
 from innreg.core.enums import DistilTarget
 from innreg.core.affine import affine_ddf
 from innreg.core.warp import warp
+from innreg.errors import InnregInputError
 from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
@@ -95,7 +96,8 @@ def distil_registration(
     checkpoint.
 
     Args:
-        model: the trained model; only ``model.registration`` changes.
+        model: the trained model; only ``model.registration`` changes (its affine stage alone for
+            ``train.distil_target: affine``).
         batches: ``batches(step) -> (moving, fixed)``, ``(N, 1, *S)`` in [0, 1] (the training batches).
         config: ``train`` (steps, lr, clip, ``distil_similarity``), ``loss`` (``w_smooth``, the similarity),
             ``refine`` for the targets.
@@ -114,15 +116,18 @@ def distil_registration(
         return LoopState()
     ctx = ctx or distributed.DistContext()
     device = next(model.parameters()).device
-    # Only the registration network learns (and DDP all-reduces only what needs gradients): the
-    # translator and a guide are frozen for the distillation.
-    learning = {id(p) for p in model.registration.parameters()}
+    # Only the registration network learns, or its affine stage alone for affine targets (and DDP
+    # all-reduces only what needs gradients): the translator and a guide are frozen for the distillation.
+    learner = model.registration.affine if DistilTarget(t.distil_target) is DistilTarget.AFFINE else model.registration
+    if learner is None:
+        raise InnregInputError("train.distil_target: affine needs a network with an affine stage (model.affine: true)")
+    learning = {id(p) for p in learner.parameters()}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in learning]
     for p in frozen:
         p.requires_grad_(False)
     wrapped = distributed.wrap(model, ctx, device)  # broadcasts rank 0's weights: before the copy
     reference = copy.deepcopy(model).eval().requires_grad_(False)  # the targets' fixed start
-    params = [p for p in model.registration.parameters() if p.requires_grad]
+    params = [p for p in learner.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
     similarity = similarity_loss(config.loss)
 

@@ -169,7 +169,7 @@ class TrainConfig:
     # 0.613 -> 0.623 (T2 coronal, seed 72); the full pipeline unchanged.
     distil_similarity: float = 30.0
     # The distillation's targets (innreg.core.enums.DistilTarget): the refined affine map and field, or
-    # the affine map alone.
+    # the affine map alone (the affine stage alone learns).
     distil_target: DistilTarget = DistilTarget.FIELD
     # The learning rate over the translator stages' and the distillation's steps (each round of the
     # stages decays on its own). Cosine against constant, the same 500-step joint base, 2 x 1000 stage

@@ -99,7 +99,7 @@ class LrSchedule(str, Enum):
 class DistilTarget(str, Enum):
     """What the distillation (:mod:`innreg.distillation`) pulls the registration network towards:
     ``field``, the refinement's affine map and its full refined field; ``affine``, the affine map alone
-    (the U-Net keeps the similarity and smoothness terms; no demons run for the targets)."""
+    (only the affine stage learns; no demons run for the targets)."""
 
     FIELD = "field"
     AFFINE = "affine"
