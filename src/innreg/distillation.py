@@ -35,10 +35,9 @@ from torch import Tensor, nn
 
 from innreg import distributed
 from innreg.config import Config, TrainConfig
-from innreg.core.enums import DistilTarget
 from innreg.core.affine import affine_ddf
+from innreg.core.enums import DistilTarget
 from innreg.core.warp import warp
-from innreg.errors import InnregInputError
 from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
@@ -119,8 +118,6 @@ def distil_registration(
     # Only the registration network learns, or its affine stage alone for affine targets (and DDP
     # all-reduces only what needs gradients): the translator and a guide are frozen for the distillation.
     learner = model.registration.affine if DistilTarget(t.distil_target) is DistilTarget.AFFINE else model.registration
-    if learner is None:
-        raise InnregInputError("train.distil_target: affine needs a network with an affine stage (model.affine: true)")
     learning = {id(p) for p in learner.parameters()}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in learning]
     for p in frozen:
