@@ -26,14 +26,21 @@ import torch
 from innreg.cli import main as innreg_main
 
 
-def redo(run_dir: Path, out_dir: Path, pairs: str, train_overrides: dict) -> Path:
+def resume_joint_checkpoint(run_dir: Path, out_dir: Path, pairs: str, train_overrides: dict) -> Path:
+    """``innreg train --resume`` in ``out_dir`` from ``run_dir/checkpoint.pt`` (the end of the joint
+    steps) with ``train_overrides`` set in its stored config: what follows the joint steps runs again."""
     out_dir.mkdir(parents=True, exist_ok=True)
     joint = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-    joint["extra"]["config"]["train"].update(train_overrides, distil_steps=0)
+    joint["extra"]["config"]["train"].update(train_overrides)
     torch.save(joint, out_dir / "checkpoint.pt")
     shutil.copy(run_dir / "config.yaml", out_dir / "config.yaml")
     if innreg_main(["train", "--pairs", pairs, "--out", str(out_dir), "--resume", "--quiet"]) != 0:
         raise SystemExit("innreg train --resume failed")
+    return out_dir / "model.pt"
+
+
+def redo(run_dir: Path, out_dir: Path, pairs: str, train_overrides: dict) -> Path:
+    resume_joint_checkpoint(run_dir, out_dir, pairs, {**train_overrides, "distil_steps": 0})
     model = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
     redone = torch.load(out_dir / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
     for key in model["state_dict"]:
