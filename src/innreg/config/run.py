@@ -81,12 +81,11 @@ class Config:
         3D (any device): twice the refinement's demons steps per level (``refine.steps: (40, 30, 20,
         10)``). On the scale3d volumes (``benchmarks/scale3d.md``) they gained 0.011 Dice (three times
         0.014) at about 2x the seconds per pair, still a small fraction of ANTs SyN's time in 3D; 2D
-        keeps the shorter schedule, where the speed target binds. No distillation in 3D
-        (``train.distil_steps: 0``): measured after the CPU defaults' joint steps on the scale3d
-        volumes, 200 steps left the network alone below the identity (0.356 vs 0.403 Dice) and the full
-        pipeline level (0.716 vs 0.719); before its targets had a fixed start it diverged to NaN. With
-        the CPU defaults' ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433, and 0.410 /
-        0.426 with ``distil_similarity: 30`` / ``3``.
+        keeps the shorter schedule, where the speed target binds. No distillation of refined fields in
+        3D: measured after the CPU defaults' joint steps on the scale3d volumes, 200 steps left the
+        network alone below the identity (0.356 vs 0.403 Dice) and the full pipeline level (0.716 vs
+        0.719); with the ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433 (leaky head:
+        0.431 -> 0.426). A GPU (not measured) distils nothing (``train.distil_steps: 0``).
 
         3D on a CPU: the networks work at half resolution (``model.input_factor: 2``, fields upsampled
         to the full grid for the per-pair refinement, which runs at full resolution) for
@@ -98,7 +97,14 @@ class Config:
         higher (``loss.w_smooth: 10``): on the scale3d volumes (tuned there) the network alone rose
         from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1
         volumes (seed 43) 0.376 -> 0.434 and 0.719 -> 0.723 (``benchmarks/scale3d.md``). Not measured
-        at full resolution, so the GPU budget keeps 1. Explicit settings (config file, options) win.
+        at full resolution, so the GPU budget keeps 1. And 3D on a CPU distils the refinement's affine
+        maps into the affine stage alone (``train: {distil_steps: 400, distil_target: affine}``, about 7
+        minutes of one core): the refinement's affine part then starts nearer (affine stage plus the
+        refinement's correction 0.525 -> 0.543 Dice on scale3d, held out 0.522 -> 0.541 on T2 -> T1 and
+        0.380 -> 0.525 on CT -> T1, where the correction had failed from the undistilled start), the full
+        pipeline 0.725 -> 0.726, 0.752 -> 0.751 and 0.674 -> 0.698; the network alone gains nothing
+        consistent (0.431 -> 0.453, 0.419 -> 0.405, 0.409 -> 0.407; ``benchmarks/RESULTS.md`` section
+        12). Explicit settings (config file, options) win.
         """
         config = cls().updated(model={"dim": dim})
         if dim == 3:
@@ -107,7 +113,7 @@ class Config:
             )
         if dim == 3 and device_type == "cpu":
             # No translator stages: on the scale3d volumes they cost 17 of 34 minutes and lost 0.008 Dice.
-            train = {"steps": 400, "translator_rounds": 0}
+            train = {"steps": 400, "translator_rounds": 0, "distil_steps": 400, "distil_target": DistilTarget.AFFINE}
             return config.updated(model={"input_factor": 2}, train=train, loss={"w_smooth": 10.0})
         return config
 

@@ -160,7 +160,7 @@ class TrainConfig:
     # Measured on the whole-head PD -> T1 tune set (RESULTS.md section 6): the network alone 0.475 ->
     # 0.511 Dice after 1000 steps (500-step joint base); from the default model's translator stages
     # 0.547 after 1000 and 0.592 after 2000 (0.589 with a cosine rate), the refined result unchanged
-    # (0.850). Off in 3D (Config.sized_for), where it did not help.
+    # (0.850). Off in 3D on a GPU; 3D on a CPU distils the affine maps alone (Config.sized_for).
     distil_steps: int = 2000
     # Weight of the joint training's similarity (loss.reg_loss, NMI of the warped raw moving image) in
     # the distillation's loss, beside the squared distances to the targets; 0 = targets only. Measured
