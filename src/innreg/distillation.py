@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from innreg import distributed
-from innreg.config import Config, TrainConfig
+from innreg.config import Config
 from innreg.core.affine import affine_ddf
 from innreg.core.enums import DistilTarget
 from innreg.core.warp import warp
@@ -71,10 +71,14 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
     return (torch.cat(matrices), torch.cat(translations)), torch.cat(fields) if fields else None
 
 
-def distillation_steps(train: TrainConfig) -> int:
+def distillation_steps(config: Config) -> int:
     """The distillation's length: ``train.distil_steps``, at most twice ``train.steps`` (so a short run
-    stays short; the default 2000 steps run after the default 1200 joint steps)."""
-    return min(train.distil_steps, 2 * train.steps)
+    stays short; the default 2000 steps run after the default 1200 joint steps); 0 for affine targets
+    and a network without an affine stage (``model.affine: false``), which has nothing to learn them."""
+    t = config.train
+    if DistilTarget(t.distil_target) is DistilTarget.AFFINE and not config.model.affine:
+        return 0
+    return min(t.distil_steps, 2 * t.steps)
 
 
 def distil_registration(
@@ -110,7 +114,7 @@ def distil_registration(
         ``train.distil_similarity`` is 0).
     """
     t = config.train
-    steps = distillation_steps(t)
+    steps = distillation_steps(config)
     if steps < 1:
         return LoopState()
     ctx = ctx or distributed.DistContext()

@@ -252,7 +252,7 @@ def _train(
     state.ddp_model = state.ddp_discriminator = None
     if main and progress and (t.translator_rounds or t.distil_steps):
         print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
-              f"distillation ({distillation_steps(t)} steps)")
+              f"distillation ({distillation_steps(config)} steps)")
     translator = train_translator_stages(state.model, records, config, device, out_dir, progress, ctx)
     distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress, ctx)
     if main:

@@ -59,9 +59,6 @@ class Config:
         for name, section_cls in zip(SECTIONS, (ModelConfig, LossConfig, TrainConfig, RefineConfig)):
             values = data.get(name) or {}
             sections[name] = build_section(section_cls, values, f"{source}: {name}")
-        train = sections["train"]
-        if train.distil_steps and train.distil_target is DistilTarget.AFFINE and not sections["model"].affine:
-            raise InnregInputError(f"{source}: train.distil_target: affine trains the affine stage, which model.affine: false leaves out")
         return cls(**sections)
 
     @classmethod
