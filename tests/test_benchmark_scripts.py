@@ -85,3 +85,43 @@ def test_cascade_probe_starts_the_cascade_as_the_trained_single_pass(tiny_config
     assert flow.weight.abs().max() < 1e-3  # and a tiny head: the cascade starts as the single pass
     with torch.no_grad():
         assert torch.allclose(cascade(moving, fixed).ddf, expected, atol=1e-3)
+
+
+def test_criterion_probe_local_normalisation_ignores_gain_and_offset():
+    import torch
+
+    local_normalised = _script("criterion_probe").local_normalised
+    image = torch.rand(1, 1, 16, 12, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(local_normalised(3.0 * image + 0.5, 2.0), local_normalised(image, 2.0), atol=1e-4, rtol=1e-4)
+    assert local_normalised(torch.full((1, 1, 8, 8), 0.7), 2.0).abs().max() < 1e-5  # flat: no structure
+
+
+def test_criterion_probe_variants_add_their_channels_to_the_shipped_ones():
+    import torch
+
+    from innreg.config import RefineConfig
+
+    script = _script("criterion_probe")
+    config, level = RefineConfig(), (10, 8)
+    pair = torch.rand(1, 2, 20, 16, generator=torch.Generator().manual_seed(1))
+    shipped = script.SHIPPED(pair, level, config)
+    mind_channels = script.SHIPPED(pair[:, :1], level, config).shape[1]
+    assert script.variant_features("default") is script.SHIPPED
+    assert script.variant_features("mind:0.5:1")(pair, level, config).shape[1] == shipped.shape[1] + mind_channels
+    lncc = script.variant_features("lncc:4:1")(pair, level, config)
+    torch.testing.assert_close(lncc[:, : shipped.shape[1]], shipped)
+    assert lncc.shape[1] == shipped.shape[1] + 1
+    assert script.variant_features("smooth:1")(pair, level, config).shape == shipped.shape
+    torch.testing.assert_close(script.variant_features("lncc:4:1")(pair[:, :1], level, config), script.SHIPPED(pair[:, :1], level, config))
+
+
+def test_translation_resolution_ceiling_loses_only_fine_detail():
+    script = _script("translation_resolution")
+    rows, cols = np.mgrid[0:32, 0:24]
+    head = ((rows - 15.5) / 13) ** 2 + ((cols - 11.5) / 10) ** 2 < 1
+    smooth = np.where(head, 1.0 + 0.5 * np.sin(rows / 5.0), 0.0)  # structure far coarser than 2 voxels
+    floor, coarse_floor, ceiling = script.resolution_nccs(smooth, smooth, 2)
+    assert abs(floor - 1.0) < 1e-9
+    assert min(coarse_floor, ceiling) > 0.9  # only the head's edge blurs
+    fine = np.where(head, 1.0 + 0.5 * (np.indices((32, 24)).sum(axis=0) % 2), 0.0)  # a 1-voxel checkerboard
+    assert script.resolution_nccs(fine, fine, 2)[2] < 0.3  # averaged away on the coarse grid

@@ -1,0 +1,101 @@
+"""Other ways for the refinement to use the translation, against the shipped one (run by hand).
+
+Usage:
+    python benchmarks/criterion_probe.py MODEL.pt TEST.csv N_PAIRS VARIANT[,VARIANT...] [--no-translate]
+
+The refinement (``innreg.refinement``) matches MIND of the raw moving image and, as one extra channel,
+the translated intensity (weight ``refine.translation_weight`` against one MIND channel). Each variant
+replaces those features, for the affine correction and the demons alike, and the first ``N_PAIRS``
+pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of ``innreg evaluate``):
+
+* ``default``: the shipped features.
+* ``mind:BETA:SIGMA``: fusion, ``BETA`` times MIND of the translated image (smoothed by a Gaussian of
+  ``SIGMA`` voxels first, 0 = not smoothed: the translation's 2x2 texture) beside the shipped features.
+* ``lncc:SIGMA:WEIGHT``: the translated intensity locally normalised (minus its Gaussian mean, over its
+  Gaussian s.d., both of ``SIGMA`` voxels), so its squared difference is a local NCC, with ``WEIGHT``
+  against one MIND channel, beside the shipped features.
+* ``smooth:SIGMA``: the shipped intensity channel smoothed by a Gaussian of ``SIGMA`` voxels.
+
+The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;
+``--no-translate`` puts the raw moving image in its place. ``benchmarks/RESULTS.md`` section 13.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+import innreg.refinement as refinement
+from innreg import load_model
+from innreg.config import RefineConfig
+from innreg.core.filters import gaussian_smooth
+from innreg.data import read_manifest
+from innreg.evaluation import evaluate
+from innreg.losses import mind_descriptor
+
+Features = Callable[[Tensor, tuple[int, ...], RefineConfig], Tensor]
+SHIPPED: Features = refinement._features
+
+
+def local_normalised(image: Tensor, sigma: float) -> Tensor:
+    """``(x - G * x) / sqrt(G * (x - G * x)^2)`` for a Gaussian ``G`` of ``sigma`` voxels (s.d. floored at 0.01)."""
+    centred = image - gaussian_smooth(image, sigma)
+    return centred / gaussian_smooth(centred * centred, sigma).clamp_min(1e-4).sqrt()
+
+
+def variant_features(variant: str) -> Features:
+    """The feature function named by ``variant`` (see the module docstring)."""
+    kind, *numbers = variant.split(":")
+    args = [float(n) for n in numbers]
+    if kind == "default":
+        return SHIPPED
+
+    def features(images: Tensor, level: tuple[int, ...], config: RefineConfig) -> Tensor:
+        if images.shape[1] == 1:
+            return SHIPPED(images, level, config)
+        small = refinement._downsample(images, level)
+        translated = small[:, 1:2]
+        if kind == "smooth":
+            mind = mind_descriptor(small[:, :1], config.mind_radius, config.mind_dilation)
+            return torch.cat([mind, gaussian_smooth(translated, args[0]) * math.sqrt(config.translation_weight)], 1)
+        shipped = SHIPPED(images, level, config)
+        if kind == "mind":
+            beta, sigma = args
+            extra = beta * mind_descriptor(gaussian_smooth(translated, sigma), config.mind_radius, config.mind_dilation)
+        elif kind == "lncc":
+            sigma, weight = args
+            extra = local_normalised(translated, sigma) * math.sqrt(weight)
+        else:
+            raise ValueError(f"unknown variant {variant!r}")
+        return torch.cat([shipped, extra], 1)
+
+    return features
+
+
+def main(argv: list[str]) -> None:
+    no_translate = "--no-translate" in argv
+    model_path, manifest, n_pairs, variants = [a for a in argv if a != "--no-translate"]
+    torch.set_num_threads(1)
+    model = load_model(model_path, "cpu", translate=not no_translate)
+    records = read_manifest(manifest)[: int(n_pairs)]
+    for variant in variants.split(","):
+        refinement._features = variant_features(variant)
+        try:
+            with tempfile.TemporaryDirectory() as out:
+                s = evaluate(model, records, out, overview_pairs=0, progress=False)
+        finally:
+            refinement._features = SHIPPED
+        print(
+            f"{'no-translate ' if no_translate else ''}{variant}: Dice {s.dice_mean:.4f}, HD95 {s.hd95_mean:.2f} mm, "
+            f"Jac<=0 {100 * s.neg_jacobian_fraction:.3f}%, {1000 * s.seconds_per_pair:.0f} ms/pair",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
