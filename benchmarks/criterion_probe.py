@@ -31,10 +31,8 @@ import torch
 from torch import Tensor
 
 import innreg.refinement as refinement
-from innreg import load_model
 from innreg.config import RefineConfig
 from innreg.core.filters import gaussian_smooth
-from innreg.data import read_manifest
 from innreg.evaluation import evaluate
 from innreg.losses import mind_descriptor
 
@@ -78,11 +76,9 @@ def variant_features(variant: str) -> Features:
 
 
 def main(argv: list[str]) -> None:
-    no_translate = "--no-translate" in argv
-    model_path, manifest, n_pairs, variants = [a for a in argv if a != "--no-translate"]
-    torch.set_num_threads(1)
-    model = load_model(model_path, "cpu", translate=not no_translate)
-    records = read_manifest(manifest)[: int(n_pairs)]
+    import refine_sweep  # this folder (the script's own) is on sys.path when run as a script
+
+    model, records, no_translate, variants = refine_sweep.model_and_pairs(argv, threads=1)
     for variant in variants.split(","):
         refinement._features = variant_features(variant)
         try:

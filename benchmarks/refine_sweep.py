@@ -21,16 +21,23 @@ import tempfile
 import torch
 
 from innreg import load_model
-from innreg.data import read_manifest
+from innreg.data import PairRecord, read_manifest
 from innreg.evaluation import evaluate
+from innreg.inference import RegistrationModel
+
+
+def model_and_pairs(argv: list[str], threads: int) -> tuple[RegistrationModel, list[PairRecord], bool, str]:
+    """``MODEL.pt TEST.csv N_PAIRS LAST [--no-translate]`` read: the model (translating unless
+    ``--no-translate``), the first ``N_PAIRS`` pairs, whether ``--no-translate`` was given, and ``LAST``."""
+    no_translate = "--no-translate" in argv
+    model_path, manifest, n_pairs, last = [a for a in argv if a != "--no-translate"]
+    torch.set_num_threads(threads)
+    model = load_model(model_path, "cpu", translate=not no_translate)
+    return model, read_manifest(manifest)[: int(n_pairs)], no_translate, last
 
 
 def main(argv: list[str]) -> None:
-    no_translate = "--no-translate" in argv
-    model_path, manifest, n_pairs, settings = [a for a in argv if a != "--no-translate"]
-    torch.set_num_threads(2)
-    model = load_model(model_path, "cpu", translate=not no_translate)
-    records = read_manifest(manifest)[: int(n_pairs)]
+    model, records, no_translate, settings = model_and_pairs(argv, threads=2)
     shipped = model.config
     for overrides in ast.literal_eval(settings):
         model.config = shipped.updated(refine=overrides)
