@@ -268,3 +268,15 @@ def test_help_lists_every_command(capsys):
     text = capsys.readouterr().out
     for cmd in ("phantom", "train", "register", "evaluate", "demo", "benchmark"):
         assert cmd in text
+
+
+def test_evaluate_says_when_the_translation_is_coarser_than_its_floor():
+    from types import SimpleNamespace
+
+    from innreg.cli.evaluate import translation_line
+
+    identity = SimpleNamespace(translation_ncc=0.518, translation_ssim=0.249)
+    summary = SimpleNamespace(translation_ncc=0.529, translation_ssim=0.215, identity=identity)
+    full = translation_line(summary, 1)
+    assert full == "translation vs moving_as_fixed: NCC 0.529 (untranslated 0.518), SSIM 0.215 (untranslated 0.249)"
+    assert translation_line(summary, 2) == full + "; translated at 1/2 resolution, the untranslated floor at full resolution"
