@@ -17,7 +17,8 @@ def _blobs(shape=(48, 40)) -> np.ndarray:
     return np.exp(-(((yy - 22) / 7) ** 2 + ((xx - 18) / 5) ** 2)) + 0.6 * np.exp(-(((yy - 30) / 4) ** 2 + ((xx - 26) / 6) ** 2))
 
 
-def test_ants_recovers_a_translation_in_innreg_convention():
+@pytest.mark.parametrize("name", ["ants-syn", "ants-syn-cc"])
+def test_ants_recovers_a_translation_in_innreg_convention(name):
     fixed = _blobs()
     # moving(x) = fixed(x - s), so the pull-back field that maps moving onto fixed is u = +s.
     moving_anatomy = ndimage.shift(fixed, SHIFT, order=3)
@@ -25,7 +26,7 @@ def test_ants_recovers_a_translation_in_innreg_convention():
     moving_seg = (moving_anatomy > 0.3).astype(np.uint8) + (moving_anatomy > 0.7)
     fixed_seg = (fixed > 0.3).astype(np.uint8) + (fixed > 0.7)
 
-    result = make_method("ants-syn", dim=2).register(moving, fixed, moving_seg)
+    result = make_method(name, dim=2).register(moving, fixed, moving_seg)
 
     inside = fixed > 0.3
     assert result.ddf.shape == (2, 48, 40)
@@ -36,6 +37,11 @@ def test_ants_recovers_a_translation_in_innreg_convention():
     assert (result.warped_seg == fixed_seg).mean() > 0.97
     assert np.corrcoef(result.warped[inside], fixed[inside])[0, 1] < -0.95  # contrast kept, anatomy aligned
     assert 0.0 < result.seconds
+
+
+def test_the_two_recipes_ask_ants_for_their_own_metrics():
+    assert make_method("ants-syn").registration_arguments()["syn_metric"] == "mattes"
+    assert make_method("ants-syn-cc").registration_arguments() == {"type_of_transform": "antsRegistrationSyN[s]"}
 
 
 def test_ants_refuses_a_schedule_that_skips_the_finest_level():
@@ -56,3 +62,18 @@ def test_missing_antspyx_is_a_clear_input_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ants)
     with pytest.raises(InnregInputError, match="antspyx"):
         make_method("ants-syn")
+
+
+def test_ants_random_seed_is_set_for_the_call_and_yields_to_the_users(monkeypatch):
+    import os
+
+    from innreg.baselines.ants import ants_random_seed
+
+    monkeypatch.delenv("ANTS_RANDOM_SEED", raising=False)
+    with ants_random_seed(5):
+        assert os.environ["ANTS_RANDOM_SEED"] == "5"
+    assert "ANTS_RANDOM_SEED" not in os.environ
+    monkeypatch.setenv("ANTS_RANDOM_SEED", "11")
+    with ants_random_seed(5):
+        assert os.environ["ANTS_RANDOM_SEED"] == "11"
+    assert os.environ["ANTS_RANDOM_SEED"] == "11"

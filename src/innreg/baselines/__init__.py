@@ -11,6 +11,8 @@ Methods (``make_method(name)``):
 
 * ``identity``: the zero field (the "before registration" row).
 * ``ants-syn``: ANTs SyN with Mattes MI, affine + deformable (needs the ``antspyx`` extra).
+* ``ants-syn-cc``: the recipe of ``antsRegistrationSyN.sh``: rigid + affine with MI, SyN with local
+  cross-correlation (the stronger ANTs on whole-head scans).
 * ``innreg`` (network + per-pair refinement), ``innreg-no-refine`` (the network alone, as in the
   paper) and the network ablations ``innreg-no-inn``, ``innreg-no-ddc``, ``innreg-no-barrier``,
   ``innreg-no-translation``; ``voxelmorph-nmi`` (direct learned registration with plain NMI) and
@@ -48,6 +50,7 @@ def _factory(module: str, name: str) -> Callable[..., Method]:
 METHODS: dict[str, Callable[..., Method]] = {
     "identity": _factory("identity", "IdentityMethod"),
     "ants-syn": _factory("ants", "AntsSyN"),
+    "ants-syn-cc": _factory("ants", "AntsSyNScript"),
     "greedy": _factory("greedy", "Greedy"),
     "elastix": _factory("elastix", "Elastix"),
     "convexadam": _factory("convexadam", "ConvexAdam"),
@@ -80,7 +83,7 @@ def make_method(name: str, dim: int = 2, config: Config | None = None, **kwargs)
 
 # The classes and helpers, imported on first use.
 _EXPORTS = {
-    "ants": ("AntsSyN",),
+    "ants": ("AntsSyN", "AntsSyNScript"),
     "base": ("FitInfo", "Method", "fit_info", "peak_memory"),
     "configured": ("ConfiguredMethod",),
     "cyclegan": ("CycleGanVoxelMorph",),

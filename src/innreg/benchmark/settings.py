@@ -13,6 +13,7 @@ from innreg.results import EvaluationSummary
 DEFAULT_METHODS = (
     "identity",
     "ants-syn",
+    "ants-syn-cc",
     "voxelmorph-nmi",
     "cyclegan-voxelmorph",
     "reggan",
