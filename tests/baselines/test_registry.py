@@ -9,10 +9,10 @@ from innreg.config import Config, RegInput, RegLossKind, SubnetKind, TranslatorK
 from innreg.errors import InnregInputError
 
 EXPECTED = {
-    "identity", "ants-syn", "innreg", "innreg-no-refine", "innreg-no-inn", "innreg-no-ddc", "innreg-no-barrier",
+    "identity", "ants-syn", "ants-syn-cc", "innreg", "innreg-no-refine", "innreg-no-inn", "innreg-no-ddc", "innreg-no-barrier",
     "innreg-no-translation", "voxelmorph-nmi", "reggan", "cyclegan-voxelmorph", "greedy", "elastix", "convexadam",
 }  # fmt: skip
-PEERS = {"ants-syn", "greedy", "elastix", "convexadam"}  # optional packages; tested in test_ants.py, test_peers.py
+PEERS = {"ants-syn", "ants-syn-cc", "greedy", "elastix", "convexadam"}  # optional packages; tested in test_ants.py, test_peers.py
 
 
 def test_registry_names():
