@@ -69,6 +69,7 @@ def test_benchmark_in_process_writes_tables_and_resumes(data, tmp_path, monkeypa
     assert "cumulative" in text  # in-process peak memory is labelled as such
     assert (tmp_path / "dice_bars.png").stat().st_size > 0
     assert (tmp_path / "innreg" / "eval" / "per_pair.csv").is_file()
+    assert "## Paired against `innreg`" in text and "| identity | " in text.split("## Paired against")[1]
 
     # A rerun keeps finished methods and does not train again.
     stamp = (tmp_path / "innreg" / "result.json").stat().st_mtime_ns

@@ -266,7 +266,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for cmd in ("phantom", "train", "register", "evaluate", "demo", "benchmark"):
+    for cmd in ("phantom", "train", "register", "apply", "evaluate", "compare", "demo", "benchmark"):
         assert cmd in text
 
 
@@ -280,3 +280,33 @@ def test_evaluate_says_when_the_translation_is_coarser_than_its_floor():
     full = translation_line(summary, 1)
     assert full == "translation vs moving_as_fixed: NCC 0.529 (untranslated 0.518), SSIM 0.215 (untranslated 0.249)"
     assert translation_line(summary, 2) == full + "; translated at 1/2 resolution, the untranslated floor at full resolution"
+
+
+def _per_pair(folder: Path, dice: list[float]) -> Path:
+    folder.mkdir()
+    rows = [{"pair": i, "moving": f"m{i}.nii.gz", "fixed": f"f{i}.nii.gz", "dice_mean": v} for i, v in enumerate(dice)]
+    with (folder / "per_pair.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def test_compare_pairs_two_evaluations_by_their_images(tmp_path, capsys):
+    a = _per_pair(tmp_path / "a", [0.90, 0.80, 0.70, 0.85])
+    b = _per_pair(tmp_path / "b", [0.875, 0.775, 0.675, 0.825])
+    code, out, _ = run(capsys, "compare", a, b / "per_pair.csv")
+    assert code == 0
+    assert "dice_mean, A - B over 4 pairs: +0.0250 (95% CI +0.0250 to +0.0250)" in out
+    assert "higher on 4 and lower on 0 of 4 pairs" in out
+
+
+@pytest.mark.parametrize(
+    "b_dice, metric, needle",
+    [([0.9], "dice_mean", "shares 1 pair(s)"), ([0.9, 0.8], "epe_mm", "needs columns moving, fixed and epe_mm")],
+)
+def test_compare_refuses_too_few_shared_pairs_and_unknown_metrics(tmp_path, capsys, b_dice, metric, needle):
+    a = _per_pair(tmp_path / "a", [0.90, 0.80])
+    b = _per_pair(tmp_path / "b", b_dice)
+    code, _, err = run(capsys, "compare", a, b, "--metric", metric)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1

@@ -26,6 +26,7 @@ SUMMARY_KEYS = ("dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_
 TRANSLATION_KEYS = ("translation_ncc", "translation_ssim")
 _OPTIONAL_KEYS = ("epe_mm", *TRANSLATION_KEYS)
 _LABEL_METRICS = ("dice", "hd95")
+PER_PAIR_FILE = "per_pair.csv"
 
 
 def nan_mean(values: Iterable[float | None]) -> float:
@@ -247,6 +248,26 @@ class EvaluationSummary:
 def write_results(pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_dir: Path) -> None:
     """``per_pair.csv``, ``summary.json`` and ``summary.md`` in ``out_dir``, each written atomically."""
     rows = [p.to_row() for p in pairs]
-    write_text(out_dir / "per_pair.csv", csv_text(rows, record_keys(rows)))
+    write_text(out_dir / PER_PAIR_FILE, csv_text(rows, record_keys(rows)))
     write_text(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=2))
     write_text(out_dir / "summary.md", markdown_table(summary.table_rows(), summary.table_columns()) + "\n")
+
+
+
+def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str, str], float]:
+    """One metric of a ``per_pair.csv`` (or of the evaluation folder holding one), keyed by the pair's
+    ``(moving, fixed)`` paths; an empty cell reads as NaN."""
+    import csv
+
+    from innreg.errors import InnregInputError
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / PER_PAIR_FILE
+    if not path.is_file():
+        raise InnregInputError(f"{path}: no such file (expected the {PER_PAIR_FILE} of an evaluation)")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"moving", "fixed", metric} <= set(rows[0]):
+        raise InnregInputError(f"{path}: needs columns moving, fixed and {metric}")
+    return {(r["moving"], r["fixed"]): float(r[metric]) if r[metric] else float("nan") for r in rows}

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from innreg.atomic import write_text
-from innreg.benchmark.settings import ERROR_FILE, RESULT_FILE, BenchmarkSettings, MethodResult
+from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
 from innreg.errors import InnregInputError
 
@@ -33,7 +33,7 @@ def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
         method = make_method(name, dim=settings.dim, config=settings.base_config())
         fit = method.fit(settings.train, method_dir / "fit", settings.steps, settings.device, settings.progress)
         summary = evaluate(
-            method, settings.test, method_dir / "eval", overview_pairs=1, progress=settings.progress, method=name
+            method, settings.test, method_dir / EVAL_DIR, overview_pairs=1, progress=settings.progress, method=name
         )
     except InnregInputError as err:
         write_text(method_dir / ERROR_FILE, f"{err}\n")

@@ -26,6 +26,7 @@ DEFAULT_METHODS = (
 )
 CONVERGENCE_METHODS = ("innreg", "innreg-no-barrier")
 RESULT_FILE = "result.json"
+EVAL_DIR = "eval"  # DIR/<method>/eval: the method's evaluation (per_pair.csv, summary.json, ...)
 ERROR_FILE = "error.txt"
 
 

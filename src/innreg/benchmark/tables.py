@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from innreg.atomic import write_text
-from innreg.benchmark.settings import ERROR_FILE, RESULT_FILE, BenchmarkSettings, MethodResult, load_result
+from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, RESULT_FILE, BenchmarkSettings, MethodResult, load_result
 from innreg.errors import InnregInputError
 from innreg.reports.tables import csv_text, record_keys
 
@@ -39,6 +39,37 @@ def result_row(result: MethodResult) -> dict[str, Any]:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+PAIRED_REFERENCE = "innreg"
+
+
+def paired_rows(settings: BenchmarkSettings, results: Sequence[MethodResult], reference: str = PAIRED_REFERENCE) -> list[dict[str, str]]:
+    """Each method's Dice against ``reference`` on the same test pairs (:func:`innreg.paired.paired_difference`);
+    none when ``reference`` did not finish."""
+    from innreg.paired import paired_difference
+    from innreg.results import read_per_pair
+
+    if reference not in {r.method for r in results}:
+        return []
+    ref = read_per_pair(settings.out / reference / EVAL_DIR)
+    rows = []
+    for r in results:
+        if r.method == reference:
+            continue
+        other = read_per_pair(settings.out / r.method / EVAL_DIR)
+        common = [key for key in ref if key in other]
+        if len(common) < 2:
+            continue
+        d = paired_difference([ref[k] for k in common], [other[k] for k in common])
+        rows.append({
+            "method": r.method,
+            f"Dice {reference} - method": f"{d.mean:+.3f}",
+            f"{d.confidence:.0%} CI": f"{d.low:+.3f} to {d.high:+.3f}",
+            "Wilcoxon p": f"{d.p_value:.2g}",
+            f"{reference} higher / lower": f"{d.higher} / {d.lower} of {d.n}",
+        })  # fmt: skip
+    return rows
 
 
 def results_markdown(settings: BenchmarkSettings, results: Sequence[MethodResult], errors: dict[str, str]) -> str:
@@ -86,6 +117,9 @@ def results_markdown(settings: BenchmarkSettings, results: Sequence[MethodResult
                 for r in results
             ]
             lines += [f"## {title}", "", markdown_table(rows, ["method"] + [f"label {i}" for i in ids])]
+    paired = paired_rows(settings, results)
+    if paired:
+        lines += [f"## Paired against `{PAIRED_REFERENCE}`", "", markdown_table(paired, list(paired[0]))]
     isolated = all(r.isolated for r in results)
     lines += [
         "## Notes",
@@ -100,6 +134,8 @@ def results_markdown(settings: BenchmarkSettings, results: Sequence[MethodResult
         + ("the method's own process (interpreter, libraries, data, training and evaluation together)."
            if isolated else "the benchmark process, cumulative over the methods run before (not per method)."),
         "- All methods are scored by the same code (`innreg.evaluation.evaluate`).",
+        f"- Paired: mean over the test pairs of `{PAIRED_REFERENCE}`'s Dice minus the method's, its bootstrap percentile "
+        "interval and the two-sided Wilcoxon signed-rank test (`innreg compare A B` for any two evaluations).",
     ]  # fmt: skip
     for name, message in errors.items():
         lines.append(f"- `{name}` not run: {message}")

@@ -1,4 +1,4 @@
-"""The ``innreg`` command line: phantom, train, register, apply, evaluate, demo, benchmark.
+"""The ``innreg`` command line: phantom, train, register, apply, evaluate, compare, demo, benchmark.
 
 One module per command (``innreg.cli.<command>``), each with ``HELP``, ``add_arguments(parser)`` and
 ``run(args)``; a command imports torch and the rest of innreg only inside ``run``, so building the
@@ -19,7 +19,7 @@ from innreg.cli.train import train_config as _train_config  # noqa: F401  (kept 
 from innreg.errors import InnregInputError, TrainingDivergedError
 from innreg.memory import keep_freed_memory
 
-COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "demo", "benchmark")
+COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "compare", "demo", "benchmark")
 """Command names, in ``--help`` order; ``innreg.cli.<name>`` implements each."""
 
 
