@@ -2,7 +2,7 @@
 # The final check on whole-head phantom sets generated after the defaults were fixed (never used for
 # tuning): `innreg train` with its defaults on 30 pairs, then innreg (default), --no-translate (the
 # ablation: identical pipeline, untranslated moving image), --no-refine (the network alone) and the
-# peers ANTs SyN, Greedy and elastix on the 10 test pairs, one harness and one metrics code path.
+# peers ANTs SyN (Mattes MI, and the antsRegistrationSyN.sh recipe), Greedy and elastix on the 10 test pairs, one harness and one metrics code path.
 # Usage: bash benchmarks/run_wholehead.sh WORK_DIR MOVING HEIGHTxWIDTH AXIS SEED [SPACING_MM]
 # (SPACING_MM, e.g. 0.88 for the private real set's voxels; default: the head fitted into the size)
 # (about 1.5-2 hours per set on one shared CPU core, most of it `innreg train`); then
@@ -22,5 +22,5 @@ innreg evaluate --model "$set_dir/run/model.pt" --pairs "$data/test.csv" --out "
   --quiet --no-translate
 innreg evaluate --model "$set_dir/run/model.pt" --pairs "$data/test.csv" --out "$set_dir/innreg-no-refine" \
   --quiet --no-refine
-innreg benchmark --train "$data/train.csv" --test "$data/test.csv" --methods identity,ants-syn,greedy,elastix \
+innreg benchmark --train "$data/train.csv" --test "$data/test.csv" --methods identity,ants-syn,ants-syn-cc,greedy,elastix \
   --out "$set_dir/peers" --device cpu --quiet

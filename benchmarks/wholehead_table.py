@@ -1,4 +1,5 @@
-"""Markdown table of the `run_wholehead.sh` sets: one row per method, from each evaluation's summary.json.
+"""Markdown table of the `run_wholehead.sh` sets: one row per method, from each evaluation's summary.json,
+then the issue's paired comparisons (`innreg.paired`: mean difference, bootstrap CI, Wilcoxon test).
 
 Usage: python benchmarks/wholehead_table.py SET_DIR [SET_DIR ...]
 """
@@ -10,13 +11,34 @@ import sys
 from pathlib import Path
 
 INNREG_RUNS = ("innreg", "innreg-no-translate", "innreg-no-refine")
-PEERS = ("identity", "ants-syn", "greedy", "elastix")
+PEERS = ("identity", "ants-syn", "ants-syn-cc", "greedy", "elastix")
+# The issue's comparisons: the translation's share, the lead over ANTs, the network alone against ANTs.
+PAIRED = (("innreg", "innreg-no-translate"), ("innreg", "ants-syn"), ("innreg", "ants-syn-cc"),
+          ("innreg-no-refine", "ants-syn"), ("innreg-no-refine", "ants-syn-cc"))  # fmt: skip
+
+
+def _eval_dir(set_dir: Path, name: str) -> Path:
+    return set_dir / name if name in INNREG_RUNS else set_dir / "peers" / name / "eval"
 
 
 def _summaries(set_dir: Path) -> dict[str, dict]:
-    found = {name: set_dir / name / "summary.json" for name in INNREG_RUNS}
-    found.update({name: set_dir / "peers" / name / "eval" / "summary.json" for name in PEERS})
+    found = {name: _eval_dir(set_dir, name) / "summary.json" for name in INNREG_RUNS + PEERS}
     return {name: json.loads(path.read_text()) for name, path in found.items() if path.exists()}
+
+
+def _paired_lines(set_dir: Path) -> list[str]:
+    from innreg.paired import paired_difference
+    from innreg.results import read_per_pair
+
+    lines = []
+    for a_name, b_name in PAIRED:
+        a_dir, b_dir = _eval_dir(set_dir, a_name), _eval_dir(set_dir, b_name)
+        if (a_dir / "per_pair.csv").exists() and (b_dir / "per_pair.csv").exists():
+            a, b = read_per_pair(a_dir), read_per_pair(b_dir)
+            common = [k for k in a if k in b]
+            d = paired_difference([a[k] for k in common], [b[k] for k in common])
+            lines.append(f"- Dice {a_name} - {b_name}: {d.describe()}")
+    return lines
 
 
 def _cell(value: float | None, spec: str) -> str:
@@ -39,7 +61,8 @@ def set_table(set_dir: Path) -> str:
     train = set_dir / "train_seconds.txt"
     notes = [f"untranslated floor NCC {floor:.3f}" if floor is not None else "",
              f"training {int(train.read_text()) / 60:.1f} min" if train.exists() else ""]
-    return f"### {set_dir.name}\n\n" + "\n".join(rows) + "\n\n" + "; ".join(n for n in notes if n) + "\n"
+    paired = "\n".join(_paired_lines(set_dir))
+    return f"### {set_dir.name}\n\n" + "\n".join(rows) + "\n\n" + "; ".join(n for n in notes if n) + "\n\n" + paired + "\n"
 
 
 if __name__ == "__main__":

@@ -125,3 +125,29 @@ def test_translation_resolution_ceiling_loses_only_fine_detail():
     assert min(coarse_floor, ceiling) > 0.9  # only the head's edge blurs
     fine = np.where(head, 1.0 + 0.5 * (np.indices((32, 24)).sum(axis=0) % 2), 0.0)  # a 1-voxel checkerboard
     assert script.resolution_nccs(fine, fine, 2)[2] < 0.3  # averaged away on the coarse grid
+
+
+def test_wholehead_table_pairs_the_evaluations_it_finds(tmp_path):
+    import csv
+    import json
+
+    table = _script("wholehead_table")
+
+    def evaluation(folder: Path, dice: list[float]) -> None:
+        folder.mkdir(parents=True)
+        with (folder / "per_pair.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["moving", "fixed", "dice_mean"])
+            writer.writeheader()
+            writer.writerows({"moving": f"m{i}", "fixed": f"f{i}", "dice_mean": v} for i, v in enumerate(dice))
+        summary = {"dice_mean": float(np.mean(dice)), "dice_std": 0.0, "hd95_mean": 1.0, "neg_jacobian_fraction": 0.0}
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+    set_dir = tmp_path / "t2-axial-1"
+    evaluation(set_dir / "innreg", [0.90, 0.85, 0.80])
+    evaluation(set_dir / "innreg-no-translate", [0.88, 0.84, 0.77])
+    evaluation(set_dir / "peers" / "ants-syn-cc" / "eval", [0.70, 0.75, 0.72])
+    text = table.set_table(set_dir)
+    assert "| innreg | 0.850" in text and "| ants-syn-cc | 0.723" in text
+    assert "- Dice innreg - innreg-no-translate: +0.020 (95% CI " in text
+    assert "- Dice innreg - ants-syn-cc: +0.127 (95% CI " in text
+    assert "innreg-no-refine -" not in text  # not evaluated: not paired
