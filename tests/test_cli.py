@@ -310,3 +310,18 @@ def test_compare_refuses_too_few_shared_pairs_and_unknown_metrics(tmp_path, caps
     b = _per_pair(tmp_path / "b", b_dice)
     code, _, err = run(capsys, "compare", a, b, "--metric", metric)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(monkeypatch, capsys):
+    import innreg.cli
+    import innreg.cli.compare
+
+    def closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    redirected = []
+    monkeypatch.setattr(innreg.cli.compare, "run", closed_pipe)
+    monkeypatch.setattr(innreg.cli.os, "dup2", lambda fd, fd2: redirected.append(fd2))  # leave pytest's stdout alone
+    monkeypatch.setattr(innreg.cli.sys.stdout, "fileno", lambda: 1, raising=False)
+    code, _, err = run(capsys, "compare", "a", "b")
+    assert code == 141 and err == "" and redirected == [1]

@@ -11,6 +11,7 @@ ends with status 130 after the last checkpoint is safely written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 from typing import Sequence
@@ -57,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InnregInputError as err:
         print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`innreg compare A B | head -1`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:
         if err.filename is None:  # not about a file the user named: a real failure, keep the traceback
             raise
