@@ -24,6 +24,7 @@ ALLOWED = {
     "nn": {"core"},
     "losses": {"core"},
     "metrics": {"core"},
+    "paired": set(),
     "data": {"core", "atomic", "errors", "lazy", "reports"},
     # reports is a presentation library under everything that draws: it knows arrays, not registration.
     "reports": {"core", "atomic", "errors", "lazy"},
