@@ -43,3 +43,15 @@ def test_pairs_with_a_nan_are_left_out_and_bad_input_is_refused():
 def test_describe_reads_as_one_line():
     text = paired_difference([0.9, 0.8, 0.85], [0.88, 0.79, 0.8]).describe()
     assert text.startswith("+0.027 (95% CI ") and "Wilcoxon p = " in text and "higher on 3 and lower on 0 of 3 pairs" in text
+
+
+def test_paired_by_key_pairs_the_shared_keys_in_the_first_ones_order():
+    from innreg.paired import paired_by_key
+
+    a = {"p1": 0.9, "p2": 0.8, "p3": 0.7, "only_a": 0.0}
+    b = {"p3": 0.6, "p1": 0.85, "p2": 0.75, "only_b": 1.0}
+    d = paired_by_key(a, b)
+    assert d.n == 3 and d.mean == pytest.approx((0.05 + 0.05 + 0.1) / 3)
+    assert d.mean_a == pytest.approx(0.8) and d.mean_b == pytest.approx(0.7333333)
+    with pytest.raises(ValueError, match="got 1"):
+        paired_by_key({"p1": 0.9}, b)

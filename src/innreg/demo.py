@@ -81,11 +81,11 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
 
 def translation_share(translated: dict, untranslated: dict) -> str:
     """The report's sentence on what the translation adds: Dice with it minus without, paired by pair
-    (:func:`innreg.paired.paired_difference`); empty under two pairs."""
-    from innreg.paired import paired_difference
+    (:func:`innreg.paired.paired_by_key`); empty under two shared pairs."""
+    from innreg.paired import paired_by_key
 
-    keys = [k for k in translated if k in untranslated]
-    if len(keys) < 2:
+    try:
+        diff = paired_by_key(translated, untranslated)
+    except ValueError:
         return ""
-    diff = paired_difference([translated[k] for k in keys], [untranslated[k] for k in keys])
     return f"What the translation adds (Dice, innreg minus --no-translate, paired): {diff.describe()}."

@@ -7,8 +7,8 @@ interval and test say whether it stands out from the pair-to-pair spread.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -20,6 +20,7 @@ class PairedDifference:
     Attributes:
         n: pairs compared.
         mean: mean of ``a - b``.
+        mean_a, mean_b: the means of ``a`` and ``b`` over those pairs.
         low, high: bootstrap percentile interval of the mean at ``confidence``.
         confidence: the interval's level.
         p_value: two-sided Wilcoxon signed-rank p (zero differences dropped); 1.0 when all are zero.
@@ -29,6 +30,8 @@ class PairedDifference:
 
     n: int
     mean: float
+    mean_a: float
+    mean_b: float
     low: float
     high: float
     confidence: float
@@ -57,7 +60,9 @@ def paired_difference(
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"paired values need two equal-length lists, got shapes {a.shape} and {b.shape}")
-    d = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    both = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[both], b[both]
+    d = a - b
     if d.size < 2:
         raise ValueError(f"paired comparison needs at least two pairs with both values, got {d.size}")
     if np.all(d == d[0]):  # the bootstrap distribution is a point
@@ -70,6 +75,13 @@ def paired_difference(
         low, high = float(ci.low), float(ci.high)
     p_value = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
     return PairedDifference(
-        n=int(d.size), mean=float(d.mean()), low=low, high=high, confidence=confidence, p_value=p_value,
+        n=int(d.size), mean=float(d.mean()), mean_a=float(a.mean()), mean_b=float(b.mean()), low=low, high=high, confidence=confidence, p_value=p_value,
         higher=int((d > 0).sum()), lower=int((d < 0).sum()),
     )  # fmt: skip
+
+
+def paired_by_key(a: Mapping[Hashable, float], b: Mapping[Hashable, float], **kwargs) -> PairedDifference:
+    """:func:`paired_difference` over the keys ``a`` and ``b`` share, in ``a``'s order (e.g. two
+    :func:`innreg.results.read_per_pair`, keyed by ``(moving, fixed)``); ``kwargs`` go to it."""
+    keys = [k for k in a if k in b]
+    return paired_difference([a[k] for k in keys], [b[k] for k in keys], **kwargs)

@@ -47,7 +47,7 @@ PAIRED_REFERENCE = "innreg"
 def paired_rows(settings: BenchmarkSettings, results: Sequence[MethodResult], reference: str = PAIRED_REFERENCE) -> list[dict[str, str]]:
     """Each method's Dice against ``reference`` on the same test pairs (:func:`innreg.paired.paired_difference`);
     none when ``reference`` did not finish."""
-    from innreg.paired import paired_difference
+    from innreg.paired import paired_by_key
     from innreg.results import read_per_pair
 
     if reference not in {r.method for r in results}:
@@ -57,11 +57,10 @@ def paired_rows(settings: BenchmarkSettings, results: Sequence[MethodResult], re
     for r in results:
         if r.method == reference:
             continue
-        other = read_per_pair(settings.out / r.method / EVAL_DIR)
-        common = [key for key in ref if key in other]
-        if len(common) < 2:
+        try:
+            d = paired_by_key(ref, read_per_pair(settings.out / r.method / EVAL_DIR))
+        except ValueError:  # under two shared pairs: nothing to pair
             continue
-        d = paired_difference([ref[k] for k in common], [other[k] for k in common])
         rows.append({
             "method": r.method,
             f"Dice {reference} - method": f"{d.mean:+.3f}",

@@ -16,19 +16,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from innreg.errors import InnregInputError
-    from innreg.paired import paired_difference
+    from innreg.paired import paired_by_key
     from innreg.results import read_per_pair
 
     a, b = read_per_pair(args.a, args.metric), read_per_pair(args.b, args.metric)
-    common = [key for key in a if key in b]
-    if len(common) < 2:
-        raise InnregInputError(f"{args.b}: shares {len(common)} pair(s) (moving, fixed) with {args.a}; need at least 2")
     try:
-        diff = paired_difference([a[k] for k in common], [b[k] for k in common])
-    except ValueError as err:
-        raise InnregInputError(f"{args.a}: {err}") from err
-    only = len(a) + len(b) - 2 * len(common)
+        diff = paired_by_key(a, b)
+    except ValueError as err:  # fewer than two pairs (moving, fixed) in both with a value
+        raise InnregInputError(f"{args.b}: against {args.a}: {err}") from err
     print(f"{args.metric}, A - B over {diff.n} pairs: {diff.describe('+.4f')}")
-    print(f"A: {args.a} (mean {sum(a[k] for k in common) / len(common):.4f}); B: {args.b} (mean {sum(b[k] for k in common) / len(common):.4f})")
-    if only:
-        print(f"{only} pair(s) in only one of the two left out")
+    print(f"A: {args.a} (mean {diff.mean_a:.4f}); B: {args.b} (mean {diff.mean_b:.4f})")
+    left_out = len(a) + len(b) - 2 * diff.n
+    if left_out:
+        print(f"{left_out} row(s) left out: in only one of the two, or without a value")
