@@ -303,7 +303,11 @@ def test_compare_pairs_two_evaluations_by_their_images(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "b_dice, metric, needle",
-    [([0.9], "dice_mean", "needs at least two pairs with both values, got 1"), ([0.9, 0.8], "epe_mm", "needs columns moving, fixed and epe_mm")],
+    [
+        ([0.9], "dice_mean", "needs at least two pairs with both values, got 1"),
+        ([0.9, 0.8], "epe_mm", "needs columns moving, fixed and epe_mm"),
+        ([0.9, 0.8], "moving", "column moving is not numeric"),
+    ],
 )
 def test_compare_refuses_too_few_shared_pairs_and_unknown_metrics(tmp_path, capsys, b_dice, metric, needle):
     a = _per_pair(tmp_path / "a", [0.90, 0.80])

@@ -75,8 +75,8 @@ def paired_difference(
         low, high = float(ci.low), float(ci.high)
     p_value = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
     return PairedDifference(
-        n=int(d.size), mean=float(d.mean()), mean_a=float(a.mean()), mean_b=float(b.mean()), low=low, high=high, confidence=confidence, p_value=p_value,
-        higher=int((d > 0).sum()), lower=int((d < 0).sum()),
+        n=int(d.size), mean=float(d.mean()), mean_a=float(a.mean()), mean_b=float(b.mean()), low=low, high=high,
+        confidence=confidence, p_value=p_value, higher=int((d > 0).sum()), lower=int((d < 0).sum()),
     )  # fmt: skip
 
 

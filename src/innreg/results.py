@@ -270,4 +270,7 @@ def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str
         rows = list(csv.DictReader(f))
     if not rows or not {"moving", "fixed", metric} <= set(rows[0]):
         raise InnregInputError(f"{path}: needs columns moving, fixed and {metric}")
-    return {(r["moving"], r["fixed"]): float(r[metric]) if r[metric] else float("nan") for r in rows}
+    try:
+        return {(r["moving"], r["fixed"]): float(r[metric]) if r[metric] else float("nan") for r in rows}
+    except ValueError as err:
+        raise InnregInputError(f"{path}: column {metric} is not numeric ({err})") from err
