@@ -28,12 +28,12 @@ def _summaries(set_dir: Path) -> dict[str, dict]:
 
 def _paired_lines(set_dir: Path) -> list[str]:
     from innreg.paired import paired_by_key
-    from innreg.results import read_per_pair
+    from innreg.results import PER_PAIR_FILE, read_per_pair
 
     lines = []
     for a_name, b_name in PAIRED:
         a_dir, b_dir = _eval_dir(set_dir, a_name), _eval_dir(set_dir, b_name)
-        if (a_dir / "per_pair.csv").exists() and (b_dir / "per_pair.csv").exists():
+        if (a_dir / PER_PAIR_FILE).exists() and (b_dir / PER_PAIR_FILE).exists():
             d = paired_by_key(read_per_pair(a_dir), read_per_pair(b_dir))
             lines.append(f"- Dice {a_name} - {b_name}: {d.describe()}")
     return lines

@@ -253,7 +253,6 @@ def write_results(pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_
     write_text(out_dir / "summary.md", markdown_table(summary.table_rows(), summary.table_columns()) + "\n")
 
 
-
 def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str, str], float]:
     """One metric of a ``per_pair.csv`` (or of the evaluation folder holding one), keyed by the pair's
     ``(moving, fixed)`` paths; an empty cell reads as NaN."""

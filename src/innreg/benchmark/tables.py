@@ -45,7 +45,7 @@ PAIRED_REFERENCE = "innreg"
 
 
 def paired_rows(settings: BenchmarkSettings, results: Sequence[MethodResult], reference: str = PAIRED_REFERENCE) -> list[dict[str, str]]:
-    """Each method's Dice against ``reference`` on the same test pairs (:func:`innreg.paired.paired_difference`);
+    """Each method's Dice against ``reference`` on the same test pairs (:func:`innreg.paired.paired_by_key`);
     none when ``reference`` did not finish."""
     from innreg.paired import paired_by_key
     from innreg.results import read_per_pair
