@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -32,6 +33,16 @@ def test_whole_cells_are_the_cells_wholly_inside_the_mask():
     mask[0:3, 0:4] = True  # rows 0-2: cells of row 0 inside, cells of row 1 only half inside
     expected = np.array([[True, True, False], [False, False, False]])
     np.testing.assert_array_equal(whole_cells(mask), expected)
+
+
+def test_noise_sd_recovers_white_noise_on_a_structured_image():
+    noise_sd = _script("translation_fidelity").noise_sd
+    rng = np.random.default_rng(0)
+    structure = np.zeros((128, 128))
+    structure[32:96, 32:96] = 1.0  # edges: a few large HH responses the median ignores
+    image = structure + rng.normal(0.0, 0.05, structure.shape)
+    assert noise_sd(image, np.ones_like(image, dtype=bool)) == pytest.approx(0.05, rel=0.05)
+    assert noise_sd(structure, np.ones_like(image, dtype=bool)) == 0.0
 
 
 def test_mono_modal_twins_share_fixed_image_and_field(tmp_path):

@@ -10,6 +10,7 @@ from innreg.data import load_pair, normalize_percentile, read_manifest
 from innreg.model import INNReg
 from innreg.nn import warp
 from innreg.chain import StageChain, StagePair
+from innreg.core.filters import gaussian_smooth
 from innreg.core.transform import Transform
 from innreg.refinement import refinement_stages
 from innreg.translation_training import (
@@ -98,22 +99,36 @@ def test_translation_loss_weighs_the_inverse_direction_on_covered_voxels():
     assert translation_loss(_Doubling(), aligned, fixed, covered, inverse_weight=2.0).item() == pytest.approx(2.0)
 
 
-def test_stages_use_the_configured_inverse_weight(tiny_dict, monkeypatch):
+def test_noise_aware_inverse_term_feeds_the_inverse_a_smoothed_fixed_image():
+    fixed = torch.zeros(1, 1, 9, 9)
+    fixed[..., 4, 4] = 1.0  # a noise spike: the smoothed image is a Gaussian blob
+    covered = torch.ones_like(fixed)
+    aligned = gaussian_smooth(fixed, 1.0) / 2  # exactly what T^-1 = y / 2 makes of the smoothed image
+    forward_only = translation_loss(_Doubling(), aligned, fixed, covered, inverse_weight=0.0).item()
+    assert translation_loss(_Doubling(), aligned, fixed, covered, inverse_smoothing=1.0).item() == pytest.approx(forward_only)
+    # Unsmoothed (the paper's term), T^-1 sees the spike: |aligned - fixed / 2| adds to the loss.
+    expected = forward_only + (aligned - fixed / 2).abs().mean().item()
+    assert translation_loss(_Doubling(), aligned, fixed, covered).item() == pytest.approx(expected)
+
+
+def test_stages_use_the_configured_inverse_weight_and_smoothing(tiny_dict, monkeypatch):
     from innreg import translation_training
 
-    weights = []
+    settings = []
 
     class Recording(translation_training.TranslationObjective):
         def forward(self, *args):
-            weights.append(self.inverse_weight)
+            settings.append((self.inverse_weight, self.inverse_smoothing))
             return super().forward(*args)
 
     monkeypatch.setattr(translation_training, "TranslationObjective", Recording)
     default = Config.from_dict(tiny_dict).updated(train={"translator_steps": 1, "steps": 1})
     aligned = [(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), torch.ones(1, 1, 8, 8))]
-    for config in (default, default.updated(train={"translator_inverse_l1": 0.25})):
+    changed = default.updated(train={"translator_inverse_l1": 0.25, "translator_inverse_smoothing": 0.7})
+    for config in (default, changed):
         train_translator(INNReg(config.model), aligned, config, discriminator=None, seed=0)
-    assert weights == [TrainConfig().translator_inverse_l1, 0.25] and weights[0] == 1.0  # the paper's L1
+    paper = (TrainConfig().translator_inverse_l1, TrainConfig().translator_inverse_smoothing)
+    assert settings == [paper, (0.25, 0.7)] and paper == (1.0, 0.0)  # the paper's L1
 
 
 @pytest.mark.parametrize("guide", ["none", "unet"])

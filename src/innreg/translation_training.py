@@ -15,7 +15,10 @@ it does not, so the translator learns a blurred, partly misplaced mapping. After
    image into the aligned moving one, whose own noise it cannot know: it learns to remove noise, so ``T``
    learns to amplify it, a checkerboard four times the moving image's noise on a held-out T2 set without
    the critic (benchmarks/RESULTS.md section 8). The forward direction alone (``w = 0``) teaches a
-   denoising ``T``, still exactly invertible but with an inverse that no longer translates.
+   denoising ``T``, still exactly invertible but with an inverse that no longer translates. A noise-aware
+   inverse term (``train.translator_inverse_smoothing`` ``s > 0``) feeds ``T^-1`` the fixed image smoothed
+   by a Gaussian of ``s`` voxels, ``|A' - T^-1(G_s * B)|``: ``T^-1`` then meets no noise it would learn
+   to remove, and ``T`` is free to denoise while its inverse still translates (noise-free) images back.
 
 The registration network is left as it is: only the translator changes, so the refinement's
 translation guidance (``refine.translation_weight``) gets a translator that learnt on aligned pairs.
@@ -40,6 +43,7 @@ from torch import Tensor, nn
 
 from innreg import distributed
 from innreg.config import Config, TrainConfig
+from innreg.core.filters import gaussian_smooth
 from innreg.data import PairDataset, PairRecord
 from innreg.loop import LoopState, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
@@ -74,11 +78,17 @@ def aligned_pair(moving: Tensor, fixed: Tensor, ddf: Tensor) -> tuple[Tensor, Te
 
 
 def translation_loss(
-    translator: nn.Module, aligned: Tensor, fixed: Tensor, covered: Tensor, inverse_weight: float = 1.0
+    translator: nn.Module,
+    aligned: Tensor,
+    fixed: Tensor,
+    covered: Tensor,
+    inverse_weight: float = 1.0,
+    inverse_smoothing: float = 0.0,
 ) -> Tensor:
-    """Masked L1 ``|T(A') - B|`` plus ``inverse_weight`` times ``|A' - T^-1(B)|`` (the paper's second
-    direction; only for an invertible translator, and not computed at weight 0); images ``(N, 1, *S)``."""
-    return TranslationObjective(translator, inverse_weight)(aligned, fixed, covered)[0]
+    """Masked L1 ``|T(A') - B|`` plus ``inverse_weight`` times ``|A' - T^-1(G * B)|`` (the paper's second
+    direction; only for an invertible translator, and not computed at weight 0), ``G`` a Gaussian of
+    ``inverse_smoothing`` voxels (0: none, the paper's term); images ``(N, 1, *S)``."""
+    return TranslationObjective(translator, inverse_weight, inverse_smoothing)(aligned, fixed, covered)[0]
 
 
 class TranslationObjective(nn.Module):
@@ -89,16 +99,17 @@ class TranslationObjective(nn.Module):
     comes back for the adversarial term.
     """
 
-    def __init__(self, translator: nn.Module, inverse_weight: float = 1.0) -> None:
+    def __init__(self, translator: nn.Module, inverse_weight: float = 1.0, inverse_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.translator, self.inverse_weight = translator, inverse_weight
+        self.translator, self.inverse_weight, self.inverse_smoothing = translator, inverse_weight, inverse_smoothing
 
     def forward(self, aligned: Tensor, fixed: Tensor, covered: Tensor) -> tuple[Tensor, Tensor]:
         weight = covered / covered.sum().clamp_min(1.0)
         translated = self.translator(aligned)
         loss = ((translated - fixed).abs() * weight).sum()
         if self.inverse_weight > 0 and hasattr(self.translator, "inverse"):
-            loss = loss + self.inverse_weight * ((aligned - self.translator.inverse(fixed)).abs() * weight).sum()
+            source = gaussian_smooth(fixed, self.inverse_smoothing)
+            loss = loss + self.inverse_weight * ((aligned - self.translator.inverse(source)).abs() * weight).sum()
         return loss, translated
 
 
@@ -151,7 +162,8 @@ def train_translator(
     ctx = ctx or distributed.DistContext()
     device = aligned[0][0].device
     translator = model.stage_translator.requires_grad_(True)  # a guide sits frozen outside the stages
-    objective = distributed.wrap(TranslationObjective(translator, t.translator_inverse_l1), ctx, device)
+    objective = TranslationObjective(translator, t.translator_inverse_l1, t.translator_inverse_smoothing)
+    objective = distributed.wrap(objective, ctx, device)
     critic = distributed.wrap(discriminator, ctx, device)
     lr = t.translator_lr if model.guide is None else t.guide_lr
     opt = torch.optim.Adam(translator.parameters(), lr=lr, betas=tuple(t.betas))

@@ -154,6 +154,10 @@ class TrainConfig:
     # no longer translates back (NCC 0.80 -> 0.01, outputs up to 1e4-1e5); 0.1 and 0.3 sit between. The
     # pipeline uses only T; 1 stays the default so the INN remains the paper's two-way translator.
     translator_inverse_l1: float = 1.0
+    # Gaussian s.d. (voxels of the working grid) by which the fixed image is smoothed before T^-1 in
+    # that inverse term, |A' - T^-1(G * B)|: T^-1 meets no noise it would learn to remove, so T need not
+    # amplify the moving image's (innreg.translation_training); 0 = the paper's term.
+    translator_inverse_smoothing: float = 0.0
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.4 s a
     # step on one core at 224x192; at most 2 x train.steps (innreg.distillation.distillation_steps).
@@ -269,7 +273,7 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}: need affine_pool >= 1, affine_hidden >= 0 and affine_slope >= 0")
     if getattr(section, "cascades", 1) < 1:
         raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
-    for name in ("disc_blur", "translator_inverse_l1"):
+    for name in ("disc_blur", "translator_inverse_l1", "translator_inverse_smoothing"):
         if getattr(section, name, 0.0) < 0:
             raise InnregInputError(f"{where}.{name}: must be >= 0, got {getattr(section, name)}")
     if getattr(section, "input_factor", 1) < 1:
