@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from innreg.cli import build_parser, main, _train_config
+from innreg.cli import build_parser, main
+from innreg.cli.train import train_config
 from innreg.config import Config, DistilTarget
 from innreg.inference import load_model
 
@@ -48,7 +49,7 @@ def tiny_yaml(tmp_path_factory, tiny_dict) -> Path:
 
 def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(tiny_yaml):
     args = build_parser().parse_args(["train", "--pairs", "p.csv", "--out", "o", "--dim", "3", "--device", "cpu"])
-    config = _train_config(args)
+    config = train_config(args)
     assert (config.model.dim, config.model.input_factor, config.train.steps) == (3, 2, 400)
     gpu = Config.sized_for(3, "cuda")
     assert (gpu.model.input_factor, gpu.train.steps) == (1, Config().train.steps)
@@ -69,7 +70,7 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     args = build_parser().parse_args(
         ["train", "--pairs", "p.csv", "--out", "o", "--dim", "3", "--device", "cpu", "--config", str(tiny_yaml), "--steps", "9"]
     )
-    config = _train_config(args)
+    config = train_config(args)
     assert (config.model.input_factor, config.train.steps, config.model.inn_hidden) == (2, 9, 8)
 
 

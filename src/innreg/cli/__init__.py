@@ -16,7 +16,6 @@ import sys
 from importlib import import_module
 from typing import Sequence
 
-from innreg.cli.train import train_config as _train_config  # noqa: F401  (kept for callers of the old module)
 from innreg.errors import InnregInputError, TrainingDivergedError
 from innreg.memory import keep_freed_memory
 
