@@ -17,8 +17,9 @@ it does not, so the translator learns a blurred, partly misplaced mapping. After
    the critic (benchmarks/RESULTS.md section 8). The forward direction alone (``w = 0``) teaches a
    denoising ``T``, still exactly invertible but with an inverse that no longer translates. A noise-aware
    inverse term (``train.translator_inverse_smoothing`` ``s > 0``) feeds ``T^-1`` the fixed image smoothed
-   by a Gaussian of ``s`` voxels, ``|A' - T^-1(G_s * B)|``: ``T^-1`` then meets no noise it would learn
-   to remove, and ``T`` is free to denoise while its inverse still translates (noise-free) images back.
+   by a Gaussian of ``s`` voxels, ``|A' - T^-1(G_s * B)|``: ``T^-1`` then meets less noise it would learn
+   to remove. It roughly halves the checkerboard and keeps an inverse that translates (section 15), but
+   does not bring the texture down to the moving image's noise as the forward direction alone does.
 
 The registration network is left as it is: only the translator changes, so the refinement's
 translation guidance (``refine.translation_weight``) gets a translator that learnt on aligned pairs.
