@@ -18,7 +18,7 @@ it does not, so the translator learns a blurred, partly misplaced mapping. After
    denoising ``T``, still exactly invertible but with an inverse that no longer translates. A noise-aware
    inverse term (``train.translator_inverse_smoothing`` ``s > 0``) feeds ``T^-1`` the fixed image smoothed
    by a Gaussian of ``s`` voxels, ``|A' - T^-1(G_s * B)|``: ``T^-1`` then meets less noise it would learn
-   to remove. It roughly halves the checkerboard and keeps an inverse that translates (section 15), but
+   to remove. It lowers the checkerboard by 20-44 % and keeps an inverse that translates (section 15), but
    does not bring the texture down to the moving image's noise as the forward direction alone does.
 
 The registration network is left as it is: only the translator changes, so the refinement's
