@@ -3,7 +3,7 @@ RESULTS.md sections 2e, 2f).
 
 Usage:
     python benchmarks/translator_capacity.py ARCH TRAIN.csv TEST.csv STEPS [--lr LR] [--crop N]
-        [--source ideal|truth|refined] [--model MODEL.pt] [--moving-intensity MODE]
+        [--source ideal|truth|refined] [--model MODEL.pt] [--moving-intensity MODE] [--model-options JSON]
 
 ``ARCH`` is ``inn`` (the default INN translator of ``ModelConfig``), ``resnet`` (the package's "w/o INN"
 ablation, a CycleGAN generator) or ``unet`` (a plain residual U-Net, :class:`innreg.nn.UNetTranslator`, as a yardstick). The
@@ -39,6 +39,7 @@ to see what CT in Hounsfield units loses to the percentile normalisation (RESULT
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -57,9 +58,10 @@ from innreg.pipeline import refined_field
 from innreg.translation_training import aligned_pair, random_batch, translation_loss
 
 
-def build(arch: str) -> nn.Module:
-    """A fresh 2D translator of the named kind (``innreg.model.build_translator``; seeded by the caller)."""
-    return build_translator(ModelConfig(dim=2, translator=arch))
+def build(arch: str, options: dict | None = None) -> nn.Module:
+    """A fresh 2D translator of the named kind (``innreg.model.build_translator``; seeded by the caller),
+    with ``options`` overriding other :class:`~innreg.config.ModelConfig` fields (e.g. ``inn_latent``)."""
+    return build_translator(ModelConfig(**{**(options or {}), "dim": 2, "translator": arch}))
 
 
 Triple = tuple[Tensor, Tensor, Tensor]  # (moving, target, covered), each (1, 1, *S)
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--source", choices=["ideal", "truth", "refined"], default="ideal")
     parser.add_argument("--model", help="trained model whose refinement aligns the pairs (--source refined)")
     parser.add_argument("--moving-intensity", choices=sorted(MOVING_INTENSITY), default="percentile")
+    parser.add_argument("--model-options", type=json.loads, default={}, help='JSON ModelConfig overrides, e.g. \'{"inn_latent": 1}\'')
     args = parser.parse_args()
     if args.source == "refined" and not args.model:
         parser.error("--source refined needs --model")
@@ -169,7 +172,7 @@ def main() -> None:
     model = load_model(args.model, "cpu") if args.model else None
     training = load_set(args.train_csv, args.source, args.moving_intensity, model)
     torch.manual_seed(0)
-    net = build(args.arch)
+    net = build(args.arch, args.model_options)
     lr = args.lr if args.lr is not None else (3e-3 if args.arch == "inn" else 1e-3)
     start = time.perf_counter()
     train(net, training, args.steps, lr, args.crop)
@@ -178,7 +181,7 @@ def main() -> None:
     test_rows = scores(net, read_manifest(args.test_csv), args.moving_intensity)
     (train_ncc, train_floor), (test_ncc, test_floor, brain, rest) = train_rows.mean(0)[:2], test_rows.mean(0)
     print(
-        f"{args.arch}, {args.source} pairs, {args.moving_intensity} moving, {args.steps} steps, lr {lr:g}, crop {args.crop}: "
+        f"{args.arch} {json.dumps(args.model_options)}, {args.source} pairs, {args.moving_intensity} moving, {args.steps} steps, lr {lr:g}, crop {args.crop}: "
         f"train NCC {train_ncc:.3f} (floor {train_floor:.3f}), test NCC {test_ncc:.3f} (floor {test_floor:.3f}; "
         f"brain {brain:.3f}, rest of the head {rest:.3f}), {time.perf_counter() - start:.0f} s"
     )

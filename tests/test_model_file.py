@@ -42,6 +42,18 @@ def test_round_trip_keeps_a_guide(tmp_path):
         assert torch.equal(network.guide.state_dict()[name], value), name
 
 
+def test_round_trip_keeps_the_translators_latent_channels(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"inn_latent": 1})
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    save_model(model, config, tmp_path / "model.pt", {})
+    network = read_model(tmp_path / "model.pt").network()
+    assert network.translator.latent_channels == 1
+    x = torch.rand(1, 1, 12, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(network.translator(x), model.translator(x))
+
+
 def test_old_file_with_discriminator_size_in_model_section_loads(saved, tmp_path):
     path, _, config = saved
     ckpt = torch.load(path, weights_only=False)

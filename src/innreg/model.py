@@ -52,6 +52,7 @@ def build_translator(config: ModelConfig, kind: TranslatorKind | str | None = No
             clamp=config.clamp,
             squeeze=config.squeeze,
             memory_efficient=config.memory_efficient,
+            latent_channels=config.inn_latent,
         )
     if kind is TranslatorKind.RESNET:
         return ResNetTranslator(

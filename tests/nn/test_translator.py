@@ -100,3 +100,27 @@ def test_haar_squeeze_is_exactly_invertible_after_training(shape):
         y = model(x)
         assert (y - x).abs().max() > 0.1
         assert (model.inverse(y) - x).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_latent_channels_keep_the_blocks_invertible(shape):
+    model = INNTranslator(dim=len(shape), n_blocks=3, hidden_channels=8, kernel_size=3, squeeze="haar", latent_channels=1)
+    x = torch.rand(2, 1, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), x)  # identity at initialisation, the latent channel stays zero
+    losses = _train(model, x)
+    assert losses[-1] < losses[0]
+    assert not model.exact_inverse
+    with torch.no_grad():
+        assert model(x).shape == x.shape and model.inverse(x).shape == x.shape
+        full = model._run(model._with_latents(x), reverse=False)
+        assert full.shape == (2, 2, *shape)
+        assert full[:, 1:].abs().max() > 1e-3  # the trained blocks write into the dropped channel
+        # exact on all channels, so the image-level inverse is one only up to what the latent holds
+        assert (model._run(full, reverse=True) - model._with_latents(x)).abs().max() < 1e-4
+        torch.testing.assert_close(model(x), full[:, :1])
+
+
+def test_rejects_negative_latent_channels():
+    with pytest.raises(ValueError, match="latent_channels"):
+        INNTranslator(dim=2, latent_channels=-1)

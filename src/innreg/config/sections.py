@@ -21,6 +21,9 @@ class ModelConfig:
     translator: TranslatorKind = TranslatorKind.INN
     inn_blocks: int = 4
     inn_hidden: int = 32
+    # Zero channels the INN carries beside the image and drops at the output (an augmented flow, as the
+    # released INNReg code's duplicated channel); 0 = the paper's exact image-to-image inverse.
+    inn_latent: int = 0
     subnet: SubnetKind = SubnetKind.DDC
     ddc_kernel: int = 5
     clamp: float = 1.5
@@ -275,6 +278,8 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
     if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0 or getattr(section, "affine_slope", 0) < 0:
         raise InnregInputError(f"{where}: need affine_pool >= 1, affine_hidden >= 0 and affine_slope >= 0")
+    if getattr(section, "inn_latent", 0) < 0:
+        raise InnregInputError(f"{where}.inn_latent: must be >= 0, got {section.inn_latent}")
     if getattr(section, "cascades", 1) < 1:
         raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
     for name in ("disc_blur", "translator_inverse_l1", "translator_inverse_smoothing"):

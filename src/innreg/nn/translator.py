@@ -41,6 +41,13 @@ class INNTranslator(nn.Module):
             :mod:`innreg.nn.haar`).
         memory_efficient: backpropagate without storing the blocks' activations, reconstructing them
             with the exact inverse (see :mod:`innreg.nn.reversible`); same gradients up to float error.
+        latent_channels: ``L`` zero channels appended to the image before the squeeze and dropped after
+            the unsqueeze (an augmented flow; the released INNReg code runs its blocks on a duplicated
+            image and drops one channel). The blocks stay exactly invertible on the ``C + L`` channels,
+            and they get room to put what the translation should not show (the moving image's noise,
+            what its contrast cannot decide) in the dropped channels; the price is that ``inverse`` (run
+            from zero latents) is an inverse only as far as training makes it one. 0 = the exact
+            image-to-image inverse of the paper.
 
     Shapes:
         ``forward``/``inverse``: ``(N, C, *spatial) -> (N, C, *spatial)``.
@@ -61,6 +68,7 @@ class INNTranslator(nn.Module):
         clamp: float = 1.5,
         squeeze: SqueezeKind | str = SqueezeKind.CELLS,
         memory_efficient: bool = True,
+        latent_channels: int = 0,
     ) -> None:
         super().__init__()
         self.dim = check_dim(dim)
@@ -69,28 +77,44 @@ class INNTranslator(nn.Module):
         self.memory_efficient = memory_efficient
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
-        channels = in_channels * 2**dim
+        if latent_channels < 0:
+            raise ValueError(f"latent_channels must be >= 0, got {latent_channels}")
+        self.latent_channels = latent_channels
+        channels = (in_channels + latent_channels) * 2**dim
         self.blocks = nn.ModuleList(
             InvertibleBlock(channels, dim, hidden_channels, subnet, kernel_size, clamp) for _ in range(n_blocks)
         )
 
+    @property
+    def exact_inverse(self) -> bool:
+        """Whether :meth:`inverse` undoes :meth:`forward` exactly (no latent channels)."""
+        return self.latent_channels == 0
+
     def forward(self, x: Tensor) -> Tensor:
         """Translate moving modality -> fixed modality."""
-        return self._run(x, reverse=False)
+        return self._run(self._with_latents(x), reverse=False)[:, : self.in_channels]
 
     def inverse(self, y: Tensor) -> Tensor:
-        """Translate fixed modality -> moving modality (exact inverse of :meth:`forward`)."""
-        return self._run(y, reverse=True)
+        """Translate fixed modality -> moving modality (the exact inverse of :meth:`forward` when
+        :attr:`exact_inverse`)."""
+        return self._run(self._with_latents(y), reverse=True)[:, : self.in_channels]
 
-    def _run(self, x: Tensor, reverse: bool) -> Tensor:
+    def _with_latents(self, x: Tensor) -> Tensor:
+        """``(N, C, *S) -> (N, C + L, *S)``: the image and ``L`` zero channels, after checking its shape."""
         if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected (N, {self.in_channels}, *spatial) with {self.dim} spatial dims, got {tuple(x.shape)}"
             )
+        if not self.latent_channels:
+            return x
+        return torch.cat([x, x.new_zeros((x.shape[0], self.latent_channels, *x.shape[2:]))], dim=1)
+
+    def _run(self, x: Tensor, reverse: bool) -> Tensor:
+        """The invertible map on all ``C + L`` channels: ``(N, C + L, *S) -> (N, C + L, *S)``."""
         padded, shape = pad_to_multiple(x, 2)
         mask = None
         if padded.shape != x.shape:
-            real = torch.ones((1, self.in_channels, *shape), dtype=x.dtype, device=x.device)
+            real = torch.ones((1, x.shape[1], *shape), dtype=x.dtype, device=x.device)
             mask = to_channels_last(squeeze(pad_to_multiple(real, 2)[0]))
         z = to_channels_last(squeeze(padded))
         full_cells = None if mask is None else mask.amin(dim=1, keepdim=True).bool()
