@@ -130,6 +130,21 @@ def test_old_file_without_reference_spacing_refines_in_voxels(saved, tmp_path):
     assert read_model(tmp_path / "old.pt").config.refine.reference_spacing == 0.0
 
 
+def test_old_file_without_inn_latent_loads_a_translator_without_latent_channels(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"inn_latent": 0})
+    assert Config().model.inn_latent == 1
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    save_model(model, config, tmp_path / "model.pt")
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    del ckpt["config"]["model"]["inn_latent"]  # as files from before the key
+    torch.save(ckpt, tmp_path / "old.pt")
+    network = read_model(tmp_path / "old.pt").network()
+    assert network.translator.latent_channels == 0
+    for name, value in model.state_dict().items():
+        assert torch.equal(network.state_dict()[name], value), name
+
+
 def test_old_file_without_affine_slope_loads_plain_relu_units(tmp_path):
     config = Config.from_dict(TINY).updated(model={"affine_slope": 0.0})
     torch.manual_seed(0)

@@ -102,12 +102,16 @@ class Config:
         pipeline 0.725 -> 0.726, 0.752 -> 0.751 and 0.674 -> 0.698; the network alone gains nothing
         consistent (0.431 -> 0.453, 0.419 -> 0.405, 0.409 -> 0.407). Final check on a fresh FLAIR -> T1
         set: correction start 0.479 -> 0.543, full pipeline 0.730 -> 0.731, network alone 0.442 -> 0.475
-        (``benchmarks/RESULTS.md`` section 12). Explicit settings (config file, options) win.
+        (``benchmarks/RESULTS.md`` section 12). 3D keeps a translator without latent channels
+        (``model.inn_latent: 0``): the 2D default's one latent channel (section 16) was not measured in
+        3D, where it would double the translator's channels. Explicit settings (config file, options) win.
         """
         config = cls().updated(model={"dim": dim})
         if dim == 3:
             config = config.updated(
-                refine={"steps": tuple(2 * s for s in config.refine.steps)}, train={"distil_steps": 0}
+                model={"inn_latent": 0},
+                refine={"steps": tuple(2 * s for s in config.refine.steps)},
+                train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":
             # No translator stages: on the scale3d volumes they cost 17 of 34 minutes and lost 0.008 Dice.

@@ -1,7 +1,8 @@
 """Invertible modality translator (the INN of INNReg).
 
 ``forward`` maps the moving image's modality to the fixed image's modality, ``inverse`` maps back;
-``inverse(forward(x)) == x`` up to float rounding, for any spatial size (odd sizes included).
+``inverse(forward(x)) == x`` up to float rounding, for any spatial size (odd sizes included), unless
+latent channels are asked for (``latent_channels``; then only the blocks' map on all channels is exact).
 """
 
 from __future__ import annotations
