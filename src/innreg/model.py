@@ -95,7 +95,7 @@ class INNReg(nn.Module):
 
     @property
     def invertible(self) -> bool:
-        """Whether the translator has an exact inverse (the INN)."""
+        """Whether the translator has an inverse (the INN; exact unless it carries latent channels)."""
         return hasattr(self.translator, "inverse")
 
     def translate(self, moving: Tensor) -> Tensor:
