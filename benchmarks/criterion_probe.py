@@ -14,10 +14,19 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
 * ``lncc:SIGMA:WEIGHT``: the translated intensity locally normalised (minus its Gaussian mean, over its
   Gaussian s.d., both of ``SIGMA`` voxels), so its squared difference is a local NCC, with ``WEIGHT``
   against one MIND channel, beside the shipped features.
+* ``coarse:BETA:FACTOR``: ``mind:BETA:0`` on the pyramid levels downsampled by ``FACTOR`` or more only
+  (the translation's layout of tissues, not its fine texture), the shipped features on the finer ones.
+* ``highpass:SIGMA``: the shipped intensity channel minus its Gaussian mean of ``SIGMA`` full-resolution
+  voxels (on both sides): the two images' smooth bias fields, which MIND ignores, leave the channel.
 * ``smooth:SIGMA``: the shipped intensity channel smoothed by a Gaussian of ``SIGMA`` voxels.
+* ``inverse:WEIGHT``: the INN's other direction, beside the shipped features: the raw moving intensity
+  against the fixed image translated into the moving modality by the translator's inverse
+  (``T^-1(fixed)``, computed once per pair at the network's working resolution), with ``WEIGHT``
+  against one MIND channel. A mono-modal channel in the moving modality, whose errors are the inverse's.
 
 The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;
-``--no-translate`` puts the raw moving image in its place. ``benchmarks/RESULTS.md`` section 13.
+``--no-translate`` puts the raw moving image in its place (and, for ``inverse``, the fixed image in place of
+``T^-1(fixed)``). ``benchmarks/RESULTS.md`` sections 13 and 18.
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ from torch import Tensor
 
 import innreg.refinement as refinement
 from innreg.config import RefineConfig
-from innreg.core.filters import gaussian_smooth
+from innreg.core.filters import downsample, gaussian_smooth, resize_linear
 from innreg.evaluation import evaluate
+from innreg.inference import RegistrationModel
 from innreg.losses import mind_descriptor
 
 Features = Callable[[Tensor, tuple[int, ...], RefineConfig], Tensor]
@@ -58,11 +68,20 @@ def variant_features(variant: str) -> Features:
             return SHIPPED(images, level, config)
         small = refinement._downsample(images, level)
         translated = small[:, 1:2]
-        if kind == "smooth":
+        if kind in ("smooth", "highpass"):
             mind = mind_descriptor(small[:, :1], config.mind_radius, config.mind_dilation)
-            return torch.cat([mind, gaussian_smooth(translated, args[0]) * math.sqrt(config.translation_weight)], 1)
+            if kind == "smooth":
+                channel = gaussian_smooth(translated, args[0])
+            else:
+                channel = translated - gaussian_smooth(translated, args[0] * level[0] / images.shape[2])
+            return torch.cat([mind, channel * math.sqrt(config.translation_weight)], 1)
         shipped = SHIPPED(images, level, config)
-        if kind == "mind":
+        if kind == "coarse":
+            beta, factor = args
+            if images.shape[2] / level[0] < factor - 0.5:
+                return shipped
+            extra = beta * mind_descriptor(translated, config.mind_radius, config.mind_dilation)
+        elif kind == "mind":
             beta, sigma = args
             extra = beta * mind_descriptor(gaussian_smooth(translated, sigma), config.mind_radius, config.mind_dilation)
         elif kind == "lncc":
@@ -75,17 +94,48 @@ def variant_features(variant: str) -> Features:
     return features
 
 
+SHIPPED_DESCRIPTORS = refinement._descriptors
+
+
+def inverse_descriptors(model: RegistrationModel, weight: float) -> Callable:
+    """``refinement._descriptors`` with the ``inverse:WEIGHT`` channel appended on both sides."""
+    cache: dict[tuple, Tensor] = {}
+
+    def back_translated(fixed: Tensor) -> Tensor:
+        key = (fixed.data_ptr(), tuple(fixed.shape), float(fixed.sum()))  # an address alone can be reused
+        if key not in cache:
+            translator, factor = model.model.translator, model.config.model.input_factor
+            with torch.no_grad():
+                cache.clear()
+                cache[key] = resize_linear(translator.inverse(downsample(fixed, factor)), tuple(fixed.shape[2:]))
+        return cache[key]
+
+    def descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig) -> tuple[Tensor, Tensor]:
+        source, target = SHIPPED_DESCRIPTORS(warped, fixed, level, config)
+        if warped.shape[1] == 1:
+            return source, target
+        scale = math.sqrt(weight)
+        raw = refinement._downsample(warped[:, :1], level) * scale
+        inverse = refinement._downsample(back_translated(fixed) if model.translate else fixed, level) * scale
+        return torch.cat([source, raw], 1), torch.cat([target, inverse], 1)
+
+    return descriptors
+
+
 def main(argv: list[str]) -> None:
     import refine_sweep  # this folder (the script's own) is on sys.path when run as a script
 
     model, records, no_translate, variants = refine_sweep.model_and_pairs(argv, threads=1)
     for variant in variants.split(","):
-        refinement._features = variant_features(variant)
+        if variant.startswith("inverse:"):
+            refinement._descriptors = inverse_descriptors(model, float(variant.split(":")[1]))
+        else:
+            refinement._features = variant_features(variant)
         try:
             with tempfile.TemporaryDirectory() as out:
                 s = evaluate(model, records, out, overview_pairs=0, progress=False)
         finally:
-            refinement._features = SHIPPED
+            refinement._features, refinement._descriptors = SHIPPED, SHIPPED_DESCRIPTORS
         print(
             f"{'no-translate ' if no_translate else ''}{variant}: Dice {s.dice_mean:.4f}, HD95 {s.hd95_mean:.2f} mm, "
             f"Jac<=0 {100 * s.neg_jacobian_fraction:.3f}%, {1000 * s.seconds_per_pair:.0f} ms/pair",
