@@ -69,7 +69,7 @@ def variant_features(variant: str) -> Features:
         small = refinement._downsample(images, level)
         translated = small[:, 1:2]
         if kind in ("smooth", "highpass"):
-            mind = mind_descriptor(small[:, :1], config.mind_radius, config.mind_dilation)
+            mind = SHIPPED(images[:, :1], level, config)
             if kind == "smooth":
                 channel = gaussian_smooth(translated, args[0])
             else:

@@ -124,6 +124,38 @@ def test_criterion_probe_variants_add_their_channels_to_the_shipped_ones():
     assert lncc.shape[1] == shipped.shape[1] + 1
     assert script.variant_features("smooth:1")(pair, level, config).shape == shipped.shape
     torch.testing.assert_close(script.variant_features("lncc:4:1")(pair[:, :1], level, config), script.SHIPPED(pair[:, :1], level, config))
+    highpass = script.variant_features("highpass:8")
+    assert highpass(pair, level, config).shape == shipped.shape
+    offset = pair + torch.tensor([0.0, 0.3]).view(1, 2, 1, 1)  # a constant on the intensity channel
+    torch.testing.assert_close(highpass(offset, level, config), highpass(pair, level, config), atol=1e-5, rtol=1e-5)
+    coarse = script.variant_features("coarse:1:4")
+    assert coarse(pair, (5, 4), config).shape[1] == shipped.shape[1] + mind_channels  # factor 4: added
+    torch.testing.assert_close(coarse(pair, level, config), shipped)  # factor 2: the shipped features
+
+
+def test_criterion_probe_inverse_compares_the_raw_image_with_the_back_translated_fixed_image():
+    from types import SimpleNamespace
+
+    import torch
+
+    import innreg.refinement as refinement
+    from innreg.config import RefineConfig
+
+    script = _script("criterion_probe")
+    translator = SimpleNamespace(inverse=lambda image: 1.0 - image)
+    model = SimpleNamespace(model=SimpleNamespace(translator=translator), config=SimpleNamespace(model=SimpleNamespace(input_factor=1)), translate=True)
+    descriptors = script.inverse_descriptors(model, weight=4.0)
+    config, level = RefineConfig(), (8, 6)
+    warped = torch.rand(1, 2, 8, 6, generator=torch.Generator().manual_seed(2))
+    fixed = torch.rand(1, 1, 8, 6, generator=torch.Generator().manual_seed(3))
+    source, target = descriptors(warped, fixed, level, config)
+    shipped_source, shipped_target = refinement._descriptors(warped, fixed, level, config)
+    torch.testing.assert_close(source[:, :-1], shipped_source)
+    torch.testing.assert_close(target[:, :-1], shipped_target)
+    torch.testing.assert_close(source[:, -1:], 2.0 * warped[:, :1])
+    torch.testing.assert_close(target[:, -1:], 2.0 * (1.0 - fixed))
+    model.translate = False  # the ablation: the fixed image itself
+    torch.testing.assert_close(script.inverse_descriptors(model, 4.0)(warped, fixed, level, config)[1][:, -1:], 2.0 * fixed)
 
 
 def test_translation_resolution_ceiling_loses_only_fine_detail():

@@ -131,8 +131,8 @@ def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(
     ckpt = torch.load(trained / "model.pt", weights_only=False)
     ckpt["config"]["refine"] = {"enabled": False, "init": "network", "steps": [40, 30, 10, 10], "lr": 1.0, "smooth": 0.3}
     torch.save(ckpt, tmp_path / "old.pt")
-    # today's settings, in voxel units as every file of that era (no reference_spacing yet)
-    expected = RefineConfig(enabled=False, init="network", reference_spacing=0.0)
+    # today's settings, in voxel units and on unsmoothed images as every file of that era
+    expected = RefineConfig(enabled=False, init="network", reference_spacing=0.0, mind_presmooth=0.0)
     assert load_model(tmp_path / "old.pt", "cpu").config.refine == expected
 
 

@@ -130,6 +130,15 @@ def test_old_file_without_reference_spacing_refines_in_voxels(saved, tmp_path):
     assert read_model(tmp_path / "old.pt").config.refine.reference_spacing == 0.0
 
 
+def test_old_file_without_mind_presmooth_matches_unsmoothed_images(saved, tmp_path):
+    path, _, config = saved
+    assert config.refine.mind_presmooth > 0
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["config"]["refine"]["mind_presmooth"]  # as files from before the key
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert read_model(tmp_path / "old.pt").config.refine.mind_presmooth == 0.0
+
+
 def test_old_file_without_inn_latent_loads_a_translator_without_latent_channels(tmp_path):
     config = Config.from_dict(TINY).updated(model={"inn_latent": 0})
     assert Config().model.inn_latent == 1

@@ -3,7 +3,7 @@
 The network predicts a field in one pass; its accuracy is limited by how far a CPU-sized training
 budget takes it. Refinement then starts from the network's affine stage (``RefineConfig.init``,
 default) or its full field and, for this one pair, matches the MIND descriptors of the warped moving
-image to those of the fixed image. MIND is a structural descriptor, so the matching is mono-modal
+image to those of the fixed image (both lightly smoothed first, ``RefineConfig.mind_presmooth``: noise). MIND is a structural descriptor, so the matching is mono-modal
 although the pair is not. Two stages, both coarse to fine and both Gauss-Newton rather than gradient
 descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/RESULTS.md``):
 
@@ -71,10 +71,13 @@ def _downsample(image: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def _features(images: Tensor, level: tuple[int, ...], config: RefineConfig) -> Tensor:
     """Matching features ``(1, K, *level)`` of ``images`` ``(1, 1 or 2, *S)`` on a pyramid level: MIND of
-    channel 0, then channel 1 (the translated intensity, when given) scaled by ``sqrt(translation_weight)``,
-    so its squared residual weighs ``translation_weight`` against one MIND channel's."""
+    channel 0 smoothed by ``mind_presmooth`` (full-resolution voxels, so ``mind_presmooth * level / S`` of
+    the level's), then channel 1 (the translated intensity, when given) scaled by
+    ``sqrt(translation_weight)``, so its squared residual weighs ``translation_weight`` against one MIND
+    channel's."""
     small = _downsample(images, level)
-    descriptor = mind_descriptor(small[:, :1], config.mind_radius, config.mind_dilation)
+    sigma = config.mind_presmooth * level[0] / images.shape[2]
+    descriptor = mind_descriptor(gaussian_smooth(small[:, :1], sigma), config.mind_radius, config.mind_dilation)
     if images.shape[1] == 1:
         return descriptor
     return torch.cat([descriptor, small[:, 1:] * math.sqrt(config.translation_weight)], dim=1)
@@ -211,10 +214,10 @@ def optimise_velocity(
 
 
 def for_spacing(config: RefineConfig, spacing: tuple[float, ...] | None) -> RefineConfig:
-    """``config`` with ``smooth_sigma`` and ``mind_dilation`` scaled from ``config.reference_spacing`` to
-    voxels of ``spacing`` (mm per axis; their mean: the settings are isotropic) when those voxels are
-    coarser, so both keep their size in mm; on finer voxels they keep their size in voxels. Unchanged
-    without a spacing or with ``reference_spacing: 0``.
+    """``config`` with ``smooth_sigma``, ``mind_dilation`` and ``mind_presmooth`` scaled from
+    ``config.reference_spacing`` to voxels of ``spacing`` (mm per axis; their mean: the settings are
+    isotropic) when those voxels are coarser, so they keep their size in mm; on finer voxels they keep
+    their size in voxels. Unchanged without a spacing or with ``reference_spacing: 0``.
 
     Why only on coarser voxels: at 1.76 mm (3D) the mm sizes beat the voxel sizes by 0.03 Dice, at
     0.88 mm (2D) the voxel sizes beat the mm sizes by 0.003-0.007 on four sets (``benchmarks/RESULTS.md``)."""
@@ -222,7 +225,10 @@ def for_spacing(config: RefineConfig, spacing: tuple[float, ...] | None) -> Refi
         return config
     scale = min(1.0, config.reference_spacing / (sum(spacing) / len(spacing)))
     return dataclasses.replace(
-        config, smooth_sigma=config.smooth_sigma * scale, mind_dilation=max(1, round(config.mind_dilation * scale))
+        config,
+        smooth_sigma=config.smooth_sigma * scale,
+        mind_dilation=max(1, round(config.mind_dilation * scale)),
+        mind_presmooth=config.mind_presmooth * scale,
     )
 
 

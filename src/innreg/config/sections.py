@@ -237,6 +237,13 @@ class RefineConfig:
     int_steps: int = 3
     mind_radius: int = 1
     mind_dilation: int = 2
+    # Gaussian sigma (voxels of the full-resolution grid, scaled to each pyramid level) of a smoothing
+    # of the images before their MIND descriptors: MIND's patch distances of single voxels are noisy.
+    # Measured (benchmarks/RESULTS.md section 18) on a PD and a T2 -> T1 set, as generated and with extra
+    # Rician noise of 3 % and 6 %: 0.7 gained 0.003-0.004 / 0.006-0.011 / 0.011-0.019 Dice over 0;
+    # 0.35-0.5 less, 1.0 best at 6 % only (+0.002-0.005 over 0.7), 1.2 lost 0.004-0.008 at no extra noise.
+    # 0 = raw images (files of older innreg).
+    mind_presmooth: float = 0.7
     # Voxel size (mm) at which smooth_sigma and mind_dilation hold: for images of coarser voxels s both
     # scale by reference_spacing / s (the dilation rounded, at least 1), so the regulariser and the
     # descriptor keep their size in mm; finer voxels keep the voxel sizes. 1.08 mm is the voxel size of
