@@ -143,7 +143,9 @@ def test_criterion_probe_inverse_compares_the_raw_image_with_the_back_translated
 
     script = _script("criterion_probe")
     translator = SimpleNamespace(inverse=lambda image: 1.0 - image)
-    model = SimpleNamespace(model=SimpleNamespace(translator=translator), config=SimpleNamespace(model=SimpleNamespace(input_factor=1)), translate=True)
+    model = SimpleNamespace(
+        model=SimpleNamespace(translator=translator), config=SimpleNamespace(model=SimpleNamespace(input_factor=1)), translate=True
+    )
     descriptors = script.inverse_descriptors(model, weight=4.0)
     config, level = RefineConfig(), (8, 6)
     warped = torch.rand(1, 2, 8, 6, generator=torch.Generator().manual_seed(2))

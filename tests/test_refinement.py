@@ -236,6 +236,7 @@ def test_mind_presmooth_registers_noisy_images_better():
         noisy_fixed = fixed + 0.15 * torch.randn(fixed.shape, generator=noise)
         noisy_moving = moving + 0.15 * torch.randn(moving.shape, generator=noise)
         for presmooth in errors:
-            ddf, _ = refine_registration(noisy_moving, noisy_fixed, torch.zeros(1, 2, *shape), None, RefineConfig(mind_presmooth=presmooth))
+            config = RefineConfig(mind_presmooth=presmooth)
+            ddf, _ = refine_registration(noisy_moving, noisy_fixed, torch.zeros(1, 2, *shape), None, config)
             errors[presmooth] += interior((warp(moving, ddf) - fixed).abs()).mean().item()
     assert errors[0.7] < 0.95 * errors[0.0]

@@ -3,7 +3,8 @@
 The network predicts a field in one pass; its accuracy is limited by how far a CPU-sized training
 budget takes it. Refinement then starts from the network's affine stage (``RefineConfig.init``,
 default) or its full field and, for this one pair, matches the MIND descriptors of the warped moving
-image to those of the fixed image (both lightly smoothed first, ``RefineConfig.mind_presmooth``: noise). MIND is a structural descriptor, so the matching is mono-modal
+image to those of the fixed image (both lightly smoothed first against noise,
+``RefineConfig.mind_presmooth``). MIND is a structural descriptor, so the matching is mono-modal
 although the pair is not. Two stages, both coarse to fine and both Gauss-Newton rather than gradient
 descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/RESULTS.md``):
 
