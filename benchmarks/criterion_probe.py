@@ -23,6 +23,7 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
   against the fixed image translated into the moving modality by the translator's inverse
   (``T^-1(fixed)``, computed once per pair at the network's working resolution), with ``WEIGHT``
   against one MIND channel. A mono-modal channel in the moving modality, whose errors are the inverse's.
+  ``inverse:WEIGHT:FACTOR``: the same on the levels downsampled by ``FACTOR`` or more only.
 
 The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;
 ``--no-translate`` puts the raw moving image in its place (and, for ``inverse``, the fixed image in place of
@@ -97,8 +98,9 @@ def variant_features(variant: str) -> Features:
 SHIPPED_DESCRIPTORS = refinement._descriptors
 
 
-def inverse_descriptors(model: RegistrationModel, weight: float) -> Callable:
-    """``refinement._descriptors`` with the ``inverse:WEIGHT`` channel appended on both sides."""
+def inverse_descriptors(model: RegistrationModel, weight: float, min_factor: float = 1.0) -> Callable:
+    """``refinement._descriptors`` with the ``inverse:WEIGHT[:FACTOR]`` channel appended on both sides
+    (on the levels downsampled by ``min_factor`` or more; on finer ones a zero channel)."""
     cache: dict[tuple, Tensor] = {}
 
     def back_translated(fixed: Tensor) -> Tensor:
@@ -114,7 +116,7 @@ def inverse_descriptors(model: RegistrationModel, weight: float) -> Callable:
         source, target = SHIPPED_DESCRIPTORS(warped, fixed, level, config)
         if warped.shape[1] == 1:
             return source, target
-        scale = math.sqrt(weight)
+        scale = math.sqrt(weight) if fixed.shape[2] / level[0] > min_factor - 0.5 else 0.0
         raw = refinement._downsample(warped[:, :1], level) * scale
         inverse = refinement._downsample(back_translated(fixed) if model.translate else fixed, level) * scale
         return torch.cat([source, raw], 1), torch.cat([target, inverse], 1)
@@ -128,7 +130,7 @@ def main(argv: list[str]) -> None:
     model, records, no_translate, variants = refine_sweep.model_and_pairs(argv, threads=1)
     for variant in variants.split(","):
         if variant.startswith("inverse:"):
-            refinement._descriptors = inverse_descriptors(model, float(variant.split(":")[1]))
+            refinement._descriptors = inverse_descriptors(model, *[float(n) for n in variant.split(":")[1:]])
         else:
             refinement._features = variant_features(variant)
         try:
