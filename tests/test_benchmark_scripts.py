@@ -156,6 +156,8 @@ def test_criterion_probe_inverse_compares_the_raw_image_with_the_back_translated
     torch.testing.assert_close(target[:, :-1], shipped_target)
     torch.testing.assert_close(source[:, -1:], 2.0 * warped[:, :1])
     torch.testing.assert_close(target[:, -1:], 2.0 * (1.0 - fixed))
+    coarse_only = script.inverse_descriptors(model, 4.0, min_factor=2.0)(warped, fixed, level, config)
+    assert coarse_only[0][:, -1].abs().max() == 0 and coarse_only[1][:, -1].abs().max() == 0  # full resolution: off
     model.translate = False  # the ablation: the fixed image itself
     torch.testing.assert_close(script.inverse_descriptors(model, 4.0)(warped, fixed, level, config)[1][:, -1:], 2.0 * fixed)
 
