@@ -244,10 +244,10 @@ class RefineConfig:
     # 0.35-0.5 less, 1.0 best at 6 % only (+0.002-0.005 over 0.7), 1.2 lost 0.004-0.008 at no extra noise.
     # 0 = raw images (files of older innreg).
     mind_presmooth: float = 0.7
-    # Voxel size (mm) at which smooth_sigma and mind_dilation hold: for images of coarser voxels s both
-    # scale by reference_spacing / s (the dilation rounded, at least 1), so the regulariser and the
-    # descriptor keep their size in mm; finer voxels keep the voxel sizes. 1.08 mm is the voxel size of
-    # the 2D tune set they were chosen on; on 3D volumes of 1.76 mm the scaled values (sigma 1.2,
+    # Voxel size (mm) at which smooth_sigma, mind_dilation and mind_presmooth hold: for images of coarser
+    # voxels s they scale by reference_spacing / s (the dilation rounded, at least 1), so the regulariser
+    # and the descriptor keep their size in mm; finer voxels keep the voxel sizes. 1.08 mm is the voxel
+    # size of the 2D tune set the first two were chosen on; on 3D volumes of 1.76 mm the scaled values (sigma 1.2,
     # dilation 1) gained 0.009-0.031 Dice over the unscaled ones (benchmarks/scale3d.md); on 2D slices
     # of 0.88 mm scaling up (sigma 2.45) lost 0.003-0.007 (benchmarks/RESULTS.md). 0 = voxel units
     # whatever the spacing (files of older innreg).
