@@ -19,10 +19,9 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
 * ``highpass:SIGMA``: the shipped intensity channel minus its Gaussian mean of ``SIGMA`` full-resolution
   voxels (on both sides): the two images' smooth bias fields, which MIND ignores, leave the channel.
 * ``smooth:SIGMA``: the shipped intensity channel smoothed by a Gaussian of ``SIGMA`` voxels.
-* ``inverse:WEIGHT``: the INN's other direction, beside the shipped features: the raw moving intensity
-  against the fixed image translated into the moving modality by the translator's inverse
-  (``T^-1(fixed)``, computed once per pair at the network's working resolution), with ``WEIGHT``
-  against one MIND channel. A mono-modal channel in the moving modality, whose errors are the inverse's.
+* ``inverse:WEIGHT``: the INN's other direction, beside the shipped features: ``refine.inverse_weight:
+  WEIGHT``, the raw moving intensity against the fixed image translated into the moving modality by the
+  translator's inverse (``T^-1(fixed)``, computed once per pair at the network's working resolution).
   ``inverse:WEIGHT:FACTOR``: the same on the levels downsampled by ``FACTOR`` or more only.
 
 The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;
@@ -42,9 +41,8 @@ from torch import Tensor
 
 import innreg.refinement as refinement
 from innreg.config import RefineConfig
-from innreg.core.filters import downsample, gaussian_smooth, resize_linear
+from innreg.core.filters import gaussian_smooth
 from innreg.evaluation import evaluate
-from innreg.inference import RegistrationModel
 from innreg.losses import mind_descriptor
 
 Features = Callable[[Tensor, tuple[int, ...], RefineConfig], Tensor]
@@ -98,28 +96,13 @@ def variant_features(variant: str) -> Features:
 SHIPPED_DESCRIPTORS = refinement._descriptors
 
 
-def inverse_descriptors(model: RegistrationModel, weight: float, min_factor: float = 1.0) -> Callable:
-    """``refinement._descriptors`` with the ``inverse:WEIGHT[:FACTOR]`` channel appended on both sides
-    (on the levels downsampled by ``min_factor`` or more; on finer ones a zero channel)."""
-    cache: dict[tuple, Tensor] = {}
+def inverse_on_coarse_levels(min_factor: float) -> Callable:
+    """``refinement._descriptors`` with the ``refine.inverse_weight`` channel on the levels downsampled
+    by ``min_factor`` or more only."""
 
-    def back_translated(fixed: Tensor) -> Tensor:
-        key = (fixed.data_ptr(), tuple(fixed.shape), float(fixed.sum()))  # an address alone can be reused
-        if key not in cache:
-            translator, factor = model.model.translator, model.config.model.input_factor
-            with torch.no_grad():
-                cache.clear()
-                cache[key] = resize_linear(translator.inverse(downsample(fixed, factor)), tuple(fixed.shape[2:]))
-        return cache[key]
-
-    def descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig) -> tuple[Tensor, Tensor]:
-        source, target = SHIPPED_DESCRIPTORS(warped, fixed, level, config)
-        if warped.shape[1] == 1:
-            return source, target
-        scale = math.sqrt(weight) if fixed.shape[2] / level[0] > min_factor - 0.5 else 0.0
-        raw = refinement._downsample(warped[:, :1], level) * scale
-        inverse = refinement._downsample(back_translated(fixed) if model.translate else fixed, level) * scale
-        return torch.cat([source, raw], 1), torch.cat([target, inverse], 1)
+    def descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig, fixed_translated=None):
+        coarse = fixed.shape[2] / level[0] > min_factor - 0.5
+        return SHIPPED_DESCRIPTORS(warped, fixed, level, config, fixed_translated if coarse else None)
 
     return descriptors
 
@@ -128,16 +111,20 @@ def main(argv: list[str]) -> None:
     import refine_sweep  # this folder (the script's own) is on sys.path when run as a script
 
     model, records, no_translate, variants = refine_sweep.model_and_pairs(argv, threads=1)
+    shipped = model.config
     for variant in variants.split(","):
         if variant.startswith("inverse:"):
-            refinement._descriptors = inverse_descriptors(model, *[float(n) for n in variant.split(":")[1:]])
+            weight, *min_factor = [float(n) for n in variant.split(":")[1:]]
+            model.config = shipped.updated(refine={"inverse_weight": weight})
+            if min_factor:
+                refinement._descriptors = inverse_on_coarse_levels(min_factor[0])
         else:
             refinement._features = variant_features(variant)
         try:
             with tempfile.TemporaryDirectory() as out:
                 s = evaluate(model, records, out, overview_pairs=0, progress=False)
         finally:
-            refinement._features, refinement._descriptors = SHIPPED, SHIPPED_DESCRIPTORS
+            refinement._features, refinement._descriptors, model.config = SHIPPED, SHIPPED_DESCRIPTORS, shipped
         print(
             f"{'no-translate ' if no_translate else ''}{variant}: Dice {s.dice_mean:.4f}, HD95 {s.hd95_mean:.2f} mm, "
             f"Jac<=0 {100 * s.neg_jacobian_fraction:.3f}%, {1000 * s.seconds_per_pair:.0f} ms/pair",

@@ -122,6 +122,21 @@ def test_refinement_can_start_from_the_full_network_field(trained, phantom):
     assert neg_jacobian_fraction(from_network.ddf) < 0.01
 
 
+def test_inverse_weight_adds_the_fixed_image_translated_back_to_the_refinement(trained, phantom):
+    from innreg.data import load_pair, read_manifest
+    from innreg.inference import load_model
+    from innreg.metrics import neg_jacobian_fraction
+
+    moving, fixed, _, _ = load_pair(read_manifest(phantom["test"])[0])
+    shipped = load_model(trained / "model.pt", "cpu").register(moving.array, fixed.array)
+    both = load_model(trained / "model.pt", "cpu", refine={"inverse_weight": 3.0}).register(moving.array, fixed.array)
+    assert not np.allclose(shipped.ddf, both.ddf)
+    assert neg_jacobian_fraction(both.ddf) < 0.01
+    network = load_model(trained / "model.pt", "cpu", refine=False).register(moving.array, fixed.array)
+    unused = load_model(trained / "model.pt", "cpu", refine={"enabled": False, "inverse_weight": 3.0})
+    np.testing.assert_allclose(unused.register(moving.array, fixed.array).ddf, network.ddf)  # no refinement: no effect
+
+
 def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(trained, tmp_path):
     import torch
 

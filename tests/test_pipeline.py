@@ -68,6 +68,22 @@ def test_stage_pair_carries_the_translation_or_the_image_itself(model, tiny_conf
     assert stage_pair(direct, moving, fixed).translated is None
 
 
+def test_stage_pair_carries_the_fixed_image_translated_back_when_asked(model, tiny_config):
+    moving, fixed = _images()
+    exact = INNReg(tiny_config.updated(model={"inn_latent": 0, "input_factor": 1}).model).eval()
+    with torch.no_grad():
+        for parameter in exact.translator.parameters():  # away from the identity it starts as
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(parameter.numel())))
+        back = stage_pair(exact, moving, fixed, inverse=True).fixed_translated
+        assert (back - fixed).abs().mean() > 1e-3
+        torch.testing.assert_close(exact.translate(back), fixed, atol=1e-4, rtol=1e-4)  # T(T^-1(fixed)) = fixed
+    assert stage_pair(model, moving, fixed).fixed_translated is None  # only when asked: it costs a pass
+    torch.testing.assert_close(stage_pair(model, moving, fixed, translate=False, inverse=True).fixed_translated, fixed)
+    for kind in ("none", "unet"):  # no inverse to use
+        other = INNReg(tiny_config.updated(model={"translator": kind}).model)
+        assert stage_pair(other, moving, fixed, inverse=True).fixed_translated is None
+
+
 def test_a_guide_translates_for_the_refinement_and_the_translator_for_the_network(tiny_config):
     torch.manual_seed(0)
     config = tiny_config.updated(model={"guide": "unet"})

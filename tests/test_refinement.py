@@ -175,6 +175,39 @@ def test_translation_weight_zero_ignores_the_translated_image():
     torch.testing.assert_close(plain, ignored)
 
 
+def test_inverse_channel_matches_the_raw_image_to_the_fixed_image_translated_back():
+    # T^-1(fixed) is aligned with the raw moving image by another field than the fixed image's structure:
+    # MIND alone follows the structure, a heavily weighted inverse channel follows T^-1(fixed).
+    shape = (48, 40)
+    fixed = blobs(shape)
+    true, other = smooth_shift(shape, 2.0), smooth_shift(shape, -2.0)
+    moving = 1.0 - warp(fixed, -true)
+    fixed_translated = warp(moving, other)
+    zero = torch.zeros_like(true)
+    results = {}
+    for weight in (0.0, 1000.0):
+        config = RefineConfig(factors=(2, 1), steps=(10, 10), inverse_weight=weight)
+        results[weight], _ = refine_registration(moving, fixed, zero, None, config, fixed_translated=fixed_translated)
+    assert interior(results[0.0] - true).norm(dim=1).mean() < 0.25 * interior(true).norm(dim=1).mean()
+    assert interior(results[1000.0] - other).norm(dim=1).mean() < 0.25 * interior(other).norm(dim=1).mean()
+    plain, _ = refine_registration(moving, fixed, zero, None, RefineConfig(factors=(2, 1), steps=(10, 10)))
+    torch.testing.assert_close(results[0.0], plain)  # weight 0: the channel is not there
+
+
+def test_inverse_channel_appends_the_raw_image_and_the_fixed_image_translated_back():
+    from innreg.refinement import _descriptors
+
+    warped = torch.rand(1, 2, 16, 12, generator=torch.Generator().manual_seed(2))
+    fixed, back = torch.rand(2, 1, 16, 12, generator=torch.Generator().manual_seed(3)).split(1)
+    level, config = (8, 6), RefineConfig(inverse_weight=4.0)
+    source, target = _descriptors(warped, fixed, level, config, back)
+    shipped_source, shipped_target = _descriptors(warped, fixed, level, RefineConfig())
+    torch.testing.assert_close(source[:, :-1], shipped_source)
+    torch.testing.assert_close(target[:, :-1], shipped_target)
+    torch.testing.assert_close(source[:, -1:], 2.0 * F.interpolate(warped[:, :1], size=level, mode="area"))
+    torch.testing.assert_close(target[:, -1:], 2.0 * F.interpolate(back, size=level, mode="area"))
+
+
 def test_translated_image_must_match_the_moving_image():
     image = blobs((16, 16))
     with pytest.raises(ValueError, match="translated"):

@@ -37,6 +37,9 @@ class StagePair:
         fixed_mask: optional ``(N, 1, *S)`` voxel weights on the fixed image (1 = use the voxel).
         moving_mask: optional ``(N, 1, *S)`` voxel weights on the moving image, warped with it.
         spacing: voxel size of the grid in mm per axis, or ``None`` (unknown: stages work in voxels).
+        fixed_translated: optional ``(N, 1, *S)`` the fixed image in the moving modality (the translator's
+            inverse; the fixed image itself in the ``--no-translate`` ablation), which the refinement
+            matches the raw moving image to (``refine.inverse_weight``). It stays put, like ``fixed``.
     """
 
     moving: Tensor
@@ -44,6 +47,7 @@ class StagePair:
     fixed_mask: Tensor | None = None
     moving_mask: Tensor | None = None
     spacing: tuple[float, ...] | None = None
+    fixed_translated: Tensor | None = None
 
     def __post_init__(self) -> None:
         m, f = self.moving, self.fixed
@@ -53,7 +57,7 @@ class StagePair:
             raise ValueError(f"moving has channels (image[, translated image[, guide's translation]]), got {m.shape[1]}")
         if self.spacing is not None and (len(self.spacing) != f.dim() - 2 or min(self.spacing) <= 0):
             raise ValueError(f"spacing {self.spacing} must give a positive size for each of the {f.dim() - 2} axes")
-        for name in ("fixed_mask", "moving_mask"):
+        for name in ("fixed_mask", "moving_mask", "fixed_translated"):
             mask = getattr(self, name)
             if mask is not None and (mask.shape[0] != f.shape[0] or mask.shape[1] != 1 or mask.shape[2:] != f.shape[2:]):
                 raise ValueError(f"{name} {tuple(mask.shape)} does not match fixed {tuple(f.shape)}")

@@ -5,7 +5,8 @@ Inputs may be NumPy arrays, torch tensors, nibabel images or :class:`innreg.data
 resamples the moving image onto the fixed grid first). Intensities are normalised to [0, 1] by
 percentiles, exactly as in training; the warped output keeps the moving image's own intensities.
 The stages that run (the network, then unless ``config.refine.enabled`` is off the per-pair refinement,
-guided by the translated moving image when ``refine.translation_weight > 0``) are chosen by
+guided by the translated moving image when ``refine.translation_weight > 0`` and by the fixed image
+translated back when ``refine.inverse_weight > 0``) are chosen by
 :func:`innreg.pipeline.registration_chain`; the refinement's time counts in ``RegistrationResult.seconds``. ``load_model(..., translate=False)``
 runs the identical pipeline on the untranslated moving image (the translation ablation).
 """
@@ -140,7 +141,11 @@ class RegistrationModel:
         m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
         f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
         masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
-        pair = stage_pair(self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed))
+        refine = self.config.refine
+        pair = stage_pair(
+            self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed),
+            inverse=refine.enabled and refine.inverse_weight > 0,
+        )
         transform = registration_chain(self.model, self.config)(pair)
         ddf, inverse_ddf = transform.ddf, transform.inverse
         # The translation the refinement matched, or the moving image itself without translator.

@@ -84,21 +84,28 @@ def stage_pair(
     moving_mask: Tensor | None = None,
     factor: int | None = None,
     spacing: tuple[float, ...] | None = None,
+    inverse: bool = False,
 ) -> StagePair:
     """The pair the stages see: ``moving`` ``(N, 1, *S)`` and, for a model with a translator, its
     translation (computed at the working resolution, ``factor`` as in :class:`NetworkStage`, resized
     back) as channel 1, and for a model with a separate guide the guide's translation as channel 2;
     ``translate=False`` puts the moving image itself in their place (the ``--no-translate`` ablation:
-    the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown)."""
+    the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown).
+    ``inverse`` (for ``refine.inverse_weight``): with an invertible translator, also the fixed image
+    translated into the moving modality by its inverse (the fixed image itself when ``translate=False``)."""
     if model.translator is None and model.guide is None:
         return StagePair(moving, fixed, fixed_mask, moving_mask, spacing)
     factor = model.config.input_factor if factor is None else factor
+    shape = tuple(moving.shape[2:])
     small = downsample(moving, factor) if translate else None
     channels = [moving]
     for translator in [model.translator] + ([] if model.guide is None else [model.guide]):
         use = translate and translator is not None
-        channels.append(resize_linear(translator(small), tuple(moving.shape[2:])) if use else moving)
-    return StagePair(torch.cat(channels, dim=1), fixed, fixed_mask, moving_mask, spacing)
+        channels.append(resize_linear(translator(small), shape) if use else moving)
+    fixed_translated = None
+    if inverse and model.invertible:
+        fixed_translated = resize_linear(model.translator.inverse(downsample(fixed, factor)), shape) if translate else fixed
+    return StagePair(torch.cat(channels, dim=1), fixed, fixed_mask, moving_mask, spacing, fixed_translated)
 
 
 def registration_chain(model: INNReg, config: Config, factor: int | None = None) -> StageChain:
@@ -123,13 +130,13 @@ def affine_start_refinement(
         affine :class:`Transform` whose parameters are known) and the full refined map (``Demons`` after
         it; ``None`` with ``demons=False``, which stops after the affine part).
     """
-    pair = stage_pair(model, moving, fixed, factor=1)
+    pair = stage_pair(model, moving, fixed, factor=1, inverse=refine.inverse_weight > 0)
     affine = StageChain([NetworkStage(model, NetworkPart.AFFINE, factor=1), AffineCorrection(refine)])(pair, False)
     return affine, StageChain([Demons(refine)])(pair, False, start=affine) if demons else None
 
 
 def refined_field(model: INNReg, moving: Tensor, fixed: Tensor, config: Config, guided: bool) -> Tensor:
     """The refined pull-back field ``(1, dim, *S)`` of :func:`affine_start_refinement`; ``guided=False``
-    leaves the translation guidance out."""
-    refine = config.refine if guided else dataclasses.replace(config.refine, translation_weight=0.0)
+    leaves the translation guidance (both directions) out."""
+    refine = config.refine if guided else dataclasses.replace(config.refine, translation_weight=0.0, inverse_weight=0.0)
     return affine_start_refinement(model, moving, fixed, refine)[1].ddf

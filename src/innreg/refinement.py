@@ -23,6 +23,11 @@ channels. MIND alone only sees local structure; the translated intensity also sa
 where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image. A model
 with a separate guide (``model.guide``) passes the guide's translation here instead of its translator's.
 
+The other direction (``RefineConfig.inverse_weight``, off by default): an invertible translator also
+gives the fixed image in the moving modality, ``T^-1(fixed)``; with a weight, the raw moving image is
+matched to it as a further channel, mono-modal in the moving modality, whose errors are the inverse's
+rather than the forward translation's.
+
 Masks (optional, ``{0, 1}`` or soft, on the fixed grid) weight the descriptor residual voxel by voxel:
 the fixed mask times the moving mask warped with the current map, so a region outside either mask (e.g.
 a lesion, or background) does not pull on the field; the smoothing carries the field across it.
@@ -84,11 +89,23 @@ def _features(images: Tensor, level: tuple[int, ...], config: RefineConfig) -> T
     return torch.cat([descriptor, small[:, 1:] * math.sqrt(config.translation_weight)], dim=1)
 
 
-def _descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig) -> tuple[Tensor, Tensor]:
+def _descriptors(
+    warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig, fixed_translated: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Features of the warped moving images and of the fixed image on a pyramid level. ``warped`` is
     ``(1, 1, *S)`` (moving) or ``(1, 2, *S)`` (moving, translated moving); the fixed image stands in
-    for both of its channels."""
-    return _features(warped, level, config), _features(fixed.expand(-1, warped.shape[1], *fixed.shape[2:]), level, config)
+    for both of its channels. With ``fixed_translated`` (``(1, 1, *S)``, the fixed image in the moving
+    modality) and ``config.inverse_weight > 0``, the raw moving intensity and ``fixed_translated`` are
+    appended, scaled by ``sqrt(inverse_weight)``."""
+    source = _features(warped, level, config)
+    target = _features(fixed.expand(-1, warped.shape[1], *fixed.shape[2:]), level, config)
+    if fixed_translated is None or config.inverse_weight <= 0:
+        return source, target
+    scale = math.sqrt(config.inverse_weight)
+    return (
+        torch.cat([source, _downsample(warped[:, :1], level) * scale], dim=1),
+        torch.cat([target, _downsample(fixed_translated, level) * scale], dim=1),
+    )
 
 
 def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | None:
@@ -107,6 +124,7 @@ def optimise_affine(
     config: RefineConfig,
     fixed_mask: Tensor | None = None,
     moving_mask: Tensor | None = None,
+    fixed_translated: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Affine ``(A, t)`` (``(1, dim, dim)``, ``(1, dim)`` full-resolution voxels, the parametrisation of
     :func:`~innreg.core.affine.affine_ddf`) aligning ``warped`` to ``fixed`` by MIND on the coarse levels
@@ -114,7 +132,8 @@ def optimise_affine(
 
     It widens the capture range: a global misalignment that the network's affine stage left behind is
     too large for the smooth velocity field to absorb. ``fixed_mask`` and ``moving_mask`` (``(1, 1, *S)``,
-    the latter already warped like ``warped``) weight the residual (see the module docstring).
+    the latter already warped like ``warped``) weight the residual (see the module docstring);
+    ``fixed_translated`` as in :func:`optimise_velocity`.
     """
     shape = tuple(fixed.shape[2:])
     dim = len(shape)
@@ -122,7 +141,7 @@ def optimise_affine(
     translation = torch.zeros(1, dim, device=fixed.device, dtype=fixed.dtype)
     for factor, steps in zip(config.affine_factors, config.affine_steps):
         level = _level_shape(shape, factor)
-        source, target = _descriptors(warped, fixed, level, config)
+        source, target = _descriptors(warped, fixed, level, config, fixed_translated)
         target_gradient = spatial_gradient(target)
         level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
         level_matrix, level_translation = rescale_affine(matrix, translation, shape, level)
@@ -182,6 +201,7 @@ def optimise_velocity(
     config: RefineConfig,
     fixed_mask: Tensor | None = None,
     moving_mask: Tensor | None = None,
+    fixed_translated: Tensor | None = None,
 ) -> Tensor:
     """Velocity ``(1, dim, *G)`` (voxels of its grid ``G``) aligning ``warped`` to ``fixed``.
 
@@ -192,6 +212,8 @@ def optimise_velocity(
         config: pyramid, step counts and weights.
         fixed_mask, moving_mask: optional ``(1, 1, *S)`` residual weights, the moving mask already
             warped like ``warped``.
+        fixed_translated: optional ``(1, 1, *S)`` the fixed image in the moving modality, for the
+            ``config.inverse_weight`` channel (see :func:`_descriptors`).
     """
     shape = tuple(fixed.shape[2:])
     dim = len(shape)
@@ -200,7 +222,7 @@ def optimise_velocity(
     for factor, steps in zip(config.factors, config.steps):
         level = _level_shape(shape, factor)
         grid = _level_shape(shape, max(factor, config.grid_factor))
-        source, target = _descriptors(warped, fixed, level, config)
+        source, target = _descriptors(warped, fixed, level, config, fixed_translated)
         target_gradient = spatial_gradient(target)
         level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
         velocity = resize_field(velocity, grid)
@@ -251,7 +273,9 @@ class AffineCorrection:
     def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
         _check_one_pair(pair)
         config = for_spacing(self.config, pair.spacing)
-        matrix, translation = optimise_affine(_stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask)
+        matrix, translation = optimise_affine(
+            _stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask, pair.fixed_translated
+        )
         return Transform.from_affine(matrix, translation, tuple(pair.fixed.shape[2:]), with_inverse)
 
 
@@ -266,7 +290,9 @@ class Demons:
     def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
         _check_one_pair(pair)
         config, shape = for_spacing(self.config, pair.spacing), tuple(pair.fixed.shape[2:])
-        velocity = optimise_velocity(_stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask)
+        velocity = optimise_velocity(
+            _stage_images(pair, config), pair.fixed, config, pair.fixed_mask, pair.moving_mask, pair.fixed_translated
+        )
         inverse = resize_field(integrate_velocity(-velocity, config.int_steps), shape) if with_inverse else None
         return Transform(resize_field(integrate_velocity(velocity, config.int_steps), shape), inverse)
 
@@ -291,6 +317,7 @@ def refine_registration(
     moving_mask: Tensor | None = None,
     *,
     translated: Tensor | None = None,
+    fixed_translated: Tensor | None = None,
     spacing: tuple[float, ...] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Refine a given field for one pair: the refinement stages chained after ``(ddf, inverse_ddf)``.
@@ -307,6 +334,8 @@ def refine_registration(
         translated: ``(1, 1, *S)`` the moving image in the fixed modality, on the moving grid; with
             ``config.translation_weight > 0`` its intensity is matched to the fixed image's as well
             (``None``: MIND only).
+        fixed_translated: ``(1, 1, *S)`` the fixed image in the moving modality; with
+            ``config.inverse_weight > 0`` the moving image's intensity is matched to it as well.
         spacing: voxel size (mm per axis) of the grid, for :func:`for_spacing`; ``None``: voxel units.
 
     Returns:
@@ -320,7 +349,7 @@ def refine_registration(
     if translated is not None and translated.shape != moving.shape:
         raise ValueError(f"translated {tuple(translated.shape)} must match moving {tuple(moving.shape)}")
     images = moving if translated is None else torch.cat([moving, translated], dim=1)
-    pair = StagePair(images, fixed, fixed_mask, moving_mask, spacing)
+    pair = StagePair(images, fixed, fixed_mask, moving_mask, spacing, fixed_translated)
     with_inverse = inverse_ddf is not None
     refined = StageChain(refinement_stages(config))(pair, with_inverse, start=Transform(ddf, inverse_ddf))
     return refined.ddf, refined.inverse
