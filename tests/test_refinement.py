@@ -148,46 +148,22 @@ def test_affine_stage_rejects_a_step_that_scales_the_area_by_more_than_two(monke
     assert not translation.any()
 
 
-def test_translation_guidance_follows_the_translated_image():
-    # The translated image is aligned by another field than the raw one: MIND alone follows the raw
-    # image, a heavily weighted translation channel follows the translated one, so both are wired in.
-    shape = (48, 40)
-    fixed = blobs(shape)
-    true, other = smooth_shift(shape, 2.0), smooth_shift(shape, -2.0)
-    moving, translated = 1.0 - warp(fixed, -true), warp(fixed, -other)
-    zero = torch.zeros_like(true)
-    results = {}
-    for weight in (0.0, 1000.0):
-        config = RefineConfig(factors=(2, 1), steps=(10, 10), translation_weight=weight)
-        results[weight], _ = refine_registration(moving, fixed, zero, None, config, translated=translated)
-    assert interior(results[0.0] - true).norm(dim=1).mean() < 0.25 * interior(true).norm(dim=1).mean()
-    assert interior(results[1000.0] - other).norm(dim=1).mean() < 0.25 * interior(other).norm(dim=1).mean()
-
-
-def test_translation_weight_zero_ignores_the_translated_image():
-    shape = (32, 28)
-    fixed = blobs(shape)
-    moving = 1.0 - warp(fixed, -smooth_shift(shape, 1.5))
-    zero = torch.zeros(1, 2, *shape)
-    config = RefineConfig(factors=(2, 1), steps=(3, 3), translation_weight=0.0)
-    plain, _ = refine_registration(moving, fixed, zero, None, config)
-    ignored, _ = refine_registration(moving, fixed, zero, None, config, translated=torch.rand(1, 1, *shape))
-    torch.testing.assert_close(plain, ignored)
-
-
-def test_inverse_channel_matches_the_raw_image_to_the_fixed_image_translated_back():
-    # T^-1(fixed) is aligned with the raw moving image by another field than the fixed image's structure:
-    # MIND alone follows the structure, a heavily weighted inverse channel follows T^-1(fixed).
+@pytest.mark.parametrize("channel", ["translated", "fixed_translated"])
+def test_an_intensity_channel_follows_its_image(channel):
+    # The translated image T(moving) (or T^-1(fixed), the inverse channel) is aligned by another field
+    # than the raw pair's structure: MIND alone follows the structure, a heavily weighted intensity
+    # channel follows the translation, so both channels are wired in.
     shape = (48, 40)
     fixed = blobs(shape)
     true, other = smooth_shift(shape, 2.0), smooth_shift(shape, -2.0)
     moving = 1.0 - warp(fixed, -true)
-    fixed_translated = warp(moving, other)
+    image = warp(fixed, -other) if channel == "translated" else warp(moving, other)
+    weight_key = "translation_weight" if channel == "translated" else "inverse_weight"
     zero = torch.zeros_like(true)
     results = {}
     for weight in (0.0, 1000.0):
-        config = RefineConfig(factors=(2, 1), steps=(10, 10), inverse_weight=weight)
-        results[weight], _ = refine_registration(moving, fixed, zero, None, config, fixed_translated=fixed_translated)
+        config = RefineConfig(factors=(2, 1), steps=(10, 10), **{weight_key: weight})
+        results[weight], _ = refine_registration(moving, fixed, zero, None, config, **{channel: image})
     assert interior(results[0.0] - true).norm(dim=1).mean() < 0.25 * interior(true).norm(dim=1).mean()
     assert interior(results[1000.0] - other).norm(dim=1).mean() < 0.25 * interior(other).norm(dim=1).mean()
     plain, _ = refine_registration(moving, fixed, zero, None, RefineConfig(factors=(2, 1), steps=(10, 10)))
