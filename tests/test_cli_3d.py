@@ -60,6 +60,7 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     # 3D refines with twice the demons steps on any device; 2D keeps the plain schedule.
     assert gpu.refine.steps == config.refine.steps == tuple(2 * s for s in Config().refine.steps)
     assert Config.sized_for(2, "cpu").refine == Config().refine
+    assert gpu.refine.inverse_weight == config.refine.inverse_weight == 0.0 < Config().refine.inverse_weight  # 2D only
     # Refined fields did not help in 3D (benchmarks/scale3d.md): a CPU distils the affine maps alone, a
     # GPU (not measured) nothing; 2D distils both.
     assert (config.train.distil_steps, config.train.distil_target) == (400, DistilTarget.AFFINE)

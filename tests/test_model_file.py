@@ -121,22 +121,16 @@ def test_missing_and_truncated_files(tmp_path, saved):
         read_model(tmp_path / "cut.pt")
 
 
-def test_old_file_without_reference_spacing_refines_in_voxels(saved, tmp_path):
+@pytest.mark.parametrize("key", ["reference_spacing", "mind_presmooth", "inverse_weight"])
+def test_old_file_without_a_refine_key_keeps_the_refinement_it_had(saved, tmp_path, key):
+    # Before reference_spacing: voxel units; before mind_presmooth: unsmoothed MIND; before
+    # inverse_weight: no channel of the translator's inverse. All three are 0 in such files.
     path, _, config = saved
-    assert config.refine.reference_spacing > 0
+    assert getattr(config.refine, key) > 0
     ckpt = torch.load(path, weights_only=False)
-    del ckpt["config"]["refine"]["reference_spacing"]
+    del ckpt["config"]["refine"][key]  # as files from before the key
     torch.save(ckpt, tmp_path / "old.pt")
-    assert read_model(tmp_path / "old.pt").config.refine.reference_spacing == 0.0
-
-
-def test_old_file_without_mind_presmooth_matches_unsmoothed_images(saved, tmp_path):
-    path, _, config = saved
-    assert config.refine.mind_presmooth > 0
-    ckpt = torch.load(path, weights_only=False)
-    del ckpt["config"]["refine"]["mind_presmooth"]  # as files from before the key
-    torch.save(ckpt, tmp_path / "old.pt")
-    assert read_model(tmp_path / "old.pt").config.refine.mind_presmooth == 0.0
+    assert getattr(read_model(tmp_path / "old.pt").config.refine, key) == 0.0
 
 
 def test_old_file_without_inn_latent_loads_a_translator_without_latent_channels(tmp_path):

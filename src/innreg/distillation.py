@@ -51,7 +51,7 @@ def refined_targets(model: INNReg, moving: Tensor, fixed: Tensor, config: Config
 
     The stages of inference from the affine start, split where the affine part ends
     (:func:`innreg.pipeline.affine_start_refinement`): the affine target and the field target;
-    translation-guided when ``refine.translation_weight > 0``.
+    translation-guided when ``refine.translation_weight`` or ``refine.inverse_weight`` is above 0.
 
     Returns:
         ``((A, t), ddf)``: the affine target, ``(N, dim, dim)`` and ``(N, dim)`` voxels (the

@@ -266,7 +266,7 @@ def train_translator_stages(
                 parts = {"translator": model.stage_translator, "discriminator": discriminator}
                 rounds.append(restore(saved, parts))
                 continue
-        aligned = align_pairs(model, pairs, config, guided=round_index > 0 and config.refine.translation_weight > 0)
+        aligned = align_pairs(model, pairs, config, guided=round_index > 0)  # guidance with both weights 0 is MIND only
         distributed.barrier(ctx)  # the shares may take unequal time, past the collectives' timeout
         rounds.append(train_translator(model, aligned, config, discriminator, t.seed + round_index, checkpoint, progress, ctx))
     return rounds

@@ -104,13 +104,14 @@ class Config:
         set: correction start 0.479 -> 0.543, full pipeline 0.730 -> 0.731, network alone 0.442 -> 0.475
         (``benchmarks/RESULTS.md`` section 12). 3D keeps a translator without latent channels
         (``model.inn_latent: 0``): the 2D default's one latent channel (section 16) was not measured in
-        3D, where it would double the translator's channels. Explicit settings (config file, options) win.
+        3D, where it would double the translator's channels; nor the refinement's inverse channel
+        (``refine.inverse_weight: 0``, measured in 2D only). Explicit settings (config file, options) win.
         """
         config = cls().updated(model={"dim": dim})
         if dim == 3:
             config = config.updated(
                 model={"inn_latent": 0},
-                refine={"steps": tuple(2 * s for s in config.refine.steps)},
+                refine={"steps": tuple(2 * s for s in config.refine.steps), "inverse_weight": 0.0},
                 train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":

@@ -259,11 +259,12 @@ class RefineConfig:
     translation_weight: float = 3.0
     # The INN's other direction as a second guide: weight of the squared difference between the warped
     # raw moving image and the fixed image translated into the moving modality by the translator's
-    # inverse, ``T^-1(fixed)``, against one MIND channel; 0 = off (the default). Needs an invertible
-    # translator (``model.translator: inn``; unused otherwise). Measured at 3 (RESULTS.md section 18):
-    # +0.006-0.014 Dice on PD and CT -> T1 sets, -0.005-0.011 on T2 -> T1, about 0 on FLAIR; a
-    # setting that helps one modality and costs another is left to the user.
-    inverse_weight: float = 0.0
+    # inverse, ``T^-1(fixed)``, against one MIND channel; 0 = off. Needs an invertible translator
+    # (``model.translator: inn``; unused otherwise). Chosen on a PD -> T1 set (+0.007 Dice); held out
+    # (RESULTS.md sections 18-19) +0.004 to +0.014 on five fresh PD, CT and T2 -> T1 sets; on two tune
+    # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (about 20 % of a
+    # 2D pair's time). 3D keeps 0 (not measured there; Config.sized_for).
+    inverse_weight: float = 3.0
 
 
 def build_section(section_cls: type, values: dict[str, Any], where: str):
