@@ -23,7 +23,7 @@ channels. MIND alone only sees local structure; the translated intensity also sa
 where. ``translated=moving`` (``--no-translate``) runs the identical pipeline on the raw image. A model
 with a separate guide (``model.guide``) passes the guide's translation here instead of its translator's.
 
-The other direction (``RefineConfig.inverse_weight``, off by default): an invertible translator also
+The other direction (``RefineConfig.inverse_weight``, 3 in 2D, 0 in 3D): an invertible translator also
 gives the fixed image in the moving modality, ``T^-1(fixed)``; with a weight, the raw moving image is
 matched to it as a further channel, mono-modal in the moving modality, whose errors are the inverse's
 rather than the forward translation's.
