@@ -261,9 +261,10 @@ class RefineConfig:
     # raw moving image and the fixed image translated into the moving modality by the translator's
     # inverse, ``T^-1(fixed)``, against one MIND channel; 0 = off. Needs an invertible translator
     # (``model.translator: inn``; unused otherwise). Chosen on a PD -> T1 set (+0.007 Dice); held out
-    # (RESULTS.md sections 18-19) +0.004 to +0.014 on five fresh PD, CT and T2 -> T1 sets; on two tune
-    # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (about 20 % of a
-    # 2D pair's time). 3D keeps 0 (not measured there; Config.sized_for).
+    # (RESULTS.md sections 18-19) +0.004 to +0.014 on six fresh PD, CT and T2 -> T1 sets; on two tune
+    # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (about a quarter of
+    # a 2D pair's time: 8-10x ANTs SyN's speed instead of 10-13x). 3D keeps 0 (not measured there;
+    # Config.sized_for).
     inverse_weight: float = 3.0
 
 
