@@ -21,7 +21,7 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
 * ``smooth:SIGMA``: the shipped intensity channel smoothed by a Gaussian of ``SIGMA`` voxels.
 * ``inverse:WEIGHT``: the INN's other direction, beside the shipped features: ``refine.inverse_weight:
   WEIGHT``, the raw moving intensity against the fixed image translated into the moving modality by the
-  translator's inverse (``T^-1(fixed)``, computed once per pair at the network's working resolution).
+  translator's inverse (``T^-1(fixed)``, computed once per pair, at the model's ``refine.inverse_factor``).
   ``inverse:WEIGHT:FACTOR``: the same on the levels downsampled by ``FACTOR`` or more only.
 
 The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;

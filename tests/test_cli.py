@@ -131,6 +131,8 @@ def test_inverse_weight_adds_the_fixed_image_translated_back_to_the_refinement(t
     forward_only = load_model(trained / "model.pt", "cpu", refine={"inverse_weight": 0.0}).register(moving.array, fixed.array)
     both = load_model(trained / "model.pt", "cpu", refine={"inverse_weight": 3.0}).register(moving.array, fixed.array)
     assert not np.allclose(forward_only.ddf, both.ddf)
+    finer = load_model(trained / "model.pt", "cpu", refine={"inverse_weight": 3.0, "inverse_factor": 1})
+    assert not np.allclose(finer.register(moving.array, fixed.array).ddf, both.ddf)  # inverse_factor reaches it
     assert neg_jacobian_fraction(both.ddf) < 0.01
     network = load_model(trained / "model.pt", "cpu", refine=False).register(moving.array, fixed.array)
     unused = load_model(trained / "model.pt", "cpu", refine={"enabled": False, "inverse_weight": 3.0})
@@ -147,7 +149,9 @@ def test_model_files_with_the_earlier_adam_refinement_settings_load_with_todays(
     ckpt["config"]["refine"] = {"enabled": False, "init": "network", "steps": [40, 30, 10, 10], "lr": 1.0, "smooth": 0.3}
     torch.save(ckpt, tmp_path / "old.pt")
     # today's settings, in voxel units and on unsmoothed images as every file of that era
-    expected = RefineConfig(enabled=False, init="network", reference_spacing=0.0, mind_presmooth=0.0, inverse_weight=0.0)
+    expected = RefineConfig(
+        enabled=False, init="network", reference_spacing=0.0, mind_presmooth=0.0, inverse_weight=0.0, inverse_factor=1
+    )
     assert load_model(tmp_path / "old.pt", "cpu").config.refine == expected
 
 

@@ -34,6 +34,7 @@ def test_round_trip_and_partial_update(tmp_path):
         ("refine: {step_size: 0}\n", "step_size"),
         ("refine: {smooth_sigma: -1}\n", "smooth_sigma"),
         ("refine: {inverse_weight: -1}\n", "inverse_weight"),
+        ("refine: {inverse_factor: 0}\n", "inverse_factor"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, needle):

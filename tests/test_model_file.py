@@ -121,16 +121,19 @@ def test_missing_and_truncated_files(tmp_path, saved):
         read_model(tmp_path / "cut.pt")
 
 
-@pytest.mark.parametrize("key", ["reference_spacing", "mind_presmooth", "inverse_weight"])
-def test_old_file_without_a_refine_key_keeps_the_refinement_it_had(saved, tmp_path, key):
+@pytest.mark.parametrize(
+    ("key", "old"), [("reference_spacing", 0.0), ("mind_presmooth", 0.0), ("inverse_weight", 0.0), ("inverse_factor", 1)]
+)
+def test_old_file_without_a_refine_key_keeps_the_refinement_it_had(saved, tmp_path, key, old):
     # Before reference_spacing: voxel units; before mind_presmooth: unsmoothed MIND; before
-    # inverse_weight: no channel of the translator's inverse. All three are 0 in such files.
+    # inverse_weight: no channel of the translator's inverse; before inverse_factor: the inverse at the
+    # working resolution.
     path, _, config = saved
-    assert getattr(config.refine, key) > 0
+    assert getattr(config.refine, key) != old
     ckpt = torch.load(path, weights_only=False)
     del ckpt["config"]["refine"][key]  # as files from before the key
     torch.save(ckpt, tmp_path / "old.pt")
-    assert getattr(read_model(tmp_path / "old.pt").config.refine, key) == 0.0
+    assert getattr(read_model(tmp_path / "old.pt").config.refine, key) == old
 
 
 def test_old_file_without_inn_latent_loads_a_translator_without_latent_channels(tmp_path):

@@ -7,6 +7,7 @@ import torch
 
 from innreg.chain import StagePair
 from innreg.config import Config
+from innreg.core.filters import downsample, resize_linear
 from innreg.core.warp import warp
 from innreg.model import INNReg
 from innreg.pipeline import NetworkPart, NetworkStage, refined_field, registration_chain, stage_pair
@@ -77,6 +78,11 @@ def test_stage_pair_carries_the_fixed_image_translated_back_when_asked(model, ti
         back = stage_pair(exact, moving, fixed, inverse=True).fixed_translated
         assert (back - fixed).abs().mean() > 1e-3
         torch.testing.assert_close(exact.translate(back), fixed, atol=1e-4, rtol=1e-4)  # T(T^-1(fixed)) = fixed
+        # inverse_factor: T^-1 of the fixed image downsampled by it, resized back to the full grid.
+        coarse = stage_pair(exact, moving, fixed, inverse=True, inverse_factor=2).fixed_translated
+        assert coarse.shape == fixed.shape
+        torch.testing.assert_close(coarse, resize_linear(exact.translator.inverse(downsample(fixed, 2)), tuple(fixed.shape[2:])))
+        assert (coarse - back).abs().mean() > 1e-4
     assert stage_pair(model, moving, fixed).fixed_translated is None  # only when asked: it costs a pass
     torch.testing.assert_close(stage_pair(model, moving, fixed, translate=False, inverse=True).fixed_translated, fixed)
     for kind in ("none", "unet"):  # no inverse to use

@@ -144,7 +144,7 @@ class RegistrationModel:
         refine = self.config.refine
         pair = stage_pair(
             self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed),
-            inverse=refine.enabled and refine.inverse_weight > 0,
+            inverse=refine.enabled and refine.inverse_weight > 0, inverse_factor=refine.inverse_factor,
         )
         transform = registration_chain(self.model, self.config)(pair)
         ddf, inverse_ddf = transform.ddf, transform.inverse

@@ -66,14 +66,15 @@ def _current_refine_section(config: dict) -> dict:
 # Keys that older innreg versions did not write, per config section, with the value their files hold:
 # ``refine.reference_spacing`` (before it, the refinement worked in voxel units: 0),
 # ``refine.mind_presmooth`` (before it, MIND of the unsmoothed images: 0), ``refine.inverse_weight``
-# (before it, no channel of the translator's inverse: 0), ``model.squeeze``
+# (before it, no channel of the translator's inverse: 0), ``refine.inverse_factor`` (before it, the
+# inverse at the working resolution: 1), ``model.squeeze``
 # (before it, a cell-squeeze translator; the default ``haar`` has weights of the same shapes that mean
 # something else), ``model.affine_pool`` / ``affine_hidden`` (before them, an affine stage with global
 # average pooling and a linear head), ``model.affine_slope`` (before it, the head's hidden units were plain
 # ReLUs), ``model.cascades`` (before it, one U-Net pass; the default is now 2) and ``model.inn_latent``
 # (before it, a translator without latent channels; the 2D default is now 1).
 _KEYS_BEFORE_THEY_EXISTED = {
-    "refine": {"reference_spacing": 0.0, "mind_presmooth": 0.0, "inverse_weight": 0.0},
+    "refine": {"reference_spacing": 0.0, "mind_presmooth": 0.0, "inverse_weight": 0.0, "inverse_factor": 1},
     "model": {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "affine_slope": 0.0, "cascades": 1, "inn_latent": 0},
 }
 

@@ -85,6 +85,7 @@ def stage_pair(
     factor: int | None = None,
     spacing: tuple[float, ...] | None = None,
     inverse: bool = False,
+    inverse_factor: int = 1,
 ) -> StagePair:
     """The pair the stages see: ``moving`` ``(N, 1, *S)`` and, for a model with a translator, its
     translation (computed at the working resolution, ``factor`` as in :class:`NetworkStage`, resized
@@ -92,7 +93,8 @@ def stage_pair(
     ``translate=False`` puts the moving image itself in their place (the ``--no-translate`` ablation:
     the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown).
     ``inverse`` (for ``refine.inverse_weight``): with an invertible translator, also the fixed image
-    translated into the moving modality by its inverse (the fixed image itself when ``translate=False``)."""
+    translated into the moving modality by its inverse (the fixed image itself when ``translate=False``),
+    computed on the fixed image downsampled by ``inverse_factor`` more and resized back."""
     if model.translator is None and model.guide is None:
         return StagePair(moving, fixed, fixed_mask, moving_mask, spacing)
     factor = model.config.input_factor if factor is None else factor
@@ -104,7 +106,9 @@ def stage_pair(
         channels.append(resize_linear(translator(small), shape) if use else moving)
     fixed_translated = None
     if inverse and model.invertible:
-        fixed_translated = resize_linear(model.translator.inverse(downsample(fixed, factor)), shape) if translate else fixed
+        fixed_translated = fixed
+        if translate:
+            fixed_translated = resize_linear(model.translator.inverse(downsample(fixed, factor * inverse_factor)), shape)
     return StagePair(torch.cat(channels, dim=1), fixed, fixed_mask, moving_mask, spacing, fixed_translated)
 
 
@@ -130,7 +134,7 @@ def affine_start_refinement(
         affine :class:`Transform` whose parameters are known) and the full refined map (``Demons`` after
         it; ``None`` with ``demons=False``, which stops after the affine part).
     """
-    pair = stage_pair(model, moving, fixed, factor=1, inverse=refine.inverse_weight > 0)
+    pair = stage_pair(model, moving, fixed, factor=1, inverse=refine.inverse_weight > 0, inverse_factor=refine.inverse_factor)
     affine = StageChain([NetworkStage(model, NetworkPart.AFFINE, factor=1), AffineCorrection(refine)])(pair, False)
     return affine, StageChain([Demons(refine)])(pair, False, start=affine) if demons else None
 

@@ -262,10 +262,15 @@ class RefineConfig:
     # inverse, ``T^-1(fixed)``, against one MIND channel; 0 = off. Needs an invertible translator
     # (``model.translator: inn``; unused otherwise). Chosen on a PD -> T1 set (+0.007 Dice); held out
     # (RESULTS.md sections 18-19) +0.004 to +0.014 on six fresh PD, CT and T2 -> T1 sets; on two tune
-    # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (about a quarter of
-    # a 2D pair's time: 8-10x ANTs SyN's speed instead of 10-13x). 3D keeps 0 (not measured there;
-    # Config.sized_for).
+    # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (at full resolution
+    # a quarter of a 2D pair's time; see inverse_factor). 3D keeps 0 (not measured there; Config.sized_for).
     inverse_weight: float = 3.0
+    # Resolution of ``T^-1(fixed)``: the inverse translates the fixed image downsampled by this factor
+    # (on top of the network's working resolution), resized back. 2 costs a quarter of the translator pass
+    # of 1: 2D pairs of 224x192 at 10.2-11.2x ANTs SyN's speed instead of 9.1-9.7x (one thread). Dice
+    # against 1 on four fresh sets (RESULTS.md section 19; chosen on them, none held out for it): T2 -> T1
+    # +0.000 / +0.005, PD -> T1 -0.004 / -0.004 (1 where those 0.004 matter). 1 in files of older innreg.
+    inverse_factor: int = 2
 
 
 def build_section(section_cls: type, values: dict[str, Any], where: str):
@@ -312,8 +317,10 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
             if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:
                 raise InnregInputError(f"{where}: factors and steps need one entry per level, factors >= 1, steps >= 0")
-        if section.grid_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
-            raise InnregInputError(f"{where}: need grid_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0")
+        if section.grid_factor < 1 or section.inverse_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
+            raise InnregInputError(
+                f"{where}: need grid_factor >= 1, inverse_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0"
+            )
         non_negative = (
             section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight,
             section.inverse_weight, section.reference_spacing, section.mind_presmooth,
