@@ -268,8 +268,9 @@ class RefineConfig:
     # Resolution of ``T^-1(fixed)``: the inverse translates the fixed image downsampled by this factor
     # (on top of the network's working resolution), resized back. 2 costs a quarter of the translator pass
     # of 1: 2D pairs of 224x192 at 10.2-11.2x ANTs SyN's speed instead of 9.1-9.7x (one thread). Dice
-    # against 1 on four fresh sets (RESULTS.md section 19; chosen on them, none held out for it): T2 -> T1
-    # +0.000 / +0.005, PD -> T1 -0.004 / -0.004 (1 where those 0.004 matter). 1 in files of older innreg.
+    # against 1 on four fresh sets (RESULTS.md section 19; chosen on them): T2 -> T1 +0.000 / +0.005, PD -> T1
+    # -0.004 / -0.004; held out afterwards, T2 0.000 and PD -0.005 (35 of 40 pairs lower): 1 where PD's
+    # 0.005 matters more than the speed. 1 in files of older innreg.
     inverse_factor: int = 2
 
 
