@@ -43,11 +43,11 @@ timeout 200 $py -m innreg train --pairs "$set_dir/train.csv" --out "$work/run2d"
   --config "$work/short2d.yaml" --quiet 2>&1 | tail -n 5 | tee -a "$log"
 $py benchmarks/stage_seconds.py "$work/run2d" 2>&1 | tee "$out/stages2d.md" | tee -a "$log"
 
-step "3D (96x128x64) training stages on the GPU (GPU defaults: full resolution; 30 joint, 2 x 30 translator steps)"
+step "3D (96x128x64) training stages on the GPU (GPU defaults: full resolution, 4 data workers; 20 joint, 2 x 10 translator steps)"
 wait $phantom
 tail -n 2 "$work/phantom3d.log" | tee -a "$log"
-printf 'train: {translator_steps: 30}\n' > "$work/short3d.yaml"
-timeout 200 $py -m innreg train --dim 3 --pairs "$work/d3/train.csv" --out "$work/run3d" --device cuda --steps 30 \
+printf 'train: {translator_steps: 10}\n' > "$work/short3d.yaml"
+timeout 240 $py -m innreg train --dim 3 --pairs "$work/d3/train.csv" --out "$work/run3d" --device cuda --steps 20 \
   --config "$work/short3d.yaml" --quiet 2>&1 | tail -n 5 | tee -a "$log"
 $py benchmarks/stage_seconds.py "$work/run3d" 2>&1 | tee "$out/stages3d.md" | tee -a "$log"
 step "3D evaluate on the GPU (2 test pairs, refinement at full resolution)"

@@ -70,6 +70,9 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     # One latent channel in the 2D translator (RESULTS.md 16); 3D, where it was not measured, keeps none.
     assert config.model.inn_latent == gpu.model.inn_latent == 0
     assert Config.sized_for(2, "cpu").model.inn_latent == Config().model.inn_latent == 1
+    # Worker processes prepare the batches on a GPU (2D and 3D), not on a CPU.
+    assert config.train.data_workers == Config.sized_for(2, "cpu").train.data_workers == Config().train.data_workers == 0
+    assert gpu.train.data_workers == Config.sized_for(2, "cuda").train.data_workers == 4
     # An explicit setting wins over the sized default.
     args = build_parser().parse_args(
         ["train", "--pairs", "p.csv", "--out", "o", "--dim", "3", "--device", "cpu", "--config", str(tiny_yaml), "--steps", "9"]

@@ -28,6 +28,7 @@ def test_round_trip_and_partial_update(tmp_path):
         ("train: {disc_blur: -1}\n", "train.disc_blur"),
         ("train: {translator_inverse_l1: -0.5}\n", "train.translator_inverse_l1"),
         ("train: {translator_inverse_smoothing: -1}\n", "train.translator_inverse_smoothing"),
+        ("train: {data_workers: -1}\n", "train.data_workers"),
         ("model: [1, 2\n", "not valid YAML"),
         ("refine: {factors: [4, 2], steps: [10]}\n", "one entry per level"),
         ("refine: {grid_factor: 0}\n", "grid_factor"),

@@ -248,6 +248,7 @@ def _train(
         "train", t.steps, step_fn, state.parts(), ckpt_path, t.checkpoint_every, progress and main,
         state=state.loop, on_step=None if on_step is None else lambda _, logs: on_step(state, logs), writer=main, extra=lambda: {"config": config.to_dict()},
     )
+    batches.close()  # the translator stages draw their own batches; the distillation starts the workers again
     model_path = out_dir / "model.pt"
     state.ddp_model = state.ddp_discriminator = None
     if main and progress and (t.translator_rounds or t.distil_steps):
@@ -255,6 +256,7 @@ def _train(
               f"distillation ({distillation_steps(config)} steps)")
     translator = train_translator_stages(state.model, records, config, device, out_dir, progress, ctx)
     distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress, ctx)
+    batches.close()
     if main:
         write_history(state.loop.history, out_dir)
         seconds = state.loop.seconds + sum(loop.seconds for loop in translator) + distilled.seconds

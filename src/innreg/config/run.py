@@ -75,6 +75,10 @@ class Config:
     def sized_for(cls, dim: int, device_type: str) -> Config:
         """Defaults sized to the problem: the plain defaults, except in 3D.
 
+        On a GPU, four worker processes prepare the training batches ahead (``train.data_workers: 4``):
+        on an H200 the CPU-side augmentation was 2.2 s of a 3.1 s step in 3D and 0.07 of 0.35 s in 2D
+        (``benchmarks/RESULTS.md`` section 20); the batches are the same.
+
         3D (any device): twice the refinement's demons steps per level (``refine.steps: (40, 30, 20,
         10)``). On the scale3d volumes (``benchmarks/scale3d.md``) they gained 0.011 Dice (three times
         0.014) at about 2x the seconds per pair, still a small fraction of ANTs SyN's time in 3D; 2D
@@ -107,7 +111,7 @@ class Config:
         3D, where it would double the translator's channels; nor the refinement's inverse channel
         (``refine.inverse_weight: 0``, measured in 2D only). Explicit settings (config file, options) win.
         """
-        config = cls().updated(model={"dim": dim})
+        config = cls().updated(model={"dim": dim}, train={"data_workers": 0 if device_type == "cpu" else 4})
         if dim == 3:
             config = config.updated(
                 model={"inn_latent": 0},

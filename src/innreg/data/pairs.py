@@ -261,13 +261,14 @@ class PairDataset(Dataset):
         self._calls += 1
         return self.sample(index, self._calls)
 
-    def sample(self, index: int, draw: int) -> dict[str, Tensor | int]:
+    def sample(self, index: int, draw: int, torch_seed: int | None = None) -> dict[str, Tensor | int]:
         """Item ``index`` with the random slice / augmentation number ``draw`` (``__getitem__`` counts
         its calls); a caller that numbers its draws itself (e.g. by training step) repeats exactly
-        after a restart."""
+        after a restart. ``torch_seed`` stands in for ``torch.initial_seed()`` (a worker process
+        drawing for the training process passes the latter's)."""
         arrays = self.volumes(index)
         fixed = arrays[1]
-        rng = np.random.default_rng([self.seed, torch.initial_seed(), index, draw])
+        rng = np.random.default_rng([self.seed, torch.initial_seed() if torch_seed is None else torch_seed, index, draw])
         if self.dim == 2 and fixed.ndim == 3:
             lo, hi = self.slice_bounds(fixed.shape[self.slice_axis])
             k = int(rng.integers(lo, hi + 1))
