@@ -52,7 +52,7 @@ def test_training_with_workers_gives_the_same_run(phantom, tiny_dict, tmp_path):
     assert weights[0].keys() == weights[1].keys() and all(torch.equal(v, weights[1][k]) for k, v in weights[0].items())
 
 
-def test_bad_training_image_read_by_a_worker_gives_one_line(tmp_path, tiny_dict, capsys):
+def test_bad_training_image_with_workers_gives_one_line(tmp_path, tiny_dict, capsys):
     import nibabel as nib
     import numpy as np
 

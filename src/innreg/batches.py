@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord, pad_collate
-from innreg.errors import InnregInputError
 from innreg.model import MIN_NETWORK_SIZE
 
 _KEYS = ("moving", "fixed", "moving_mask", "fixed_mask")
@@ -26,17 +25,12 @@ class _StepDraws(Dataset):
     def __init__(self, dataset: PairDataset, seed: int, batch_size: int, rank: int | None, torch_seed: int) -> None:
         self.dataset, self.seed, self.batch_size, self.rank, self.torch_seed = dataset, seed, batch_size, rank, torch_seed
 
-    def __getitem__(self, step: int) -> dict[str, Tensor] | dict[str, str]:
+    def __getitem__(self, step: int) -> dict[str, Tensor]:
         rng = np.random.default_rng([self.seed, step] if self.rank is None else [self.seed, step, self.rank])
         n = len(self.dataset)
         idx = rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
-        try:
-            # Slices and augmentations are numbered by step too, so a resumed run draws the same ones.
-            items = [self.dataset.sample(int(i), step * self.batch_size + j, self.torch_seed) for j, i in enumerate(idx)]
-        except InnregInputError as err:
-            # Handed back, not raised: a worker's exception would reach the user wrapped in its traceback.
-            return {"error": str(err)}
-        batch = pad_collate(items)
+        # Slices and augmentations are numbered by step too, so a resumed run draws the same ones.
+        batch = pad_collate([self.dataset.sample(int(i), step * self.batch_size + j, self.torch_seed) for j, i in enumerate(idx)])
         return {key: batch[key] for key in _KEYS if key in batch}
 
 
@@ -82,6 +76,11 @@ class PairBatches:
         else:
             if self._ahead is None or self._ahead[1:] != (step, torch_seed):
                 self.close()
+                # Every pair loaded here first: forked workers then share the arrays (one copy in memory,
+                # not one per worker), and a bad file stops the run with its one-line error, not a
+                # worker's traceback.
+                for index in range(len(self.dataset)):
+                    self.dataset.volumes(index)
                 loader = DataLoader(
                     self._draws(torch_seed), batch_size=None, sampler=itertools.count(step), num_workers=self.workers,
                     prefetch_factor=2, pin_memory=self.device.type == "cuda",
@@ -89,9 +88,6 @@ class PairBatches:
                 self._ahead = (iter(loader), step, torch_seed)
             batch = next(self._ahead[0])
             self._ahead = (self._ahead[0], step + 1, torch_seed)
-        if "error" in batch:
-            self.close()
-            raise InnregInputError(batch["error"])
         return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
 
     def close(self) -> None:

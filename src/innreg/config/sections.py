@@ -126,7 +126,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     precision: Precision = Precision.FP32
     # Worker processes preparing the next steps' batches (loading, slicing, the random deformation) while
-    # a step runs; 0 = in the training process. The batches are the same either way. 0 on a CPU, where
+    # a step runs; 0 = in the training process. The batches are the same either way; the pairs are loaded
+    # once, before the workers start, and shared with them (one copy in memory). 0 on a CPU, where
     # the workers would take the step's cores; 4 on a GPU (Config.sized_for), where the CPU-side
     # augmentation of a 3D volume took 2.2 s of a 3.1 s step on an H200 (RESULTS.md section 20).
     data_workers: int = 0
