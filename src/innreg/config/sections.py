@@ -269,7 +269,8 @@ class RefineConfig:
     # (``model.translator: inn``; unused otherwise). Chosen on a PD -> T1 set (+0.007 Dice); held out
     # (RESULTS.md sections 18-19) +0.004 to +0.014 on six fresh PD, CT and T2 -> T1 sets; on two tune
     # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (at full resolution
-    # a quarter of a 2D pair's time; see inverse_factor). 3D keeps 0 (not measured there; Config.sized_for).
+    # a quarter of a 2D pair's time; see inverse_factor). 3D keeps 0: there it lost 0.009-0.021 on two
+    # fresh sets (RESULTS.md section 20; Config.sized_for).
     inverse_weight: float = 3.0
     # Resolution of ``T^-1(fixed)``: the inverse translates the fixed image downsampled by this factor
     # (on top of the network's working resolution), resized back. 2 costs a quarter of the translator pass
