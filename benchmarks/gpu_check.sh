@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (run by hand on a CUDA machine, from the repository root): the CUDA tests, a 2D model's
-# Dice and seconds per pair on the GPU, and the seconds per step of each training stage in 2D and 3D.
+# Dice and seconds per pair on the GPU, the seconds per step of each training stage in 2D and 3D, and the
+# 3D depthwise convolution by implementation.
 # Usage: bash benchmarks/gpu_check.sh SET_DIR MODEL.pt OUT_DIR
 #   SET_DIR: a 2D phantom set (train.csv, test.csv), MODEL.pt: a model trained on it (benchmarks/RESULTS.md
 #   section 20 used PD 121 of section 19). Every step has a time limit and the script goes on after a
@@ -42,6 +43,9 @@ printf 'train: {translator_steps: 100, distil_steps: 100}\n' > "$work/short2d.ya
 timeout 200 $py -m innreg train --pairs "$set_dir/train.csv" --out "$work/run2d" --device cuda --steps 100 \
   --config "$work/short2d.yaml" --quiet 2>&1 | tail -n 5 | tee -a "$log"
 $py benchmarks/stage_seconds.py "$work/run2d" 2>&1 | tee "$out/stages2d.md" | tee -a "$log"
+
+step "3D depthwise convolution by implementation (the DDC's hidden features of a 96x128x64 volume)"
+timeout 90 $py benchmarks/depthwise3d.py 2>&1 | tee "$out/depthwise3d.md" | tee -a "$log"
 
 step "3D (96x128x64) training stages on the GPU (GPU defaults: full resolution, 4 data workers; 20 joint, 2 x 10 translator steps)"
 wait $phantom
