@@ -1,6 +1,7 @@
-"""The CUDA paths on a GPU: field maths and the INN agree with the CPU, training runs in fp32, bf16 and
-fp16, a GPU-trained model loads on a CPU, registration on the GPU matches the CPU's, 3D trains and
-registers, and torchrun trains with NCCL. Skipped where CUDA is not available (CI has no GPU)."""
+"""The CUDA paths on a GPU: field maths, the depthwise convolution's gradients and the INN agree with the
+CPU, training runs in fp32, bf16 and fp16 (with the GPU's default data workers), a GPU-trained model loads
+on a CPU, registration on the GPU matches the CPU's, 3D trains and registers, and torchrun trains with
+NCCL. Skipped where CUDA is not available (CI has no GPU); ``benchmarks/gpu_check.sh`` runs them."""
 
 from __future__ import annotations
 
