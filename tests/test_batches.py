@@ -72,3 +72,16 @@ def test_bad_training_image_with_workers_gives_one_line(tmp_path, tiny_dict, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "m1.nii.gz" in err and "NaN" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resumed_run_takes_this_machines_workers_and_the_same_batches(phantom, tiny_dict, tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_dict, "train": {**tiny_dict["train"], "translator_rounds": 0, "distil_steps": 0}}))
+    common = ["train", "--pairs", str(phantom["train"]), "--config", str(cfg), "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "straight"), "--steps", "3"]) == 0
+    assert main([*common, "--out", str(tmp_path / "resumed"), "--steps", "2"]) == 0
+    assert main([*common, "--out", str(tmp_path / "resumed"), "--steps", "3", "--resume", "--data-workers", "2"]) == 0
+    saved = yaml.safe_load((tmp_path / "resumed" / "config.yaml").read_text())
+    assert saved["train"]["data_workers"] == 2
+    rows = [list(csv.DictReader((tmp_path / run / "history.csv").open())) for run in ("straight", "resumed")]
+    assert rows[0] == rows[1] and len(rows[0]) == 3

@@ -215,8 +215,10 @@ def _train(
     distributed.check_precision(config.train.precision, device)
     if resume and ckpt_path.exists():
         requested_steps = config.train.steps
+        # The data workers belong to this machine, like the device (the batches are the same either way).
+        machine = {"data_workers": config.train.data_workers}
         saved = read_checkpoint(ckpt_path, "train")
-        config = upgraded_config(saved["extra"]["config"], str(ckpt_path))  # a run of an older innreg too
+        config = upgraded_config(saved["extra"]["config"], str(ckpt_path)).updated(train=machine)  # older runs too
         if requested_steps > config.train.steps:
             config = config.updated(train={"steps": requested_steps})
         state = build_state(config, device)

@@ -67,7 +67,7 @@ def test_demo_and_train_options_leave_the_library_defaults_alone():
     assert (demo["steps"], demo["device"]) == (signature["steps"].default, signature["device"].default)
     # Unset train options must not override the config: they all default to None (or False flags).
     train = _defaults("train")
-    assert all(train[k] is None for k in ("steps", "dim", "batch_size", "seed", "checkpoint_every", "device", "precision"))
+    assert all(train[k] is None for k in ("steps", "dim", "batch_size", "seed", "checkpoint_every", "device", "precision", "data_workers"))
 
 
 def test_public_api_is_exported_lazily_with_its_types():
@@ -77,3 +77,21 @@ def test_public_api_is_exported_lazily_with_its_types():
 
     assert innreg.RegistrationModel is RegistrationModel and innreg.RegistrationResult is RegistrationResult
     assert set(innreg.__all__) <= set(dir(innreg))
+
+
+@pytest.mark.parametrize("text, value", [("0", 0), ("3", 3), ("-1", None), ("x", None)])
+def test_count_options_take_integers_at_or_above_their_floor(text, value):
+    import argparse
+
+    from innreg.cli_types import non_negative_int, positive_int
+
+    if value is None:
+        with pytest.raises(argparse.ArgumentTypeError, match="non-negative integer"):
+            non_negative_int(text)
+    else:
+        assert non_negative_int(text) == value
+    if value is None or value < 1:
+        with pytest.raises(argparse.ArgumentTypeError, match="positive integer"):
+            positive_int(text)
+    else:
+        assert positive_int(text) == value
