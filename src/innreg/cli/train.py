@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument(
         "--resume", action="store_true",
-        help="continue the run in --out from its last checkpoint, with its own settings (--steps raises its steps)",
+        help="continue the run in --out from its last checkpoint, with its own settings (--steps raises its steps; "
+        "--device and --data-workers are this machine's)",
     )
     p.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (overrides the config; default 100)")
     p.add_argument(
