@@ -51,6 +51,25 @@ def mixed_size_records(phantom, tmp_path) -> list:
     return [PairRecord(records[0].moving, records[0].fixed), PairRecord(**cropped)]
 
 
+@pytest.fixture(scope="session")
+def torchrun():
+    """``torchrun(*train_args, nproc=2)``: ``torchrun --standalone -m innreg train`` with this checkout's
+    ``src`` first on the path, one CPU thread per process; returns the completed process."""
+    import shutil
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+
+    def run(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+        cmd = [launcher, "--standalone", f"--nproc_per_node={nproc}", "-m", "innreg", "train", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+    return run
+
+
 @pytest.fixture
 def tiny_config() -> Config:
     return Config.from_dict(TINY)

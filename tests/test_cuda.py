@@ -6,10 +6,6 @@ NCCL. Skipped where CUDA is not available (CI has no GPU); ``benchmarks/gpu_chec
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +24,6 @@ from innreg.model import build_translator
 from innreg.nn.ddc import depthwise_conv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -140,17 +135,12 @@ def test_three_dimensional_training_and_registration_on_the_gpu(tmp_path, tiny_d
     assert result.ddf.shape == (3, 16, 16, 16) and np.isfinite(result.ddf).all()
 
 
-def test_torchrun_trains_with_nccl(phantom, tiny_dict, tmp_path):
+def test_torchrun_trains_with_nccl(phantom, tiny_dict, tmp_path, torchrun):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny_dict))
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     n = torch.cuda.device_count()
-    done = subprocess.run(
-        [torchrun, "--standalone", f"--nproc_per_node={n}", "-m", "innreg", "train", "--pairs", str(phantom["train"]),
-         "--out", str(tmp_path / "run"), "--config", str(cfg), "--steps", "2", "--device", "cuda", "--quiet"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+    done = torchrun("--pairs", str(phantom["train"]), "--out", str(tmp_path / "run"), "--config", str(cfg), "--steps", "2",
+                    "--device", "cuda", "--quiet", nproc=n)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-6000:]
     info = torch.load(tmp_path / "run" / "model.pt", map_location="cpu", weights_only=False)["info"]
     assert info.get("world_size", 1) == n and info["steps"] == 2  # one process writes no world_size

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +20,6 @@ from innreg.cli import main
 from innreg.config import Config, Precision
 from innreg.errors import InnregInputError
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _free_port() -> int:
@@ -208,23 +204,16 @@ def test_data_parallel_stages_resume_to_the_translator_of_an_uninterrupted_run(p
     assert [int(row["step"]) for row in history] == [1, 2]
 
 
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    cmd = [torchrun, "--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "innreg", "train", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-
-
 @pytest.mark.slow
-def test_torchrun_train_resume_then_register(phantom, tiny_dict, tmp_path, capsys):
+def test_torchrun_train_resume_then_register(phantom, tiny_dict, tmp_path, capsys, torchrun):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny_dict))
     run_dir = tmp_path / "run"
     common = ["--pairs", str(phantom["train"]), "--out", str(run_dir), "--config", str(cfg), "--device", "cpu", "--quiet"]
-    done = _torchrun(*common, "--steps", "2")
+    done = torchrun(*common, "--steps", "2")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-6000:]
     assert done.stdout.count("model:") == 1  # rank 0 alone reports and writes
-    done = _torchrun(*common, "--steps", "4", "--resume")
+    done = torchrun(*common, "--steps", "4", "--resume")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-6000:]
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [int(float(r["step"])) for r in rows] == [1, 2, 3, 4]
