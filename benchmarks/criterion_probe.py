@@ -23,6 +23,12 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
   WEIGHT``, the raw moving intensity against the fixed image translated into the moving modality by the
   translator's inverse (``T^-1(fixed)``, computed once per pair, at the model's ``refine.inverse_factor``).
   ``inverse:WEIGHT:FACTOR``: the same on the levels downsampled by ``FACTOR`` or more only.
+* ``remap:BINS[:INVERSE_WEIGHT]``: the intensity channel replaced by the fixed intensity it predicts,
+  ``E[fixed | channel]``, a per-pair lookup table from the joint histogram (``BINS`` bins, linear
+  weights) of the channel and the fixed image as the stage finds them aligned, on each pyramid level: it
+  corrects a translation's wrong grey values pair by pair and, with ``--no-translate``, turns the raw
+  moving intensity into the classic intensity-remapping criterion (the strongest ablation to beat).
+  ``INVERSE_WEIGHT`` overrides ``refine.inverse_weight`` (e.g. 0 for that ablation).
 
 The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;
 ``--no-translate`` puts the raw moving image in its place (and, for ``inverse``, the fixed image in place of
@@ -107,6 +113,38 @@ def inverse_on_coarse_levels(min_factor: float) -> Callable:
     return descriptors
 
 
+def conditional_mean(source: Tensor, target: Tensor, bins: int) -> Tensor:
+    """``E[target | source]`` at every voxel of ``source`` (values clamped to [0, 1]): a histogram of
+    ``source`` with ``bins`` bins and linear weights accumulates ``target``; the table is read back with
+    the same weights, so every bin read has voxels in it."""
+    position = source.clamp(0, 1).flatten() * (bins - 1)
+    low = position.floor().clamp_max(bins - 2).long()
+    upper = position - low
+    sums, counts = source.new_zeros(bins), source.new_zeros(bins)
+    for index, weight in ((low, 1 - upper), (low + 1, upper)):
+        sums.index_add_(0, index, weight * target.flatten())
+        counts.index_add_(0, index, weight)
+    table = sums / counts.clamp_min(1e-6)
+    return (table[low] * (1 - upper) + table[low + 1] * upper).view_as(source)
+
+
+def remapped_descriptors(bins: int) -> Callable:
+    """``refinement._descriptors`` with the intensity channel (right after MIND's) replaced by
+    ``E[fixed | channel]`` on the level (see ``remap`` in the module docstring)."""
+
+    def descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig, fixed_translated=None):
+        source, target = SHIPPED_DESCRIPTORS(warped, fixed, level, config, fixed_translated)
+        if warped.shape[1] == 1 or config.translation_weight <= 0:
+            return source, target
+        k = SHIPPED(warped[:, :1], level, config).shape[1]
+        channel = refinement._downsample(warped[:, 1:2], level)
+        predicted = conditional_mean(channel, refinement._downsample(fixed, level), bins)
+        scaled = predicted * math.sqrt(config.translation_weight)
+        return torch.cat([source[:, :k], scaled, source[:, k + 1 :]], 1), target
+
+    return descriptors
+
+
 def main(argv: list[str]) -> None:
     import refine_sweep  # this folder (the script's own) is on sys.path when run as a script
 
@@ -118,6 +156,11 @@ def main(argv: list[str]) -> None:
             model.config = shipped.updated(refine={"inverse_weight": weight})
             if min_factor:
                 refinement._descriptors = inverse_on_coarse_levels(min_factor[0])
+        elif variant.startswith("remap:"):
+            bins, *inverse_weight = variant.split(":")[1:]
+            if inverse_weight:
+                model.config = shipped.updated(refine={"inverse_weight": float(inverse_weight[0])})
+            refinement._descriptors = remapped_descriptors(int(bins))
         else:
             refinement._features = variant_features(variant)
         try:

@@ -2,10 +2,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from innreg.data import load_image, read_manifest
 from innreg.data.phantom import generate_phantom_dataset
-from innreg.evaluation import evaluate, head_mask, translation_fidelity
+from innreg.evaluation import evaluate, head_mask, runs_on_cuda, translation_fidelity
 from innreg.inference import RegistrationResult
 
 
@@ -50,3 +51,38 @@ def test_evaluate_reports_translation_fidelity_when_the_manifest_has_the_truth(t
     assert "translation_ncc" in (tmp_path / "eval" / "summary.md").read_text()
     header = (tmp_path / "eval" / "per_pair.csv").read_text().splitlines()[0]
     assert "identity_translation_ssim" in header
+
+
+class CountingRegistrar:
+    """Identity registration on a stated device, recording the seconds it reports call by call."""
+
+    def __init__(self, device: str):
+        self.device = torch.device(device)  # only read, nothing runs there
+        self.calls = 0
+
+    def register(self, moving, fixed, moving_seg=None):
+        self.calls += 1
+        moving = moving.array
+        ddf = np.zeros((moving.ndim, *moving.shape), np.float32)
+        return RegistrationResult(moving, moving, ddf, ddf, moving_seg, float(self.calls))
+
+
+@pytest.mark.parametrize("device, warm_up", [("cpu", 0), ("cuda", 1)])
+def test_evaluate_times_the_first_pair_again_on_a_gpu(tmp_path, device, warm_up):
+    paths = generate_phantom_dataset(tmp_path / "d", "pd", "t1", n=3, size=(32, 32), seed=0, progress=False)
+    n = len(read_manifest(paths["train"]))
+    registrar = CountingRegistrar(device)
+    evaluate(registrar, paths["train"], tmp_path / "eval", overview_pairs=0, progress=False)
+    assert n >= 2 and registrar.calls == n + warm_up
+    rows = (tmp_path / "eval" / "per_pair.csv").read_text().splitlines()
+    column = rows[0].split(",").index("seconds")
+    # each pair reports the seconds of its last call: call k + warm_up for pair k (counted from 1)
+    assert [float(r.split(",")[column]) for r in rows[1:]] == [float(k + 1 + warm_up) for k in range(n)]
+
+
+def test_runs_on_cuda_reads_the_method_or_its_wrapped_model():
+    class Wrapper:
+        model = CountingRegistrar("cuda")
+
+    assert runs_on_cuda(Wrapper()) and runs_on_cuda(CountingRegistrar("cuda:1"))
+    assert not runs_on_cuda(CountingRegistrar("cpu")) and not runs_on_cuda(object())
