@@ -1,7 +1,9 @@
 """Other ways for the refinement to use the translation, against the shipped one (run by hand).
 
 Usage:
-    python benchmarks/criterion_probe.py MODEL.pt TEST.csv N_PAIRS VARIANT[,VARIANT...] [--no-translate]
+    python benchmarks/criterion_probe.py MODEL.pt TEST.csv N_PAIRS VARIANT[,VARIANT...] [--no-translate] [--keep DIR]
+
+``--keep DIR`` keeps each variant's evaluation in ``DIR/VARIANT`` (for ``innreg compare``).
 
 The refinement (``innreg.refinement``) matches MIND of the raw moving image and, as one extra channel,
 the translated intensity (weight ``refine.translation_weight`` against one MIND channel). Each variant
@@ -28,7 +30,9 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
   weights) of the channel and the fixed image as the stage finds them aligned, on each pyramid level: it
   corrects a translation's wrong grey values pair by pair and, with ``--no-translate``, turns the raw
   moving intensity into the classic intensity-remapping criterion (the strongest ablation to beat).
-  ``INVERSE_WEIGHT`` overrides ``refine.inverse_weight`` (e.g. 0 for that ablation).
+  ``INVERSE_WEIGHT`` overrides ``refine.inverse_weight`` (e.g. 0 for that ablation). ``remap2:BINS``: the
+  same, and the inverse channel's ``T^-1(fixed)`` replaced by the moving intensity it predicts,
+  ``E[moving | T^-1(fixed)]``, likewise.
 
 The fixed image stands in for the translated channel on the fixed side, as in the shipped refinement;
 ``--no-translate`` puts the raw moving image in its place (and, for ``inverse``, the fixed image in place of
@@ -40,6 +44,7 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -128,19 +133,23 @@ def conditional_mean(source: Tensor, target: Tensor, bins: int) -> Tensor:
     return (table[low] * (1 - upper) + table[low + 1] * upper).view_as(source)
 
 
-def remapped_descriptors(bins: int) -> Callable:
+def remapped_descriptors(bins: int, inverse_too: bool = False) -> Callable:
     """``refinement._descriptors`` with the intensity channel (right after MIND's) replaced by
-    ``E[fixed | channel]`` on the level (see ``remap`` in the module docstring)."""
+    ``E[fixed | channel]`` on the level, and with ``inverse_too`` the inverse channel's target by
+    ``E[moving | T^-1(fixed)]`` (see ``remap`` in the module docstring)."""
 
     def descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig, fixed_translated=None):
         source, target = SHIPPED_DESCRIPTORS(warped, fixed, level, config, fixed_translated)
         if warped.shape[1] == 1 or config.translation_weight <= 0:
             return source, target
         k = SHIPPED(warped[:, :1], level, config).shape[1]
-        channel = refinement._downsample(warped[:, 1:2], level)
-        predicted = conditional_mean(channel, refinement._downsample(fixed, level), bins)
-        scaled = predicted * math.sqrt(config.translation_weight)
-        return torch.cat([source[:, :k], scaled, source[:, k + 1 :]], 1), target
+        small, small_fixed = refinement._downsample(warped, level), refinement._downsample(fixed, level)
+        predicted = conditional_mean(small[:, 1:2], small_fixed, bins) * math.sqrt(config.translation_weight)
+        source = torch.cat([source[:, :k], predicted, source[:, k + 1 :]], 1)
+        if inverse_too and fixed_translated is not None and config.inverse_weight > 0:
+            inverse = conditional_mean(refinement._downsample(fixed_translated, level), small[:, :1], bins)
+            target = torch.cat([target[:, :-1], inverse * math.sqrt(config.inverse_weight)], 1)
+        return source, target
 
     return descriptors
 
@@ -148,6 +157,10 @@ def remapped_descriptors(bins: int) -> Callable:
 def main(argv: list[str]) -> None:
     import refine_sweep  # this folder (the script's own) is on sys.path when run as a script
 
+    keep = None
+    if "--keep" in argv:
+        at = argv.index("--keep")
+        keep, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2 :]
     model, records, no_translate, variants = refine_sweep.model_and_pairs(argv, threads=1)
     shipped = model.config
     for variant in variants.split(","):
@@ -156,15 +169,16 @@ def main(argv: list[str]) -> None:
             model.config = shipped.updated(refine={"inverse_weight": weight})
             if min_factor:
                 refinement._descriptors = inverse_on_coarse_levels(min_factor[0])
-        elif variant.startswith("remap:"):
+        elif variant.startswith(("remap:", "remap2:")):
             bins, *inverse_weight = variant.split(":")[1:]
             if inverse_weight:
                 model.config = shipped.updated(refine={"inverse_weight": float(inverse_weight[0])})
-            refinement._descriptors = remapped_descriptors(int(bins))
+            refinement._descriptors = remapped_descriptors(int(bins), variant.startswith("remap2:"))
         else:
             refinement._features = variant_features(variant)
         try:
-            with tempfile.TemporaryDirectory() as out:
+            with tempfile.TemporaryDirectory() as scratch:
+                out = scratch if keep is None else keep / f"{'no-translate-' if no_translate else ''}{variant}"
                 s = evaluate(model, records, out, overview_pairs=0, progress=False)
         finally:
             refinement._features, refinement._descriptors, model.config = SHIPPED, SHIPPED_DESCRIPTORS, shipped
