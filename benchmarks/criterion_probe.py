@@ -25,11 +25,11 @@ pairs of ``TEST.csv`` are scored by ``innreg.evaluation.evaluate`` (the code of 
   WEIGHT``, the raw moving intensity against the fixed image translated into the moving modality by the
   translator's inverse (``T^-1(fixed)``, computed once per pair, at the model's ``refine.inverse_factor``).
   ``inverse:WEIGHT:FACTOR``: the same on the levels downsampled by ``FACTOR`` or more only.
-* ``remap:BINS[:INVERSE_WEIGHT]``: the intensity channel replaced by the fixed intensity it predicts,
-  ``E[fixed | channel]``, a per-pair lookup table from the joint histogram (``BINS`` bins, linear
-  weights) of the channel and the fixed image as the stage finds them aligned, on each pyramid level: it
-  corrects a translation's wrong grey values pair by pair and, with ``--no-translate``, turns the raw
-  moving intensity into the classic intensity-remapping criterion (the strongest ablation to beat).
+* ``remap:BINS[:INVERSE_WEIGHT]``: ``refine.remap_bins: BINS``, the intensity channel replaced by the fixed
+  intensity it predicts, ``E[fixed | channel]``, a per-pair lookup table from the joint histogram of the
+  channel and the fixed image as the stage finds them aligned, on each pyramid level: it corrects a
+  translation's wrong grey values pair by pair and, with ``--no-translate``, turns the raw moving
+  intensity into the classic intensity-remapping criterion (the strongest ablation to beat).
   ``INVERSE_WEIGHT`` overrides ``refine.inverse_weight`` (e.g. 0 for that ablation). ``remap2:BINS``: the
   same, and the inverse channel's ``T^-1(fixed)`` replaced by the moving intensity it predicts,
   ``E[moving | T^-1(fixed)]``, likewise.
@@ -118,38 +118,17 @@ def inverse_on_coarse_levels(min_factor: float) -> Callable:
     return descriptors
 
 
-def conditional_mean(source: Tensor, target: Tensor, bins: int) -> Tensor:
-    """``E[target | source]`` at every voxel of ``source`` (values clamped to [0, 1]): a histogram of
-    ``source`` with ``bins`` bins and linear weights accumulates ``target``; the table is read back with
-    the same weights, so every bin read has voxels in it."""
-    position = source.clamp(0, 1).flatten() * (bins - 1)
-    low = position.floor().clamp_max(bins - 2).long()
-    upper = position - low
-    sums, counts = source.new_zeros(bins), source.new_zeros(bins)
-    for index, weight in ((low, 1 - upper), (low + 1, upper)):
-        sums.index_add_(0, index, weight * target.flatten())
-        counts.index_add_(0, index, weight)
-    table = sums / counts.clamp_min(1e-6)
-    return (table[low] * (1 - upper) + table[low + 1] * upper).view_as(source)
-
-
-def remapped_descriptors(bins: int, inverse_too: bool = False) -> Callable:
-    """``refinement._descriptors`` with the intensity channel (right after MIND's) replaced by
-    ``E[fixed | channel]`` on the level, and with ``inverse_too`` the inverse channel's target by
-    ``E[moving | T^-1(fixed)]`` (see ``remap`` in the module docstring)."""
+def inverse_remapped(bins: int) -> Callable:
+    """``refinement._descriptors`` with the inverse channel's ``T^-1(fixed)`` replaced by the moving
+    intensity it predicts, ``E[moving | T^-1(fixed)]`` (see ``remap2`` in the module docstring)."""
 
     def descriptors(warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig, fixed_translated=None):
         source, target = SHIPPED_DESCRIPTORS(warped, fixed, level, config, fixed_translated)
-        if warped.shape[1] == 1 or config.translation_weight <= 0:
+        if fixed_translated is None or config.inverse_weight <= 0:
             return source, target
-        k = SHIPPED(warped[:, :1], level, config).shape[1]
-        small, small_fixed = refinement._downsample(warped, level), refinement._downsample(fixed, level)
-        predicted = conditional_mean(small[:, 1:2], small_fixed, bins) * math.sqrt(config.translation_weight)
-        source = torch.cat([source[:, :k], predicted, source[:, k + 1 :]], 1)
-        if inverse_too and fixed_translated is not None and config.inverse_weight > 0:
-            inverse = conditional_mean(refinement._downsample(fixed_translated, level), small[:, :1], bins)
-            target = torch.cat([target[:, :-1], inverse * math.sqrt(config.inverse_weight)], 1)
-        return source, target
+        small = refinement._downsample(warped[:, :1], level)
+        inverse = refinement.conditional_mean(refinement._downsample(fixed_translated, level), small, bins)
+        return source, torch.cat([target[:, :-1], inverse * math.sqrt(config.inverse_weight)], 1)
 
     return descriptors
 
@@ -171,9 +150,10 @@ def main(argv: list[str]) -> None:
                 refinement._descriptors = inverse_on_coarse_levels(min_factor[0])
         elif variant.startswith(("remap:", "remap2:")):
             bins, *inverse_weight = variant.split(":")[1:]
-            if inverse_weight:
-                model.config = shipped.updated(refine={"inverse_weight": float(inverse_weight[0])})
-            refinement._descriptors = remapped_descriptors(int(bins), variant.startswith("remap2:"))
+            overrides = {"remap_bins": int(bins)} | ({"inverse_weight": float(inverse_weight[0])} if inverse_weight else {})
+            model.config = shipped.updated(refine=overrides)
+            if variant.startswith("remap2:"):
+                refinement._descriptors = inverse_remapped(int(bins))
         else:
             refinement._features = variant_features(variant)
         try:

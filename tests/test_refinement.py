@@ -249,3 +249,39 @@ def test_mind_presmooth_registers_noisy_images_better():
             ddf, _ = refine_registration(noisy_moving, noisy_fixed, torch.zeros(1, 2, *shape), None, config)
             errors[presmooth] += interior((warp(moving, ddf) - fixed).abs()).mean().item()
     assert errors[0.7] < 0.95 * errors[0.0]
+
+
+def test_conditional_mean_recovers_a_grey_value_map():
+    from innreg.refinement import conditional_mean
+
+    x = torch.rand(1, 1, 50, 40, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(conditional_mean(x, 1 - x, 32), 1 - x, atol=0.02, rtol=0)  # linear weights blur by < 1 bin
+    classes = (torch.rand(1, 1, 30, 30, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    torch.testing.assert_close(conditional_mean(0.2 + 0.5 * classes, classes, 16), classes)  # bin centres: exact
+    mixed = conditional_mean(torch.full((1, 1, 4, 4), 0.5), torch.arange(16.0).view(1, 1, 4, 4), 8)
+    torch.testing.assert_close(mixed, torch.full((1, 1, 4, 4), 7.5))  # one grey value: the mean of its targets
+
+
+def test_remap_turns_a_translation_with_the_wrong_contrast_into_a_guide():
+    # A "translation" that kept the moving image's inverted contrast misleads a heavily weighted intensity
+    # channel; remapped to the fixed intensity it predicts (refine.remap_bins) it guides the alignment.
+    shape = (48, 40)
+    fixed = blobs(shape)
+    true = smooth_shift(shape, 2.0)
+    moving = 1.0 - warp(fixed, -true)
+    zero = torch.zeros_like(true)
+    errors = {}
+    for bins in (0, 32):
+        config = RefineConfig(factors=(2, 1), steps=(10, 10), translation_weight=1000.0, remap_bins=bins)
+        ddf, _ = refine_registration(moving, fixed, zero, None, config, translated=moving)
+        errors[bins] = interior(ddf - true).norm(dim=1).mean()
+    assert errors[32] < 0.25 * interior(true).norm(dim=1).mean() < errors[0]
+
+
+@pytest.mark.parametrize("bins", [1, -3])
+def test_remap_bins_must_be_off_or_at_least_two(bins):
+    from innreg.config import Config
+    from innreg.errors import InnregInputError
+
+    with pytest.raises(InnregInputError, match="remap_bins"):
+        Config.from_dict({"refine": {"remap_bins": bins}})

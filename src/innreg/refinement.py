@@ -89,6 +89,21 @@ def _features(images: Tensor, level: tuple[int, ...], config: RefineConfig) -> T
     return torch.cat([descriptor, small[:, 1:] * math.sqrt(config.translation_weight)], dim=1)
 
 
+def conditional_mean(source: Tensor, target: Tensor, bins: int) -> Tensor:
+    """``E[target | source]`` at every voxel of ``source`` ``(1, 1, *S)`` (values clamped to [0, 1]):
+    a histogram of ``source`` with ``bins`` bins and linear weights accumulates ``target``; the table is
+    read back with the same weights, so every bin read holds voxels."""
+    position = source.clamp(0, 1).flatten() * (bins - 1)
+    low = position.floor().clamp_max(bins - 2).long()
+    upper = position - low
+    sums, counts = source.new_zeros(bins), source.new_zeros(bins)
+    for index, weight in ((low, 1 - upper), (low + 1, upper)):
+        sums.index_add_(0, index, weight * target.flatten())
+        counts.index_add_(0, index, weight)
+    table = sums / counts.clamp_min(1e-6)
+    return (table[low] * (1 - upper) + table[low + 1] * upper).view_as(source)
+
+
 def _descriptors(
     warped: Tensor, fixed: Tensor, level: tuple[int, ...], config: RefineConfig, fixed_translated: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -96,9 +111,14 @@ def _descriptors(
     ``(1, 1, *S)`` (moving) or ``(1, 2, *S)`` (moving, translated moving); the fixed image stands in
     for both of its channels. With ``fixed_translated`` (``(1, 1, *S)``, the fixed image in the moving
     modality) and ``config.inverse_weight > 0``, the raw moving intensity and ``fixed_translated`` are
-    appended, scaled by ``sqrt(inverse_weight)``."""
+    appended, scaled by ``sqrt(inverse_weight)``. With ``config.remap_bins`` the moving intensity channel is
+    replaced by :func:`conditional_mean` of the fixed image given it, on the level."""
     source = _features(warped, level, config)
     target = _features(fixed.expand(-1, warped.shape[1], *fixed.shape[2:]), level, config)
+    if config.remap_bins > 0 and warped.shape[1] > 1:
+        # The intensity channel (the last of _features) as the fixed intensity it predicts, E[fixed | channel].
+        predicted = conditional_mean(_downsample(warped[:, 1:], level), _downsample(fixed, level), config.remap_bins)
+        source = torch.cat([source[:, :-1], predicted * math.sqrt(config.translation_weight)], dim=1)
     if fixed_translated is None or config.inverse_weight <= 0:
         return source, target
     scale = math.sqrt(config.inverse_weight)
