@@ -337,12 +337,12 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
             raise InnregInputError(
                 f"{where}: need grid_factor >= 1, inverse_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0"
             )
+        if section.remap_bins != 0 and section.remap_bins < 2:
+            raise InnregInputError(f"{where}.remap_bins: must be 0 (off) or >= 2, got {section.remap_bins}")
         non_negative = (
             section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight,
             section.inverse_weight, section.reference_spacing, section.mind_presmooth,
         )
-        if section.remap_bins != 0 and section.remap_bins < 2:
-            raise InnregInputError(f"{where}.remap_bins: must be 0 (off) or >= 2, got {section.remap_bins}")
         if section.step_size <= 0 or min(non_negative) < 0:
             raise InnregInputError(
                 f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping, translation_weight, "
