@@ -8,6 +8,7 @@ from innreg.data import load_image, read_manifest
 from innreg.data.phantom import generate_phantom_dataset
 from innreg.evaluation import evaluate, head_mask, runs_on_cuda, translation_fidelity
 from innreg.inference import RegistrationResult
+from innreg.results import read_per_pair
 
 
 def test_translation_fidelity_perfect_translator_scores_one_and_moving_is_the_floor():
@@ -74,10 +75,9 @@ def test_evaluate_times_the_first_pair_again_on_a_gpu(tmp_path, device, warm_up)
     registrar = CountingRegistrar(device)
     evaluate(registrar, paths["train"], tmp_path / "eval", overview_pairs=0, progress=False)
     assert n >= 2 and registrar.calls == n + warm_up
-    rows = (tmp_path / "eval" / "per_pair.csv").read_text().splitlines()
-    column = rows[0].split(",").index("seconds")
+    seconds = list(read_per_pair(tmp_path / "eval", "seconds").values())
     # each pair reports the seconds of its last call: call k + warm_up for pair k (counted from 1)
-    assert [float(r.split(",")[column]) for r in rows[1:]] == [float(k + 1 + warm_up) for k in range(n)]
+    assert seconds == [float(k + 1 + warm_up) for k in range(n)]
 
 
 def test_runs_on_cuda_reads_the_method_or_its_wrapped_model():
