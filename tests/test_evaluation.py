@@ -29,4 +29,6 @@ def test_overlap_metrics_only_scores_labels_present_in_fixed():
     row = overlap_metrics(warped, fixed, (1.0, 1.0)).to_row()
     assert row["dice_1"] == 1.0 and row["dice_2"] == 0.0 and "dice_3" not in row
     assert row["dice_mean"] == 0.5
-    assert row["hd95_1"] == 0.0 and math.isnan(row["hd95_2"]) and row["hd95_mean"] == 0.0
+    # The lost label scores the grid's diagonal (9 * sqrt(2) mm), so it counts against the mean.
+    assert row["hd95_1"] == 0.0 and row["hd95_2"] == pytest.approx(9 * math.sqrt(2))
+    assert row["hd95_mean"] == pytest.approx(4.5 * math.sqrt(2))

@@ -98,10 +98,12 @@ def test_hd95_matches_brute_force_on_random_3d_blobs():
             assert value == pytest.approx(brute_force_hd95(a == label, b == label, spacing))
 
 
-def test_hd95_missing_label_is_nan():
-    target = square((8, 8), (1, 1), (4, 4))
-    scores = hd95_per_label(np.zeros_like(target), target, spacing=(1, 1))
-    assert list(scores) == [1] and math.isnan(scores[1])
+def test_hd95_of_a_lost_label_is_the_grid_diagonal_and_nan_only_when_absent_from_both():
+    target = square((8, 5), (1, 1), (4, 4))
+    lost = hd95_per_label(np.zeros_like(target), target, spacing=(2, 1))
+    assert list(lost) == [1] and lost[1] == pytest.approx(math.sqrt(14**2 + 4**2))
+    assert hd95_per_label(target, np.zeros_like(target), spacing=(2, 1), labels=[1])[1] == lost[1]
+    assert math.isnan(hd95_per_label(target, target, spacing=(2, 1), labels=[2])[2])
     with pytest.raises(ValueError, match="spacing"):
         hd95_per_label(target, target, spacing=(1, 1, 1))
 
@@ -116,6 +118,13 @@ def test_neg_jacobian_fraction_of_a_known_fold():
     ddf[0, :, :folded_cols] = -1 * np.arange(shape[0])[:, None]
     assert neg_jacobian_fraction(torch.from_numpy(ddf).float()[None]) == pytest.approx(folded_cols / shape[1])
     assert neg_jacobian_fraction(torch.zeros(3, 4, 5, 6)) == 0.0
+
+
+def test_neg_jacobian_fraction_of_a_known_3d_fold():
+    ddf = np.zeros((3, 4, 5, 6))
+    # u_1 = -2 x_1 on the first of 4 slices along axis 0: det = 1 + du_1/dx_1 = -1 there, 1 elsewhere.
+    ddf[1, :1] = -2 * np.arange(5)[None, :, None]
+    assert neg_jacobian_fraction(ddf) == pytest.approx(1 / 4)
 
 
 def test_neg_jacobian_fraction_rejects_batches_and_bad_shapes():

@@ -24,6 +24,7 @@ def test_summary_means_over_pairs_ignore_nan():
     ]
     s = EvaluationSummary.of_pairs(pairs, "m")
     assert s.dice_mean == pytest.approx(0.6) and s.hd95_mean == 2.0
+    assert s.dice_std == pytest.approx(0.1 * math.sqrt(2))  # sample std (n - 1) of 0.5 and 0.7
     assert s.seconds_per_pair == 2.0 and s.neg_jacobian_fraction == pytest.approx(0.005)
     assert s.identity.dice_mean == pytest.approx(0.4) and s.per_label()["dice_1"] == pytest.approx(0.6)
     assert s.epe_mm is None and s.translation_ncc is None  # measured by no pair
@@ -61,6 +62,7 @@ def test_files_keep_their_column_and_key_names(tmp_path):
     assert data["epe_mm"] == 1.5 and data["translation_ssim"] == 0.8  # means over the pairs that have them
     assert EvaluationSummary.from_dict(data) == summary
     header = (tmp_path / "summary.md").read_text().splitlines()[0]
-    assert header == "| method | dice_mean | hd95_mean | neg_jacobian_fraction | seconds_per_pair | epe_mm | " \
+    assert header == "| method | dice_mean | hd95_mean | neg_jacobian_percent | seconds_per_pair | epe_mm | " \
                      "translation_ncc | translation_ssim |"
     assert math.isnan(EvaluationSummary.of_pairs([], "none").dice_std)
+    assert math.isnan(EvaluationSummary.of_pairs(pairs[:1], "one").dice_std)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from innreg.config import Config
-from innreg.results import SUMMARY_KEYS
+from innreg.results import TABLE_KEYS
 
 DEMO_PAIRS = 60
 DEMO_SIZE = (192, 160)
@@ -54,7 +54,7 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
     share = translation_share(read_per_pair(out_dir / "evaluation"), read_per_pair(out_dir / "evaluation-no-translate"))
     print(f"Dice {summary.dice_mean:.3f} (network alone {network_only.dice_mean:.3f}, --no-translate "
           f"{untranslated.dice_mean:.3f}, unregistered {summary.identity.dice_mean:.3f}). {share}")
-    columns = ["method", *SUMMARY_KEYS, "epe_mm"]
+    columns = ["method", *TABLE_KEYS, "epe_mm"]
     overviews = sorted((out_dir / "evaluation").glob("overview_*.png"))
     sections = [
         ReportSection(
@@ -62,8 +62,8 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
             text=(
                 f"{summary.n_pairs} test pairs of simulated whole-head T2 (moving) and T1 (fixed) slices of "
                 f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]} voxels. Dice and HD95 (mm) over CSF, GM and WM; "
-                "neg_jacobian_fraction is the share of voxels whose Jacobian determinant is <= 0; "
-                "epe_mm is the mean endpoint error against the known deformation inside the head. "
+                "neg_jacobian_percent is the share of voxels whose Jacobian determinant is <= 0; "
+                "epe_mm is the mean endpoint error against the known deformation inside the brain labels. "
                 "innreg refines the network's field for each pair; 'network only' is the network alone; "
                 "'--no-translate' runs innreg's pipeline on the untranslated moving image. " + share
             ),

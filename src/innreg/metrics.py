@@ -81,17 +81,20 @@ def hd95_per_label(
         labels: labels to score; default: the non-zero labels present in ``target``.
 
     Returns:
-        ``{label: hd95_mm}``; ``nan`` where the label is missing from ``pred`` or ``target`` (as MONAI).
+        ``{label: hd95_mm}``; a label present in one map only scores the grid's diagonal in mm (the
+        largest distance the grid holds: a lost structure must not drop out of a mean, where it would
+        make the method look better); ``nan`` only for a label absent from both.
     """
     pred, target, labels = _label_pair(pred, target, labels)
     spacing = tuple(float(s) for s in spacing)
     if len(spacing) != pred.ndim:
         raise ValueError(f"spacing has {len(spacing)} values for {pred.ndim}D label maps")
+    diagonal = float(np.sqrt(sum(((n - 1) * s) ** 2 for n, s in zip(pred.shape, spacing))))
     scores = {}
     for label in labels:
         p, t = pred == label, target == label
         if not p.any() or not t.any():
-            scores[label] = float("nan")
+            scores[label] = diagonal if p.any() or t.any() else float("nan")
             continue
         # Cropping to the union's bounding box changes no surface voxel and no distance, only the cost.
         box = tuple(slice(c.min(), c.max() + 1) for c in np.nonzero(p | t))

@@ -23,6 +23,8 @@ from innreg.reports.tables import csv_text, markdown_table, record_keys
 
 # The headline metrics of a method, in table order (optional ones only where measured).
 SUMMARY_KEYS = ("dice_mean", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair")
+# Tables show folding in percent: typical fractions (1e-4) would print as 0.000.
+TABLE_KEYS = ("dice_mean", "hd95_mean", "neg_jacobian_percent", "seconds_per_pair")
 TRANSLATION_KEYS = ("translation_ncc", "translation_ssim")
 _OPTIONAL_KEYS = ("epe_mm", *TRANSLATION_KEYS)
 _LABEL_METRICS = ("dice", "hd95")
@@ -33,6 +35,12 @@ def nan_mean(values: Iterable[float | None]) -> float:
     """Mean of the values that are neither ``None`` nor NaN (NaN when none is left)."""
     kept = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(kept)) if kept else float("nan")
+
+
+def _sample_std(values: Sequence[float]) -> float:
+    """Standard deviation with Bessel's correction over the non-NaN values (NaN below two)."""
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.std(kept, ddof=1)) if len(kept) > 1 else float("nan")
 
 
 @dataclass
@@ -174,7 +182,7 @@ class EvaluationSummary:
             method=method,
             n_pairs=len(pairs),
             dice_mean=nan_mean(p.overlap.dice_mean for p in pairs),
-            dice_std=float(np.nanstd([p.overlap.dice_mean for p in pairs])) if pairs else float("nan"),
+            dice_std=_sample_std([p.overlap.dice_mean for p in pairs]),
             hd95_mean=nan_mean(p.overlap.hd95_mean for p in pairs),
             neg_jacobian_fraction=nan_mean(p.neg_jacobian_fraction for p in pairs),
             seconds_per_pair=nan_mean(p.seconds for p in pairs),
@@ -235,14 +243,18 @@ class EvaluationSummary:
         )
 
     def table_rows(self) -> list[dict[str, Any]]:
-        """The identity and the method as two table rows (headline metrics only)."""
+        """The identity and the method as two table rows (headline metrics only, folding in percent)."""
         main = {"method": self.method} | {k: getattr(self, k) for k in SUMMARY_KEYS}
         main |= {k: getattr(self, k) for k in _OPTIONAL_KEYS if getattr(self, k) is not None}
-        return [{"method": "identity", **self.identity.to_dict()}, main]
+        rows = []
+        for row in ({"method": "identity", **self.identity.to_dict()}, main):
+            fraction = row.pop("neg_jacobian_fraction")
+            rows.append(row | {"neg_jacobian_percent": 100.0 * fraction})
+        return rows
 
     def table_columns(self) -> list[str]:
         """Columns of :meth:`table_rows`: the headline metrics, then the optional ones measured."""
-        return ["method", *SUMMARY_KEYS] + [k for k in _OPTIONAL_KEYS if getattr(self, k) is not None]
+        return ["method", *TABLE_KEYS] + [k for k in _OPTIONAL_KEYS if getattr(self, k) is not None]
 
 
 def write_results(pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_dir: Path) -> None:
