@@ -281,6 +281,26 @@ def test_train_out_is_an_existing_file(capsys, phantom, tmp_path):
     assert out.read_text() == "keep me"
 
 
+def test_unknown_device(capsys, model, pair, tmp_path):
+    _fails(capsys, _register(model, pair[0], pair[1], tmp_path / "out") + ["--device", "tpu"], "--device tpu", "auto, cpu")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["register", "evaluate"])
+def test_a_broken_later_pair_leaves_no_earlier_outputs(capsys, model, phantom, tmp_path, command):
+    first = read_manifest(phantom["test"])[0]
+    bad = tmp_path / "truncated.nii.gz"
+    bad.write_bytes(first.moving.read_bytes()[:200])
+    row = f"{{}},{first.fixed},{first.moving_seg},{first.fixed_seg}"
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("moving,fixed,moving_seg,fixed_seg\n" + row.format(first.moving) + "\n" + row.format(bad) + "\n")
+    out = tmp_path / "deep" / "out"
+    args = _register_pairs(model, csv, out) if command == "register" else [
+        "evaluate", "--model", str(model), "--pairs", str(csv), "--out", str(out), "--quiet", "--no-refine"]
+    _fails(capsys, args, str(bad))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.csv", "truncated.nii.gz"]
+
+
 def test_failed_train_leaves_no_run_folder(capsys, pair, tmp_path):
     bad = tmp_path / "truncated.nii.gz"
     bad.write_bytes(pair[0].read_bytes()[:200])

@@ -1,12 +1,15 @@
 """Atomic file output: write to a temporary file beside the target, then rename it over the target.
 
-An interrupted or failing write never leaves a half-written file under the final name.
+An interrupted or failing write never leaves a half-written file under the final name; a run that writes
+a folder of outputs stages them in a temporary folder (:func:`staged_dir`), so one that fails half-way
+(a broken image in the tenth pair) leaves nothing behind either.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +34,33 @@ def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder for the outputs of a run that ends in ``path``; when the block
+    succeeds, move its entries into ``path`` (created with its parents; same-named entries replaced),
+    otherwise delete it, so a failing run leaves ``path`` as it was and creates no folder.
+
+    The temporary folder lies in the nearest existing ancestor of ``path`` (the same file system, so the
+    moves are renames). Files that name their outputs should name them under ``path``.
+    """
+    path = Path(path)
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    tmp = existing / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    tmp.mkdir()
+    try:
+        yield tmp
+        path.mkdir(parents=True, exist_ok=True)
+        for entry in tmp.iterdir():
+            target = path / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

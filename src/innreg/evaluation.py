@@ -26,6 +26,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+from innreg.atomic import staged_dir
 from innreg.data import (
     Interpolation,
     PairRecord,
@@ -141,17 +142,34 @@ def evaluate(
     Returns:
         The summary (also written to ``summary.json``).
     """
-    from tqdm.auto import tqdm
-
-    from innreg.metrics import jacobian_determinant
-    from innreg.reports import registration_overview
-
     records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
     missing = [r.moving for r in records if r.moving_seg is None or r.fixed_seg is None]
     if missing:
         raise InnregInputError(f"{pairs}: evaluation needs moving_seg and fixed_seg columns (missing for {missing[0]})")
     out_dir = Path(out_dir)
-    (out_dir / "pairs").mkdir(parents=True, exist_ok=True)
+    with staged_dir(out_dir) as staging:  # a broken later pair leaves no earlier pair's outputs
+        (staging / "pairs").mkdir()
+        rows = _evaluate_pairs(registrar, records, staging, out_dir, overview_pairs, progress, method)
+        summary = EvaluationSummary.of_pairs(rows, method)
+        write_results(rows, summary, staging)
+    return summary
+
+
+def _evaluate_pairs(
+    registrar: Registrar,
+    records: Sequence[PairRecord],
+    staging: Path,
+    out_dir: Path,
+    overview_pairs: int,
+    progress: bool,
+    method: str,
+) -> list[PairMetrics]:
+    """Register and score every pair; files go to ``staging`` and are named in the rows under ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    from innreg.metrics import jacobian_determinant
+    from innreg.reports import registration_overview
+
     rows: list[PairMetrics] = []
     for i, record in enumerate(tqdm(records, desc=f"evaluate {method}", unit="pair", disable=not progress)):
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
@@ -166,7 +184,7 @@ def evaluate(
         spacing = voxel_spacing(fixed)
         name = f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
         warped_seg_path = out_dir / "pairs" / f"{name}_warped_seg.nii.gz"
-        save_image(warped_seg_path, result.warped_seg, fixed, dtype=np.int16)
+        save_image(staging / "pairs" / warped_seg_path.name, result.warped_seg, fixed, dtype=np.int16)
         row = PairMetrics(
             pair=i,
             moving=str(record.moving),
@@ -191,10 +209,8 @@ def evaluate(
         if i < overview_pairs:
             jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
             registration_overview(
-                out_dir / f"overview_{name}.png", moving.array, fixed.array, result.translated, result.warped,
+                staging / f"overview_{name}.png", moving.array, fixed.array, result.translated, result.warped,
                 result.ddf, jacobian=jac, moving_seg=moving_seg.array, fixed_seg=fixed_seg.array,
                 warped_seg=result.warped_seg, title=f"{method}: pair {i}",
             )
-    summary = EvaluationSummary.of_pairs(rows, method)
-    write_results(rows, summary, out_dir)
-    return summary
+    return rows

@@ -6,6 +6,7 @@ discriminator is a training-only part and lives in :mod:`innreg.training`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from innreg.config import Config, ModelConfig, RegInput, TranslatorKind
 from innreg.nn import INNTranslator, PatchDiscriminator, RegistrationNet, ResNetTranslator, UNetTranslator
 from innreg.data.pairs import check_working_size
+from innreg.errors import InnregInputError
 
 
 @dataclass
@@ -134,13 +136,14 @@ def check_network_size(shape: tuple[int, ...], input_factor: int, name: str) -> 
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU; ``cpu``/``cuda[:k]`` are taken as given."""
+    """``auto`` picks CUDA when available, else the CPU; ``cpu``/``cuda[:k]`` are taken as given. Any
+    other name, or CUDA on a machine without it, is an :class:`~innreg.errors.InnregInputError`."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise InnregInputError(f"--device {device}: expected auto, cpu or cuda[:k]")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from innreg.errors import InnregInputError
-
         raise InnregInputError(f"--device {device}: CUDA is not available on this machine")
     return torch.device(device)

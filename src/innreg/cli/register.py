@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from innreg.atomic import check_output_dir
+    from innreg.atomic import check_output_dir, staged_dir
     from innreg.data import PairRecord, read_manifest
     from innreg.inference import write_registration
 
@@ -34,10 +34,12 @@ def run(args: argparse.Namespace) -> None:
     model = load_model_from_args(args)
     if args.pairs is not None:
         records = records_with_masks(read_manifest(args.pairs), args)
-        for i, record in enumerate(records):
-            folder = args.out / f"{i:04d}_{Path(record.moving).name.split('.')[0]}"
-            write_registration(model, record, folder)
-            print(f"pair {i}: {folder}")
+        names = [f"{i:04d}_{Path(record.moving).name.split('.')[0]}" for i, record in enumerate(records)]
+        with staged_dir(args.out) as staging:  # a broken later pair leaves no earlier pair's outputs
+            for record, name in zip(records, names):
+                write_registration(model, record, staging / name)
+        for i, name in enumerate(names):
+            print(f"pair {i}: {args.out / name}")
     else:
         record = PairRecord(
             moving=args.moving, fixed=args.fixed, moving_seg=args.moving_seg,
