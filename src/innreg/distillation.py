@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from innreg import distributed
 from innreg.config import Config
 from innreg.core.affine import affine_ddf
 from innreg.core.enums import DistilTarget
 from innreg.core.warp import warp
-from innreg.loop import LoopState, run_loop, scheduled_lr, set_lr
+from innreg.loop import LoopState, optimiser_step, run_loop, scheduled_lr, set_lr
 from innreg.losses import gradient_smoothness
 from innreg.model import INNReg
 from innreg.objective import similarity_loss
@@ -149,10 +149,7 @@ def distil_registration(
         if t.distil_similarity > 0:
             sim = similarity(warp(moving, out.ddf), fixed)
             total = total + t.distil_similarity * sim
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        nn.utils.clip_grad_norm_(params, t.grad_clip)
-        opt.step()
+        optimiser_step(opt, total, params, t.grad_clip)
         terms = {"distil": distil, "distil_affine": affine, "distil_smooth": smooth, "distil_sim": sim}
         return distributed.mean_over_ranks({name: value.item() for name, value in terms.items()}, ctx, device)
 

@@ -121,6 +121,29 @@ def set_lr(optimisers: Iterable[torch.optim.Optimizer | None], lr: float) -> Non
             group["lr"] = lr
 
 
+def optimiser_step(
+    optimiser: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    parameters: Iterable[torch.nn.Parameter],
+    grad_clip: float,
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """One update of every trainer: clear the gradients, backpropagate ``loss``, clip the gradients' norm
+    to ``grad_clip`` (``train.grad_clip``), step. With a ``scaler`` (mixed precision) the loss is scaled
+    and the gradients unscaled before the clip; the caller calls ``scaler.update()`` once per iteration."""
+    optimiser.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimiser)
+    torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    if scaler is None:
+        optimiser.step()
+    else:
+        scaler.step(optimiser)
+
+
 def run_loop(
     name: str,
     steps: int,

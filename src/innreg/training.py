@@ -37,7 +37,7 @@ from innreg.config import Config, Precision
 from innreg.data import PairRecord, pair_records
 from innreg.distillation import distil_registration, distillation_steps
 from innreg.errors import TrainingDivergedError
-from innreg.loop import LoopState, read_checkpoint, restore, run_loop
+from innreg.loop import LoopState, optimiser_step, read_checkpoint, restore, run_loop
 from innreg.losses import lsgan_discriminator_loss
 from innreg.model import INNReg, build_critic, resolve_device
 from innreg.model_file import save_model, upgraded_config
@@ -119,11 +119,7 @@ def train_step(
         with amp():  # one call on real + fake: one DDP forward per backward (instance norm is per sample)
             real_score, fake_score = (state.ddp_discriminator or disc)(torch.cat([fixed, fake])).float().chunk(2)
         d_loss = lsgan_discriminator_loss(real_score, fake_score)
-        state.opt_d.zero_grad(set_to_none=True)
-        scaler.scale(d_loss).backward()
-        scaler.unscale_(state.opt_d)
-        nn.utils.clip_grad_norm_(disc.parameters(), config.train.grad_clip)
-        scaler.step(state.opt_d)
+        optimiser_step(state.opt_d, d_loss, disc.parameters(), config.train.grad_clip, scaler)
         logs["disc"] = d_loss.item()
         disc.requires_grad_(False)  # the generator step must not move the discriminator
     try:
@@ -133,11 +129,7 @@ def train_step(
         bad = sorted(key for key, value in terms.items() if not torch.isfinite(value).all())
         if bad:
             raise TrainingDivergedError(f"{', '.join(bad)} not finite")
-        state.opt_g.zero_grad(set_to_none=True)
-        scaler.scale(terms["total"]).backward()
-        scaler.unscale_(state.opt_g)
-        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        scaler.step(state.opt_g)
+        optimiser_step(state.opt_g, terms["total"], model.parameters(), config.train.grad_clip, scaler)
         scaler.update()
     finally:
         if disc is not None:

@@ -46,7 +46,7 @@ from innreg import distributed
 from innreg.config import Config, TrainConfig
 from innreg.core.filters import gaussian_smooth
 from innreg.data import PairDataset, PairRecord
-from innreg.loop import LoopState, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
+from innreg.loop import LoopState, optimiser_step, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import MIN_NETWORK_SIZE, INNReg, build_critic
 from innreg.nn import warp
@@ -185,9 +185,7 @@ def train_translator(
             # Real and fake in one call: one DDP forward per backward (instance norm is per sample).
             real_score, fake_score = critic(torch.cat([fixed, fake])).chunk(2)
             d_loss = lsgan_discriminator_loss(real_score, fake_score)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            optimiser_step(opt_d, d_loss, discriminator.parameters(), t.grad_clip)
             logs["disc"] = d_loss.item()
         l1, translated = objective(moving, fixed, covered)
         total = loss_cfg.w_l1 * l1
@@ -197,10 +195,7 @@ def train_translator(
             discriminator.requires_grad_(True)
             total = total + loss_cfg.w_adv * adv
             logs["adv"] = adv.item()
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        nn.utils.clip_grad_norm_(translator.parameters(), t.grad_clip)
-        opt.step()
+        optimiser_step(opt, total, translator.parameters(), t.grad_clip)
         logs["l1"] = l1.item()
         return distributed.mean_over_ranks(logs, ctx, device)
 

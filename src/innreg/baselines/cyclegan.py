@@ -30,7 +30,7 @@ from innreg.inference import RegistrationModel, RegistrationResult, load_model
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import INNReg, build_critic, build_translator, resolve_device
 from innreg.batches import PairBatches
-from innreg.loop import run_loop
+from innreg.loop import optimiser_step, run_loop
 from innreg.model_file import save_model
 from innreg.training import TrainState, seed_everything, train_step
 
@@ -113,18 +113,12 @@ class CycleGanVoxelMorph(Method):
             adv = lsgan_generator_loss(d_b(fake_b)) + lsgan_generator_loss(d_a(fake_a))
             cycle = (g_ba(fake_b) - moving).abs().mean() + (g_ab(fake_a) - fixed).abs().mean()
             g_loss = adv + self.w_cycle * cycle
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            nn.utils.clip_grad_norm_(generators.parameters(), t.grad_clip)
-            opt_g.step()
+            optimiser_step(opt_g, g_loss, generators.parameters(), t.grad_clip)
             discriminators.requires_grad_(True)
             d_loss = lsgan_discriminator_loss(d_b(fixed), d_b(fake_b.detach())) + lsgan_discriminator_loss(
                 d_a(moving), d_a(fake_a.detach())
             )
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            nn.utils.clip_grad_norm_(discriminators.parameters(), t.grad_clip)
-            opt_d.step()
+            optimiser_step(opt_d, d_loss, discriminators.parameters(), t.grad_clip)
             if not torch.isfinite(g_loss + d_loss):
                 raise TrainingDivergedError("cyclegan-voxelmorph: CycleGAN loss not finite")  # the loop adds the step
             return {"adv": adv.item(), "cycle": cycle.item(), "disc": d_loss.item()}

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from innreg.core.dims import check_dim
 
 
-
 def conv(dim: int) -> type[nn.Module]:
     """``nn.Conv2d`` or ``nn.Conv3d``."""
     return (nn.Conv2d, nn.Conv3d)[check_dim(dim) - 2]
@@ -25,29 +24,9 @@ def instance_norm(dim: int) -> type[nn.Module]:
     return (nn.InstanceNorm2d, nn.InstanceNorm3d)[check_dim(dim) - 2]
 
 
-def batch_norm(dim: int) -> type[nn.Module]:
-    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d``."""
-    return (nn.BatchNorm2d, nn.BatchNorm3d)[check_dim(dim) - 2]
-
-
-def avg_pool(dim: int) -> type[nn.Module]:
-    """``nn.AvgPool2d`` or ``nn.AvgPool3d``."""
-    return (nn.AvgPool2d, nn.AvgPool3d)[check_dim(dim) - 2]
-
-
 def adaptive_avg_pool(dim: int) -> type[nn.Module]:
     """``nn.AdaptiveAvgPool2d`` or ``nn.AdaptiveAvgPool3d``."""
     return (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[check_dim(dim) - 2]
-
-
-def max_pool(dim: int) -> type[nn.Module]:
-    """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
-    return (nn.MaxPool2d, nn.MaxPool3d)[check_dim(dim) - 2]
-
-
-def interp_mode(dim: int) -> str:
-    """Name of the (bi/tri)linear mode of ``F.interpolate`` for ``dim``."""
-    return ("bilinear", "trilinear")[check_dim(dim) - 2]
 
 
 def pad_to_multiple(x, multiple: int, mode: str = "constant"):
