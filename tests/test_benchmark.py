@@ -9,7 +9,7 @@ import yaml
 
 from innreg.benchmark import BenchmarkSettings, convergence_study, run_benchmark, steps_to_fraction
 from innreg.cli import main
-from innreg.data import generate_phantom_dataset
+from innreg.data import generate_phantom_dataset, read_manifest
 from innreg.errors import InnregInputError
 
 TINY = {
@@ -94,7 +94,21 @@ def test_benchmark_rejects_unknown_methods_and_missing_manifests(data, tmp_path,
     assert main([*args, "--methods", "identity,nosuch"]) == 2
     assert "unknown method(s) nosuch" in capsys.readouterr().err
     assert main(["benchmark", "--train", str(tmp_path / "none.csv"), "--test", str(data["test"]), "--out", str(tmp_path)]) == 2
-    assert "--train" in capsys.readouterr().err
+    assert "none.csv" in capsys.readouterr().err
+
+
+def test_benchmark_checks_manifests_and_out_before_any_method_runs(data, tmp_path, capsys):
+    unlabelled = tmp_path / "unlabelled.csv"
+    unlabelled.write_text("moving,fixed\n" + "".join(f"{r.moving},{r.fixed}\n" for r in read_manifest(data["test"])))
+    out = tmp_path / "out"
+    args = ["benchmark", "--train", str(data["train"]), "--methods", "identity", "--quiet"]
+    assert main([*args, "--test", str(unlabelled), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and "moving_seg and fixed_seg" in captured.err
+    assert "fitting" not in captured.out and not out.exists()
+    out.write_text("")
+    assert main([*args, "--test", str(data["test"]), "--out", str(out)]) == 2
+    assert "not a folder" in capsys.readouterr().err
 
 
 def test_steps_to_fraction():

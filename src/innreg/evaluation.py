@@ -128,6 +128,15 @@ def _moving_as_fixed(record: PairRecord, fixed) -> np.ndarray:
     return truth.array if same else resample_to(truth, fixed, Interpolation.LINEAR).array
 
 
+def labelled_records(pairs: str | Path | Sequence[PairRecord]) -> list[PairRecord]:
+    """The records of a manifest (or the records given), refused unless every pair has both label maps."""
+    records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    missing = [r.moving for r in records if r.moving_seg is None or r.fixed_seg is None]
+    if missing:
+        raise InnregInputError(f"{pairs}: evaluation needs moving_seg and fixed_seg columns (missing for {missing[0]})")
+    return records
+
+
 def evaluate(
     registrar: Registrar,
     pairs: str | Path | Sequence[PairRecord],
@@ -142,10 +151,7 @@ def evaluate(
     Returns:
         The summary (also written to ``summary.json``).
     """
-    records = read_manifest(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
-    missing = [r.moving for r in records if r.moving_seg is None or r.fixed_seg is None]
-    if missing:
-        raise InnregInputError(f"{pairs}: evaluation needs moving_seg and fixed_seg columns (missing for {missing[0]})")
+    records = labelled_records(pairs)
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as staging:  # a broken later pair leaves no earlier pair's outputs
         (staging / "pairs").mkdir()

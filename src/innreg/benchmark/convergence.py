@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from innreg.atomic import write_text
+from innreg.atomic import check_output_dir, write_text
 from innreg.benchmark.settings import CONVERGENCE_METHODS
 from innreg.errors import InnregInputError
 
@@ -66,19 +66,18 @@ def convergence_study(
     from innreg.baselines.configured import ConfiguredMethod
     from innreg.config import Config
     from innreg.data import load_pair, read_manifest, voxel_spacing
-    from innreg.evaluation import overlap_metrics
+    from innreg.evaluation import labelled_records, overlap_metrics
     from innreg.inference import RegistrationModel
     from innreg.reports import line_plot, markdown_table
 
     if eval_every < 1:
         raise InnregInputError(f"--eval-every: must be a positive integer, got {eval_every}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     base = Config.from_yaml(config) if config else None
-    records = read_manifest(test)[:n_pairs]
-    pairs = [load_pair(r) for r in records]
-    if any(p[2] is None or p[3] is None for p in pairs):
-        raise InnregInputError(f"--test {test}: the convergence study needs moving_seg and fixed_seg columns")
+    read_manifest(train)
+    pairs = [load_pair(r) for r in labelled_records(test)[:n_pairs]]
+    check_output_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
 
     def mean_dice(segs: Sequence[np.ndarray]) -> float:
         return float(np.mean([

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from innreg.atomic import write_text
+from innreg.atomic import check_output_dir, write_text
 from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
 from innreg.errors import InnregInputError
@@ -72,14 +72,17 @@ def _child_command(name: str, settings: BenchmarkSettings) -> list[str]:
 def run_benchmark(settings: BenchmarkSettings) -> Path:
     """Fit and evaluate every method not finished yet, then write the tables; returns ``results.md``."""
     from innreg.baselines import METHODS
+    from innreg.data import read_manifest
+    from innreg.evaluation import labelled_records
 
     unknown = [m for m in settings.methods if m not in METHODS]
     if unknown:
         raise InnregInputError(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-    for path, what in ((settings.train, "--train"), (settings.test, "--test")):
-        if not Path(path).is_file():
-            raise InnregInputError(f"{what} {path}: manifest not found")
-    settings.base_config()  # a bad --config fails here, once, not in every method's process
+    # Bad manifests, config or --out fail here, once, not in every method's process.
+    read_manifest(settings.train)
+    labelled_records(settings.test)
+    settings.base_config()
+    check_output_dir(settings.out)
     settings.out.mkdir(parents=True, exist_ok=True)
     for name in settings.methods:
         if (settings.out / name / RESULT_FILE).exists():
