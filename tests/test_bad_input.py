@@ -281,6 +281,21 @@ def test_train_out_is_an_existing_file(capsys, phantom, tmp_path):
     assert out.read_text() == "keep me"
 
 
+def test_phantom_out_is_an_existing_file(capsys, tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("keep me")
+    _fails(capsys, ["phantom", "--out", str(out), "--n", "2", "--size", "32x32"], str(out), "not a folder")
+    assert out.read_text() == "keep me"
+
+
+def test_apply_out_below_a_file(capsys, model, pair, tmp_path):
+    registration = tmp_path / "reg"
+    assert main(_register(model, pair[0], pair[1], registration)) == 0
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "x.nii.gz"
+    _fails(capsys, ["apply", "--registration", str(registration), "--image", str(pair[0]), "--out", str(out)], str(out), "is a file")
+
+
 def test_unknown_device(capsys, model, pair, tmp_path):
     _fails(capsys, _register(model, pair[0], pair[1], tmp_path / "out") + ["--device", "tpu"], "--device tpu", "auto, cpu")
     assert not (tmp_path / "out").exists()

@@ -248,6 +248,8 @@ def _check_output_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not _is_nifti_path(path):
         raise InnregInputError(f"{path}: output file must end with .nii or .nii.gz")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InnregInputError(f"{path}: {path.parent} is a file, not a folder")
     if not path.parent.is_dir():
         raise InnregInputError(f"{path}: output folder {path.parent} does not exist")
     return path

@@ -113,8 +113,10 @@ def default_workers(n: int) -> int:
 
 
 def _prepare_destination(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise InnregInputError(f"{out_dir}: already exists and is not empty; remove it or pass overwrite=True")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InnregInputError(f"{out_dir}: exists and is not a folder; needed as the output folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InnregInputError(f"{out_dir}: already exists and is not empty; choose a new folder (Python: overwrite=True)")
     parent = out_dir.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
