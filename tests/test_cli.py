@@ -335,6 +335,15 @@ def test_compare_refuses_too_few_shared_pairs_and_unknown_metrics(tmp_path, caps
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
+def test_compare_refuses_a_pair_listed_twice(tmp_path, capsys):
+    a = _per_pair(tmp_path / "a", [0.90, 0.80, 0.70])
+    b = _per_pair(tmp_path / "b", [0.90, 0.80, 0.70])
+    csv_path = b / "per_pair.csv"
+    csv_path.write_text(csv_path.read_text().replace("m1.nii.gz,f1.nii.gz", "m0.nii.gz,f0.nii.gz"))
+    code, _, err = run(capsys, "compare", a, b)
+    assert code == 2 and "more than once" in err and str(csv_path) in err
+
+
 def test_a_reader_that_went_away_ends_the_command_quietly(monkeypatch, capsys):
     import innreg.cli
     import innreg.cli.compare

@@ -282,6 +282,9 @@ def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str
     if not rows or not {"moving", "fixed", metric} <= set(rows[0]):
         raise InnregInputError(f"{path}: needs columns moving, fixed and {metric}")
     try:
-        return {(r["moving"], r["fixed"]): float(r[metric]) if r[metric] else float("nan") for r in rows}
+        values = {(r["moving"], r["fixed"]): float(r[metric]) if r[metric] else float("nan") for r in rows}
     except ValueError as err:
         raise InnregInputError(f"{path}: column {metric} is not numeric ({err})") from err
+    if len(values) < len(rows):  # keyed by pair, a repeated pair would silently keep only its last row
+        raise InnregInputError(f"{path}: a (moving, fixed) pair appears more than once; pairs must be unique")
+    return values
