@@ -32,3 +32,40 @@ def test_overlap_metrics_only_scores_labels_present_in_fixed():
     # The lost label scores the grid's diagonal (9 * sqrt(2) mm), so it counts against the mean.
     assert row["hd95_1"] == 0.0 and row["hd95_2"] == pytest.approx(9 * math.sqrt(2))
     assert row["hd95_mean"] == pytest.approx(4.5 * math.sqrt(2))
+
+
+class _IdentityRegistrar:
+    """Returns the moving image and label map unchanged (zero field): the scores are the pair's own."""
+
+    device = "cpu"
+
+    def register(self, moving, fixed, moving_seg=None):
+        from innreg.inference import RegistrationResult
+
+        ddf = np.zeros((moving.dim, *moving.shape), np.float32)
+        return RegistrationResult(moving.array, moving.array, ddf, ddf, moving_seg, 0.0)
+
+
+@pytest.mark.parametrize("axis, mm", [(0, 2.0), (1, 1.0)])
+def test_evaluate_reads_the_voxel_size_from_the_files(tmp_path, axis, mm):
+    import nibabel as nib
+
+    from innreg.data import PairRecord, load_image, save_field
+    from innreg.evaluation import evaluate
+
+    affine = np.diag([2.0, 1.0, 1.0, 1.0])  # 2 mm along axis 0, 1 mm along axis 1
+    fixed_seg = np.zeros((16, 16), np.int16)
+    fixed_seg[4:10, 4:10] = 1
+    moving_seg = np.roll(fixed_seg, 1, axis=axis)  # one voxel off: mm apart
+    paths = {}
+    for name, array in {"fixed": fixed_seg * 1.0 + 0.1, "moving": moving_seg * 1.0 + 0.1,
+                        "fixed_seg": fixed_seg, "moving_seg": moving_seg}.items():  # fmt: skip
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(array.astype(np.float32 if "seg" not in name else np.int16), affine), paths[name])
+    true = np.zeros((2, 16, 16), np.float32)
+    true[axis] = 1.0  # the truth: one voxel along the axis everywhere
+    paths["true_ddf"] = save_field(tmp_path / "true.nii.gz", true, load_image(paths["fixed"]))
+    summary = evaluate(_IdentityRegistrar(), [PairRecord(**paths)], tmp_path / "eval", overview_pairs=0, progress=False)
+    assert summary.hd95_mean == pytest.approx(mm) and summary.identity.hd95_mean == pytest.approx(mm)
+    assert summary.epe_mm == pytest.approx(mm)
+    assert summary.dice_mean == pytest.approx(2 * 30 / 72)  # 6x6 squares overlapping on 5x6 voxels
