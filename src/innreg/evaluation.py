@@ -146,7 +146,8 @@ def evaluate(
     method: str = "innreg",
 ) -> EvaluationSummary:
     """Register every pair of a manifest with labels and write ``per_pair.csv``, ``summary.json``,
-    ``summary.md``, the warped label maps and a few overview PNGs into ``out_dir``.
+    ``summary.md``, the warped label maps and a few overview PNGs into ``out_dir``: all of them once every
+    pair has been scored (a failing pair leaves ``out_dir`` as it was).
 
     Returns:
         The summary (also written to ``summary.json``).
