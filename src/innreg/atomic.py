@@ -36,6 +36,13 @@ def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 @contextmanager
 def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder for the outputs of a run that ends in ``path``; when the block
@@ -46,10 +53,7 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     moves are renames). Files that name their outputs should name them under ``path``.
     """
     path = Path(path)
-    existing = path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    tmp = existing / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    tmp = _nearest_existing(path.parent) / f".{path.name}.{secrets.token_hex(6)}.tmp"
     tmp.mkdir()
     try:
         yield tmp
@@ -86,9 +90,7 @@ def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Pa
             it is not writable.
     """
     path = Path(path)
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(path)
     if existing == path and not path.is_dir():
         raise InnregInputError(f"{path}: exists and is not a folder; needed as the {what}")
     if not existing.is_dir():

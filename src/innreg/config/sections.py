@@ -324,7 +324,11 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}.inn_latent: must be >= 0, got {section.inn_latent}")
     if getattr(section, "cascades", 1) < 1:
         raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
-    for name in ("disc_blur", "translator_inverse_l1", "translator_inverse_smoothing", "data_workers"):
+    non_negative_keys = (
+        "disc_blur", "translator_inverse_l1", "translator_inverse_smoothing", "data_workers", "translator_rounds",
+        "distil_steps", "translator_crop",
+    )
+    for name in non_negative_keys:
         if getattr(section, name, 0.0) < 0:
             raise InnregInputError(f"{where}.{name}: must be >= 0, got {getattr(section, name)}")
     if getattr(section, "input_factor", 1) < 1:
@@ -334,9 +338,6 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         rates = {name: getattr(section, name) for name in ("lr", "translator_lr", "guide_lr", "grad_clip")}
         if min(counts.values()) < 1 or min(rates.values()) <= 0:
             raise InnregInputError(f"{where}: need {', '.join(counts)} >= 1 and {', '.join(rates)} > 0")
-        for name in ("translator_rounds", "distil_steps", "translator_crop"):
-            if getattr(section, name) < 0:
-                raise InnregInputError(f"{where}.{name}: must be >= 0, got {getattr(section, name)}")
     if isinstance(section, RefineConfig):
         for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
             if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:
