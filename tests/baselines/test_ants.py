@@ -39,6 +39,26 @@ def test_ants_recovers_a_translation_in_innreg_convention(name):
     assert 0.0 < result.seconds
 
 
+@pytest.mark.parametrize("name", ["ants-syn", "ants-syn-cc"])
+def test_ants_starts_right_on_mostly_negative_images(name):
+    """CT in HU is mostly negative; with its "mass" summing to nearly zero, ANTs' centre-of-mass start
+    on the raw values lands outside the image ("All samples map outside moving image buffer")."""
+    fixed = _blobs()
+    moving_anatomy = ndimage.shift(fixed, SHIFT, order=3)
+
+    def hu(image):
+        return 1000.0 * (image - image.mean()) + 0.01
+
+    moving = hu(1.0 - moving_anatomy)
+    result = make_method(name, dim=2).register(moving, hu(fixed), (moving_anatomy > 0.3).astype(np.uint8))
+
+    inside = fixed > 0.3
+    np.testing.assert_allclose(result.ddf[:, inside].mean(axis=1), SHIFT, atol=0.3)
+    assert ((result.warped_seg > 0) == inside).mean() > 0.97
+    assert np.corrcoef(result.warped[inside], fixed[inside])[0, 1] < -0.95
+    assert moving.min() - 1 <= result.warped.min() and result.warped.max() <= moving.max() + 1  # the image's own values
+
+
 def test_the_two_recipes_ask_ants_for_their_own_metrics():
     assert make_method("ants-syn").registration_arguments()["syn_metric"] == "mattes"
     assert make_method("ants-syn-cc").registration_arguments() == {"type_of_transform": "antsRegistrationSyN[s]"}

@@ -14,6 +14,12 @@ on anisotropic grids only the metric's neighbourhoods differ from a physical-spa
 
 Each pair runs affine (Mattes MI) then SyN (Mattes MI). The deformable schedule defaults to
 ``(40, 20, 10)``: ANTsPy's default ``(40, 20, 0)`` never optimises the finest level.
+
+Both recipes start from ANTs' default centre-of-mass alignment, which weights voxels by intensity. CT in
+Hounsfield units is mostly negative (air at -1000), so its "mass" can sum to nearly zero and the start
+lands outside the image (Mattes: "All samples map outside moving image buffer"; the CC recipe lost
+every label of that pair). Each image is therefore shifted by its minimum before it goes to ANTs: MI
+and local CC do not change under a shift, and the centre of mass becomes the head's.
 """
 
 from __future__ import annotations
@@ -123,7 +129,9 @@ class AntsSyN(Method):
         extraction of the displacement fields (bookkeeping for the metrics)."""
         ants = self.ants
         moving_arr, fixed_arr, seg_arr = pair_arrays(moving, fixed, moving_seg, self.dim)
-        fixed_img, moving_img = self._image(fixed_arr), self._image(moving_arr)
+        # non-negative for the centre-of-mass start (module docstring); the warped image gets it back
+        moving_min = float(moving_arr.min())
+        fixed_img, moving_img = self._image(fixed_arr - fixed_arr.min()), self._image(moving_arr - moving_min)
         with tempfile.TemporaryDirectory(prefix="innreg-ants-") as tmp, ants_random_seed(self.seed):
             start = time.perf_counter()
             reg = ants.registration(fixed_img, moving_img, outprefix=f"{tmp}/reg_", **self.registration_arguments())
@@ -137,7 +145,7 @@ class AntsSyN(Method):
             ddf = self._field(fixed_img, moving_img, reg["fwdtransforms"], f"{tmp}/fwd_")
             inverse_ddf = self._field(moving_img, fixed_img, reg["invtransforms"], f"{tmp}/inv_")
         return RegistrationResult(
-            warped=reg["warpedmovout"].numpy().astype(np.float32),
+            warped=(reg["warpedmovout"].numpy() + moving_min).astype(np.float32),
             translated=normalize_percentile(moving_arr),
             ddf=ddf,
             inverse_ddf=inverse_ddf,

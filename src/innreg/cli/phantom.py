@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from innreg.cli.options import image_size
-from innreg.cli_types import positive_int
+from innreg.cli_types import open_fraction, pair_count, positive_float, positive_int
 from innreg.errors import InnregInputError
 
 HELP = "generate a simulated multi-modal head phantom data set with labels"
@@ -18,19 +18,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--out", required=True, type=Path, help="output folder (NIfTI files, train.csv, test.csv, contact sheet)")
     modalities = ", ".join(PHANTOM_MODALITIES)
-    p.add_argument("--moving", default="t2", help=f"moving modality: {modalities} (default: t2)")
-    p.add_argument("--fixed", default="t1", help=f"fixed modality: {modalities} (default: t1)")
-    p.add_argument("--n", type=int, default=200, help="number of pairs, at least 2 (default: 200)")
+    p.add_argument("--moving", default="t2", type=str.lower, choices=PHANTOM_MODALITIES, metavar="MODALITY",
+                   help=f"moving modality: {modalities} (default: t2)")
+    p.add_argument("--fixed", default="t1", type=str.lower, choices=PHANTOM_MODALITIES, metavar="MODALITY",
+                   help=f"fixed modality: {modalities} (default: t1)")
+    p.add_argument("--n", type=pair_count, default=200, help="number of pairs, at least 2 (default: 200)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="2D slices or 3D volumes (default: 2)")
     p.add_argument("--size", type=image_size, default=None, help="image size, e.g. 192x160 (2D, default) or 64x64x64 (3D, default)")
     p.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"), help="slice orientation for 2D (default: axial)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="share of pairs in test.csv (default: 0.2)")
+    p.add_argument("--test-fraction", type=open_fraction, default=0.2, help="share of pairs in test.csv (default: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--skull-stripped", action="store_true",
         help="the brain alone with mild acquisition effects (the original phantom) instead of a whole head",
     )
-    p.add_argument("--spacing", type=float, help="voxel size in mm (default: fit the head, or brain, into --size)")
+    p.add_argument("--spacing", type=positive_float, help="voxel size in mm (default: fit the head, or brain, into --size)")
     p.add_argument(
         "--workers", type=positive_int, help="processes generating pairs (default: the cores, at most 4, from 32 pairs on; else 1)"
     )
