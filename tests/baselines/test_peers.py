@@ -46,13 +46,15 @@ def _pull(array: np.ndarray, ddf: np.ndarray, mode: str) -> np.ndarray:
     return out[0, 0].numpy()
 
 
-def _check(name: str, pair, dim: int, own_resampling: bool) -> None:
+def _check(name: str, pair, dim: int, own_resampling: bool, min_gain: float | None = 0.1) -> None:
+    """Register ``pair`` with ``name``: Dice at least ``min_gain`` above the identity (``None``: not
+    checked), fields and resampling consistent."""
     moving, fixed, moving_seg, fixed_seg = pair
     result = make_method(name, dim=dim).register(moving.array, fixed.array, moving_seg.array)
     spacing = voxel_spacing(fixed)
     dice = overlap_metrics(result.warped_seg, fixed_seg.array, spacing).dice_mean
     identity = overlap_metrics(moving_seg.array, fixed_seg.array, spacing).dice_mean
-    assert dice > identity + 0.1, f"{name}: Dice {dice:.3f} vs identity {identity:.3f}"
+    assert min_gain is None or dice > identity + min_gain, f"{name}: Dice {dice:.3f} vs identity {identity:.3f}"
     assert result.ddf.shape == result.inverse_ddf.shape == (dim, *fixed.shape)
     assert result.warped_seg.dtype == moving_seg.array.dtype
     assert set(np.unique(result.warped_seg)) <= set(np.unique(moving_seg.array))
@@ -71,6 +73,44 @@ def _check(name: str, pair, dim: int, own_resampling: bool) -> None:
 @_needs("greedy")
 def test_greedy_beats_identity_with_fields_in_innreg_convention(pair2d):
     _check("greedy", pair2d, 2, own_resampling=True)
+
+
+@_needs("greedy")
+def test_greedy_starts_the_deformable_stage_from_the_last_sane_linear_stage(pair2d, monkeypatch):
+    """With every linear stage judged run off, Greedy registers from the identity (no Dice gain asked:
+    this pair's head motion needs the linear stages), and its fields and resampling stay consistent,
+    so every chain leaves the linear transform out."""
+    import innreg.baselines.greedy as greedy
+
+    monkeypatch.setattr(greedy, "plausible_affine", lambda matrix, shape: False)
+    _check("greedy", pair2d, 2, own_resampling=True, min_gain=None)
+
+
+def test_greedy_plausible_affine_hand_cases():
+    from innreg.baselines.greedy import plausible_affine
+
+    shape = (224, 192)  # rows, columns: ITK x runs along the 192 columns
+    centre = np.array([-(192 - 1) / 2, -(224 - 1) / 2])  # RAS negates ITK's x and y
+    angle = np.deg2rad(10.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+    def affine(linear, shift):
+        out = np.eye(3)
+        out[:2, :2], out[:2, 2] = linear, shift
+        return out
+
+    assert plausible_affine(np.eye(3), shape)
+    assert plausible_affine(affine(rotation, centre - rotation @ centre), shape)  # about the centre
+    assert plausible_affine(affine(1.2 * np.eye(2), (8.0, -8.0)), shape)
+    assert not plausible_affine(affine(np.eye(2), (0.0, 48.0)), shape)  # a quarter of 192 columns
+    assert plausible_affine(affine(np.eye(2), (0.0, 47.0)), shape)
+    assert not plausible_affine(affine([[2.93, -3.22], [-3.30, 20.51]], (-195.0, 464.0)), shape)  # the one seen
+    assert not plausible_affine(affine([[0.4, 0.0], [0.0, 1.0]], (0.0, 0.0)), shape)  # shrinks an axis 2.5x
+    assert not plausible_affine(affine([[-1.0, 0.0], [0.0, 1.0]], (0.0, 0.0)), shape)  # a flip
+    assert not plausible_affine(affine(np.eye(2), (np.nan, 0.0)), shape)
+    volume = np.eye(4)
+    volume[2, 3] = 12.0
+    assert plausible_affine(volume, (96, 128, 64)) and not plausible_affine(volume, (96, 128, 32))
 
 
 @_needs("elastix")

@@ -7,9 +7,13 @@ Settings (for multi-modal pairs on one grid):
   (equal here to ``-ia-image-centers``) is the right start; ``-ia-moments`` matches intensity
   moments, which differ between modalities. A 12-parameter affine straight from the identity
   sometimes ran off (L-BFGS line-search failures, Dice 0.11 against 0.56 unregistered on a 96x80
-  phantom pair); started from the rigid result, with the fixed seed below, it did not on the pairs
-  tried. Both images are normalised to [0, 1] by percentiles first (the warped output keeps the
-  moving image's own intensities).
+  phantom pair); started from the rigid result, with the fixed seed below, it ran off on 1 of the 60
+  fresh whole-head test pairs of ``benchmarks/RESULTS.md`` sections 21-22 (a line-search failure
+  left a 20x stretch, then NaN fields: every label lost). So an affine whose linear part stretches
+  or shrinks any direction beyond :data:`PLAUSIBLE_SCALE`, flips, or is not finite is discarded
+  and the deformable stage starts from the rigid result, as a user who looked at it would do. Both
+  images are normalised to [0, 1] by percentiles first (the warped output keeps the moving image's
+  own intensities).
 * deformable: ``-it <affine> -m NMI -n 100x50x20 -s 2.0vox 0.5vox`` (Greedy's usual multi-modal
   recipe: 2 voxels of smoothing of the gradient, 0.5 of the total field), with ``-oinv`` for the
   inverse warp; labels are resliced with ``-ri LABEL 0.2vox``.
@@ -42,6 +46,29 @@ import numpy as np
 from innreg.baselines.base import Method, import_peer, pair_arrays, quiet_stdout
 from innreg.data import normalize_percentile
 from innreg.inference import RegistrationResult
+
+
+# Heads differ in size by far less than 2x, and pairs on one grid are misaligned by far less than a
+# quarter of it; a linear stage beyond these has run off (module docstring).
+PLAUSIBLE_SCALE = (0.5, 2.0)
+PLAUSIBLE_CENTRE_SHIFT = 0.25
+
+
+def plausible_affine(matrix: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether a Greedy affine (RAS, voxel units on innreg's unit grid) for an image of ``shape`` is
+    finite, keeps orientation, scales every direction within :data:`PLAUSIBLE_SCALE` and moves the
+    image centre by less than :data:`PLAUSIBLE_CENTRE_SHIFT` of the grid's shortest side."""
+    dim = len(shape)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    linear, shift = matrix[:dim, :dim], matrix[:dim, dim]
+    if not np.isfinite(matrix).all() or np.linalg.det(linear) <= 0:
+        return False
+    singular = np.linalg.svd(linear, compute_uv=False)
+    # The centre in RAS: ITK's x, y(, z) run along the reversed array axes, and RAS negates x and y.
+    centre = (np.asarray(shape[::-1], dtype=np.float64) - 1) / 2 * np.array([-1.0, -1.0, 1.0][:dim])
+    moved = np.linalg.norm(linear @ centre + shift - centre)
+    return bool(PLAUSIBLE_SCALE[0] <= singular.min() and singular.max() <= PLAUSIBLE_SCALE[1]
+                and moved < PLAUSIBLE_CENTRE_SHIFT * min(shape))
 
 
 class Greedy(Method):
@@ -102,22 +129,28 @@ class Greedy(Method):
         with quiet_stdout():
             start = time.perf_counter()
             g.execute(f"{d} -i fix mov -a -dof 6 -ia-identity -m NMI -n {affine_n} -o rig", **images, rig=None)
-            g.execute(f"{d} -i fix mov -a -dof 12 -ia rig -m NMI -n {affine_n} -o aff", aff=None)
+            rigid_ok = plausible_affine(g["rig"], fixed_arr.shape)
+            affine_start = "-ia rig" if rigid_ok else "-ia-identity"
+            g.execute(f"{d} -i fix mov -a -dof 12 {affine_start} -m NMI -n {affine_n} -o aff", aff=None)
+            # the last linear stage that did not run off (module docstring), "" for none
+            linear = "aff" if plausible_affine(g["aff"], fixed_arr.shape) else "rig" if rigid_ok else ""
+            initial = f"-it {linear}" if linear else ""
+            forward, inverse = f"warp {linear}".rstrip(), f"{linear},-1 winv" if linear else "winv"
             g.execute(
-                f"{d} -i fix mov -it aff -m NMI -n {deform_n} -s {self.smooth} -e {self.step} -o warp -oinv winv",
+                f"{d} -i fix mov {initial} -m NMI -n {deform_n} -s {self.smooth} -e {self.step} -o warp -oinv winv",
                 warp=None, winv=None,
             )  # fmt: skip
-            g.execute(f"{d} -rf fix -rm orig res -r warp aff", orig=self._image(moving_arr), res=None)
+            g.execute(f"{d} -rf fix -rm orig res -r {forward}", orig=self._image(moving_arr), res=None)
             warped_seg = None
             if seg_arr is not None:
                 # Greedy returns no in-memory image for LABEL reslicing, so that one goes through a file.
                 with tempfile.TemporaryDirectory(prefix="innreg-greedy-") as tmp:
                     path = f"{tmp}/seg.nii.gz"
-                    g.execute(f"{d} -rf fix -ri LABEL 0.2vox -rm seg {path} -r warp aff", seg=self._image(seg_arr))
+                    g.execute(f"{d} -rf fix -ri LABEL 0.2vox -rm seg {path} -r {forward}", seg=self._image(seg_arr))
                     warped_seg = np.rint(self.sitk.GetArrayFromImage(self.sitk.ReadImage(path))).astype(seg_arr.dtype)
             seconds = time.perf_counter() - start
-            g.execute(f"{d} -rf fix -rc comp -r warp aff", comp=None)
-            g.execute(f"{d} -rf mov -rc inv -r aff,-1 winv", inv=None)
+            g.execute(f"{d} -rf fix -rc comp -r {forward}", comp=None)
+            g.execute(f"{d} -rf mov -rc inv -r {inverse}", inv=None)
         return RegistrationResult(
             warped=self.sitk.GetArrayFromImage(g["res"]).astype(np.float32),
             translated=normalize_percentile(moving_arr),
