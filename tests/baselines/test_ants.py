@@ -64,6 +64,14 @@ def test_the_two_recipes_ask_ants_for_their_own_metrics():
     assert make_method("ants-syn-cc").registration_arguments() == {"type_of_transform": "antsRegistrationSyN[s]"}
 
 
+@pytest.mark.parametrize("name", ["ants-syn", "ants-syn-cc"])
+def test_the_start_is_ants_default_unless_asked(name):
+    assert "initial_transform" not in make_method(name).registration_arguments()  # ANTs' centre of mass
+    assert make_method(name, start="identity").registration_arguments()["initial_transform"] == "Identity"
+    with pytest.raises(InnregInputError, match="start 'moments'"):
+        make_method(name, start="moments")
+
+
 def test_ants_refuses_a_schedule_that_skips_the_finest_level():
     with pytest.raises(InnregInputError, match="finest level"):
         make_method("ants-syn", reg_iterations=(40, 20, 0))

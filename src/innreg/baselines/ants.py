@@ -19,7 +19,11 @@ Both recipes start from ANTs' default centre-of-mass alignment, which weights vo
 Hounsfield units is mostly negative (air at -1000), so its "mass" can sum to nearly zero and the start
 lands outside the image (Mattes: "All samples map outside moving image buffer"; the CC recipe lost
 every label of that pair). Each image is therefore shifted by its minimum before it goes to ANTs: MI
-and local CC do not change under a shift, and the centre of mass becomes the head's.
+and local CC do not change under a shift, and the centre of mass becomes the head's. ``start="identity"``
+starts from the pair as it lies on its grid instead; on the first 10 training pairs of four whole-head
+sets (PD, T2, FLAIR, windowed CT -> T1; ``benchmarks/RESULTS.md`` section 23) it moved mean Dice by
+-0.017 / +0.008 / +0.015 / -0.032 (Mattes) and +0.036 / -0.002 / +0.006 / +0.001 (CC recipe), so ANTs'
+own default stays.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ from innreg.baselines.base import Method, pair_arrays
 from innreg.data import normalize_percentile
 from innreg.errors import InnregInputError
 from innreg.inference import RegistrationResult
+
+
+# ``initial_transform`` of ``ants.registration`` per start (None: ANTs' intensity centre of mass).
+START_TRANSFORMS = {"centre-of-mass": {}, "identity": {"initial_transform": "Identity"}}
 
 
 @contextmanager
@@ -73,6 +81,8 @@ class AntsSyN(Method):
         flow_sigma: smoothing of the update field (voxels).
         total_sigma: smoothing of the total field (voxels).
         seed: seed of ANTs' random metric sampling (see :func:`ants_random_seed`).
+        start: the linear stage's start: ``"centre-of-mass"`` (ANTs' default: the images' intensity
+            centres of mass aligned by a translation) or ``"identity"`` (the pair as it lies on its grid).
     """
 
     name = "ants-syn"
@@ -85,8 +95,11 @@ class AntsSyN(Method):
         flow_sigma: float = 3.0,
         total_sigma: float = 0.0,
         seed: int = 1,
+        start: str = "centre-of-mass",
     ) -> None:
         super().__init__(dim)
+        if start not in START_TRANSFORMS:
+            raise InnregInputError(f"ants-syn: start {start!r} is not one of {', '.join(START_TRANSFORMS)}")
         if not reg_iterations or reg_iterations[-1] <= 0:
             raise InnregInputError(f"ants-syn: reg_iterations {reg_iterations} must end with a positive count (finest level)")
         self.ants = import_ants()
@@ -95,10 +108,11 @@ class AntsSyN(Method):
         self.flow_sigma = flow_sigma
         self.total_sigma = total_sigma
         self.seed = int(seed)
+        self.start = start
 
     def registration_arguments(self) -> dict:
         """The keyword arguments of ``ants.registration`` that make this recipe."""
-        return {
+        return START_TRANSFORMS[self.start] | {
             "type_of_transform": "SyN",
             "aff_metric": "mattes",
             "syn_metric": "mattes",
@@ -166,8 +180,8 @@ class AntsSyNScript(AntsSyN):
 
     name = "ants-syn-cc"
 
-    def __init__(self, dim: int = 2, seed: int = 1) -> None:
-        super().__init__(dim, seed=seed)
+    def __init__(self, dim: int = 2, seed: int = 1, start: str = "centre-of-mass") -> None:
+        super().__init__(dim, seed=seed, start=start)
 
     def registration_arguments(self) -> dict:
-        return {"type_of_transform": "antsRegistrationSyN[s]"}
+        return START_TRANSFORMS[self.start] | {"type_of_transform": "antsRegistrationSyN[s]"}
