@@ -7,13 +7,15 @@ Settings (for multi-modal pairs on one grid):
   (equal here to ``-ia-image-centers``) is the right start; ``-ia-moments`` matches intensity
   moments, which differ between modalities. A 12-parameter affine straight from the identity
   sometimes ran off (L-BFGS line-search failures, Dice 0.11 against 0.56 unregistered on a 96x80
-  phantom pair); started from the rigid result, with the fixed seed below, it ran off on 1 of the 60
-  fresh whole-head test pairs of ``benchmarks/RESULTS.md`` sections 21-22 (a line-search failure
-  left a 20x stretch, then NaN fields: every label lost). So an affine whose linear part stretches
-  or shrinks any direction beyond :data:`PLAUSIBLE_SCALE`, flips, or is not finite is discarded
-  and the deformable stage starts from the rigid result, as a user who looked at it would do. Both
-  images are normalised to [0, 1] by percentiles first (the warped output keeps the moving image's
-  own intensities).
+  phantom pair); started from the rigid result, with the fixed seed below, it did not on the pairs
+  tried. On 1 of 50 fresh whole-head test pairs (``benchmarks/RESULTS.md`` section 23) the rigid
+  stage itself ran off (a line-search failure and a 108-voxel shift; the affine from it stretched an
+  axis 20-fold, then NaN fields: every label lost). So each linear stage is checked
+  (:func:`plausible_affine`), as a user who looked at it would: a rigid stage that ran off is
+  dropped and the affine starts from the identity; an affine that ran off is dropped and the
+  deformable stage starts from the last plausible stage (or the identity). Both images are
+  normalised to [0, 1] by percentiles first (the warped output keeps the moving image's own
+  intensities).
 * deformable: ``-it <affine> -m NMI -n 100x50x20 -s 2.0vox 0.5vox`` (Greedy's usual multi-modal
   recipe: 2 voxels of smoothing of the gradient, 0.5 of the total field), with ``-oinv`` for the
   inverse warp; labels are resliced with ``-ri LABEL 0.2vox``.
