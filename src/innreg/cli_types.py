@@ -33,6 +33,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """``argparse`` type: a number >= 0."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def unit_fraction(text: str) -> float:
+    """``argparse`` type: a number in ``[0, 1)``."""
+    value = _float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def open_fraction(text: str) -> float:
     """``argparse`` type: a number strictly between 0 and 1."""
     value = _float(text)

@@ -59,6 +59,16 @@ def test_phantom_defaults_are_the_generators():
             assert default == signature[dest].default, dest
 
 
+def test_phantom_misalignment_defaults_are_the_generators():
+    from innreg.data.deformations import DeformationParams
+
+    cli, library = _defaults("phantom"), DeformationParams()
+    assert (cli["rotation"], cli["shear"], cli["translation"], cli["elastic"]) == (
+        library.rotation_deg, library.shear, library.translation, library.elastic_magnitude_vox
+    )
+    assert (1 - cli["scale"], 1 + cli["scale"]) == pytest.approx(library.scale)
+
+
 def test_demo_and_train_options_leave_the_library_defaults_alone():
     from innreg.demo import run_demo
 

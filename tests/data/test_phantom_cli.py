@@ -29,6 +29,19 @@ def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
     assert "moving_head_labels" not in row and (tmp_path / "brain" / row["moving_as_fixed"]).is_file()
 
 
+def test_misalignment_options_reach_the_generator(tmp_path, capsys):
+    """No affine and no elastic part (and, skull-stripped, no head motion): the true field is zero."""
+    none = ["--rotation", 0, "--scale", 0, "--shear", 0, "--translation", 0, "--elastic", 0]
+    code, _ = run(["phantom", "--out", tmp_path / "still", "--n", 2, "--size", "32x32", "--skull-stripped", *none], capsys)
+    assert code == 0
+    ddf = nib.load(tmp_path / "still" / "images" / "pair_0000_true_ddf.nii.gz").get_fdata()
+    assert abs(ddf).max() == 0.0
+    code, _ = run(["phantom", "--out", tmp_path / "moved", "--n", 2, "--size", "32x32", "--skull-stripped",
+                   *none[:-1], 2], capsys)  # elastic only
+    assert code == 0
+    assert abs(nib.load(tmp_path / "moved" / "images" / "pair_0000_true_ddf.nii.gz").get_fdata()).max() > 0.1
+
+
 @pytest.mark.parametrize(
     "options, needle",
     [
@@ -54,6 +67,9 @@ def test_bad_options_give_one_line_and_status_2(tmp_path, capsys, options, needl
         (["--spacing", "0"], "argument --spacing: must be positive, got 0"),
         (["--test-fraction", "1"], "argument --test-fraction: must be between 0 and 1"),
         (["--test-fraction", "nan"], "argument --test-fraction: must be a number"),
+        (["--scale", "1"], "argument --scale: must be at least 0 and below 1"),
+        (["--rotation", "-5"], "argument --rotation: must be 0 or more"),
+        (["--elastic", "x"], "argument --elastic: must be a number"),
     ],
 )
 def test_bad_values_name_the_option(tmp_path, options, needle, capsys):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from innreg.cli.options import image_size
-from innreg.cli_types import open_fraction, pair_count, positive_float, positive_int
+from innreg.cli_types import non_negative_float, open_fraction, pair_count, positive_float, positive_int, unit_fraction
 from innreg.errors import InnregInputError
 
 HELP = "generate a simulated multi-modal head phantom data set with labels"
@@ -33,6 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the brain alone with mild acquisition effects (the original phantom) instead of a whole head",
     )
     p.add_argument("--spacing", type=positive_float, help="voxel size in mm (default: fit the head, or brain, into --size)")
+    # The pair's misalignment (innreg.data.deformations.DeformationParams; tests/cli/test_parser.py holds the
+    # defaults equal). Whole heads also move rigidly between the two images (up to 4 degrees and 4 mm).
+    misalignment = p.add_argument_group("misalignment of each pair (uniform draws)")
+    misalignment.add_argument("--rotation", type=non_negative_float, default=10.0, metavar="DEG",
+                              help="affine rotation in [-DEG, DEG] degrees, about each axis in 3D (default: 10)")
+    misalignment.add_argument("--scale", type=unit_fraction, default=0.1, metavar="S",
+                              help="scaling factor in [1 - S, 1 + S] per axis (default: 0.1)")
+    misalignment.add_argument("--shear", type=non_negative_float, default=0.05, metavar="H",
+                              help="shear coefficients in [-H, H] (default: 0.05)")
+    misalignment.add_argument("--translation", type=non_negative_float, default=0.05, metavar="T",
+                              help="shift in [-T, T] times each axis' length (default: 0.05)")
+    misalignment.add_argument("--elastic", type=non_negative_float, default=3.0, metavar="VOX",
+                              help="RMS of the elastic velocity in voxels of a 192-voxel grid, scaled with the grid; 0: none (default: 3)")
     p.add_argument(
         "--workers", type=positive_int, help="processes generating pairs (default: the cores, at most 4, from 32 pairs on; else 1)"
     )
@@ -40,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from innreg.data import generate_phantom_dataset
+    from innreg.data.deformations import DeformationParams
     from innreg.data.phantom.dataset import default_workers
 
     size = args.size or ((192, 160) if args.dim == 2 else (64, 64, 64))
@@ -49,6 +63,10 @@ def run(args: argparse.Namespace) -> None:
         args.out, moving=args.moving, fixed=args.fixed, n=args.n, dim=args.dim, size=size, seed=args.seed,
         test_fraction=args.test_fraction, axis=args.axis, skull_stripped=args.skull_stripped, spacing=args.spacing,
         workers=args.workers or default_workers(args.n),
+        deformation=DeformationParams(
+            rotation_deg=args.rotation, scale=(1 - args.scale, 1 + args.scale), shear=args.shear,
+            translation=args.translation, elastic_magnitude_vox=args.elastic,
+        ),
     )
     for key, path in paths.items():
         print(f"{key}: {path}")
