@@ -24,7 +24,7 @@ Non-negative images go as they are: shifting them by their minimum (about 0.1 % 
 phantom) moved single pairs by up to 0.2 Dice, ANTs' optimisation being that sensitive to its start. ``start="identity"``
 starts from the pair as it lies on its grid instead; on the first 10 training pairs of four whole-head
 sets (PD, T2, FLAIR, windowed CT -> T1; ``benchmarks/RESULTS.md`` section 23) it moved mean Dice by
--0.017 / +0.008 / +0.015 / -0.032 (Mattes) and +0.036 / -0.002 / +0.006 / +0.001 (CC recipe), so ANTs'
+-0.031 / +0.004 / +0.050 / -0.022 (Mattes) and +0.003 / -0.003 / -0.030 / +0.008 (CC recipe), so ANTs'
 own default stays.
 """
 
