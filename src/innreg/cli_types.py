@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:
@@ -20,8 +21,8 @@ def _float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if value != value:  # NaN passes every comparison below
-        raise argparse.ArgumentTypeError(f"must be a number, got {text}")
+    if not math.isfinite(value):  # NaN passes every comparison below, infinity most
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
