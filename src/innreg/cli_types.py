@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:
@@ -16,46 +17,36 @@ def _int_at_least(text: str, low: int, what: str) -> int:
     return value
 
 
-def _float(text: str) -> float:
+def _float_where(text: str, accept: Callable[[float], bool], what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not math.isfinite(value):  # NaN passes every comparison below, infinity most
+    if not math.isfinite(value):  # NaN passes every comparison, infinity most
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
     """``argparse`` type: a number > 0."""
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+    return _float_where(text, lambda v: v > 0, "positive")
 
 
 def non_negative_float(text: str) -> float:
     """``argparse`` type: a number >= 0."""
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+    return _float_where(text, lambda v: v >= 0, "0 or more")
 
 
 def unit_fraction(text: str) -> float:
     """``argparse`` type: a number in ``[0, 1)``."""
-    value = _float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
+    return _float_where(text, lambda v: 0.0 <= v < 1.0, "at least 0 and below 1")
 
 
 def open_fraction(text: str) -> float:
     """``argparse`` type: a number strictly between 0 and 1."""
-    value = _float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (both excluded), got {text}")
-    return value
+    return _float_where(text, lambda v: 0.0 < v < 1.0, "between 0 and 1 (both excluded)")
 
 
 def pair_count(text: str) -> int:
