@@ -21,11 +21,11 @@ lands outside the image (Mattes: "All samples map outside moving image buffer"; 
 every label of that pair). An image with negative values is therefore shifted by its minimum before it
 goes to ANTs: MI and local CC do not change under a shift, and the centre of mass becomes the head's.
 Non-negative images go as they are: shifting them by their minimum (about 0.1 % of their range on the
-phantom) moved single pairs by up to 0.2 Dice, ANTs' optimisation being that sensitive to its start. ``start="identity"``
-starts from the pair as it lies on its grid instead; on the first 10 training pairs of four whole-head
-sets (PD, T2, FLAIR, windowed CT -> T1; ``benchmarks/RESULTS.md`` section 23) it moved mean Dice by
--0.031 / +0.004 / +0.050 / -0.022 (Mattes) and +0.003 / -0.003 / -0.030 / +0.008 (CC recipe), so ANTs'
-own default stays.
+phantom) moved single pairs by up to 0.2 Dice, ANTs' optimisation being that sensitive to its start.
+``start="identity"`` starts from the pair as it lies on its grid instead; on the first 10 training pairs
+of four whole-head sets (PD, T2, FLAIR, windowed CT -> T1; ``benchmarks/RESULTS.md`` section 23) it
+moved mean Dice by -0.031 / +0.004 / +0.050 / -0.022 (Mattes) and +0.003 / -0.003 / -0.030 / +0.008
+(CC recipe), so ANTs' own default stays.
 """
 
 from __future__ import annotations
