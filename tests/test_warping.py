@@ -175,6 +175,9 @@ def test_apply_bad_input_gives_one_line(phantom_2d, oblique_3d, tmp_path, capsys
     assert main(["apply", "--registration", str(oblique_3d["reg"]), "--image", str(phantom_2d["moving"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "2D image, but the registration is 3D" in err and str(phantom_2d["moving"]) in err and "\n" not in err
+    assert main(["apply", "--registration", str(phantom_2d["reg"]), "--image", str(phantom_2d["moving"]), "--out", str(out),
+                 "--device", "gpu"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip() == "innreg: error: --device gpu: expected auto, cpu or cuda[:k]"
     assert not out.exists()
 
 

@@ -4,7 +4,7 @@ Public API::
 
     innreg.train(pairs_csv, run_dir, config)   -> path of model.pt
     innreg.load_model(path).register(moving, fixed) -> RegistrationResult
-    innreg.apply(registration_dir, image, out, labels=False, inverse=False) -> Image
+    innreg.apply(registration_dir, image, out, labels=False, inverse=False, device="cpu") -> Image
     innreg.evaluate(model, pairs_csv, out_dir) -> EvaluationSummary (per_pair.csv, summary.json, summary.md)
     innreg.Config, innreg.INNTranslator, innreg.INNReg, innreg.RegistrationModel, innreg.PairMetrics
 
