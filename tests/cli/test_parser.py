@@ -61,12 +61,14 @@ def test_phantom_defaults_are_the_generators():
 
 def test_phantom_misalignment_defaults_are_the_generators():
     from innreg.data.deformations import DeformationParams
+    from innreg.data.phantom import MotionParams
 
-    cli, library = _defaults("phantom"), DeformationParams()
+    cli, library, motion = _defaults("phantom"), DeformationParams(), MotionParams()
     assert (cli["rotation"], cli["shear"], cli["translation"], cli["elastic"]) == (
         library.rotation_deg, library.shear, library.translation, library.elastic_magnitude_vox
     )
     assert (1 - cli["scale"], 1 + cli["scale"]) == pytest.approx(library.scale)
+    assert (cli["head_rotation"], cli["head_shift"]) == (motion.rotation_deg, motion.translation_mm)
 
 
 def test_demo_and_train_options_leave_the_library_defaults_alone():

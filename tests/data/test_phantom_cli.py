@@ -42,6 +42,19 @@ def test_misalignment_options_reach_the_generator(tmp_path, capsys):
     assert abs(nib.load(tmp_path / "moved" / "images" / "pair_0000_true_ddf.nii.gz").get_fdata()).max() > 0.1
 
 
+def test_head_motion_options_reach_the_generator(tmp_path, capsys):
+    """A whole head without misalignment still moves rigidly between the scans, unless told not to."""
+    none = ["--rotation", 0, "--scale", 0, "--shear", 0, "--translation", 0, "--elastic", 0]
+    for name, motion in (("still", ["--head-rotation", 0, "--head-shift", 0]), ("moved", ["--head-rotation", 0])):
+        code, _ = run(["phantom", "--out", tmp_path / name, "--n", 2, "--size", "32x32", "--workers", 1, *none, *motion],
+                      capsys)
+        assert code == 0
+    still, moved = (nib.load(tmp_path / name / "images" / "pair_0000_true_ddf.nii.gz") for name in ("still", "moved"))
+    assert abs(still.get_fdata()).max() == 0.0
+    shift_mm = moved.get_fdata() * nib.affines.voxel_sizes(moved.affine)[:2].reshape(1, 1, 2)
+    assert 0.1 < abs(shift_mm).max() <= 4.0 + 1e-3  # a pure shift of at most 4 mm per axis
+
+
 @pytest.mark.parametrize(
     "options, needle",
     [
@@ -70,6 +83,7 @@ def test_bad_options_give_one_line_and_status_2(tmp_path, capsys, options, needl
         (["--spacing", "inf"], "argument --spacing: must be a finite number"),
         (["--scale", "1"], "argument --scale: must be at least 0 and below 1"),
         (["--rotation", "-5"], "argument --rotation: must be 0 or more"),
+        (["--head-shift", "-1"], "argument --head-shift: must be 0 or more"),
         (["--elastic", "x"], "argument --elastic: must be a number"),
     ],
 )

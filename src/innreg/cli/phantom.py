@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the brain alone with mild acquisition effects (the original phantom) instead of a whole head",
     )
     p.add_argument("--spacing", type=positive_float, help="voxel size in mm (default: fit the head, or brain, into --size)")
-    # The pair's misalignment (innreg.data.deformations.DeformationParams; tests/cli/test_parser.py holds the
-    # defaults equal). Whole heads also move rigidly between the two images (up to 4 degrees and 4 mm).
+    # The pair's misalignment (innreg.data.deformations.DeformationParams, and MotionParams for whole heads;
+    # tests/cli/test_parser.py holds the defaults equal).
     misalignment = p.add_argument_group("misalignment of each pair (uniform draws)")
     misalignment.add_argument("--rotation", type=non_negative_float, default=10.0, metavar="DEG",
                               help="affine rotation in [-DEG, DEG] degrees, about each axis in 3D (default: 10)")
@@ -46,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                               help="shift in [-T, T] times each axis' length (default: 0.05)")
     misalignment.add_argument("--elastic", type=non_negative_float, default=3.0, metavar="VOX",
                               help="RMS of the elastic velocity in voxels of a 192-voxel grid, scaled with the grid; 0: none (default: 3)")
+    misalignment.add_argument("--head-rotation", type=non_negative_float, default=4.0, metavar="DEG",
+                              help="whole heads also move rigidly between the two scans: rotation in [-DEG, DEG] "
+                              "degrees (default: 4)")
+    misalignment.add_argument("--head-shift", type=non_negative_float, default=4.0, metavar="MM",
+                              help="and shift in [-MM, MM] mm along each axis (default: 4)")
     p.add_argument(
         "--workers", type=positive_int, help="processes generating pairs (default: the cores, at most 4, from 32 pairs on; else 1)"
     )
@@ -54,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from innreg.data import generate_phantom_dataset
     from innreg.data.deformations import DeformationParams
+    from innreg.data.phantom import MotionParams
     from innreg.data.phantom.dataset import default_workers
 
     size = args.size or ((192, 160) if args.dim == 2 else (64, 64, 64))
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> None:
             rotation_deg=args.rotation, scale=(1 - args.scale, 1 + args.scale), shear=args.shear,
             translation=args.translation, elastic_magnitude_vox=args.elastic,
         ),
+        motion=MotionParams(rotation_deg=args.head_rotation, translation_mm=args.head_shift),
     )
     for key, path in paths.items():
         print(f"{key}: {path}")

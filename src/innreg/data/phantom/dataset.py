@@ -21,7 +21,7 @@ from innreg.data.io import Image, save_field, save_image
 from innreg.data.phantom import simulate
 from innreg.data.phantom.contact_sheet import save_contact_sheet
 from innreg.data.phantom.head import HEAD_LABEL_DESCRIPTION
-from innreg.data.phantom.simulate import PhantomPair, check_size, modality
+from innreg.data.phantom.simulate import MotionParams, PhantomPair, check_size, modality
 from innreg.errors import InnregInputError
 
 MANIFEST_COLUMNS = ("moving", "fixed", "moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
@@ -154,6 +154,7 @@ def generate_phantom_dataset(
     skull_stripped: bool = False,
     spacing: float | None = None,
     workers: int = 1,
+    motion: MotionParams | None = MotionParams(),
 ) -> dict[str, Path]:
     """Write a phantom data set: NIfTI files, ``train.csv``/``test.csv`` and ``contact_sheet.png``.
 
@@ -183,6 +184,8 @@ def generate_phantom_dataset(
         spacing: voxel size in mm (default: fit the head or brain into the grid).
         workers: processes simulating and writing pairs (:func:`default_workers` suggests a number);
             the result does not depend on it.
+        motion: rigid head motion between the two images of a pair, on top of ``deformation``
+            (whole heads only; ``None``: none).
 
     Returns:
         ``{"train": train.csv, "test": test.csv, "contact_sheet": contact_sheet.png}`` paths (without
@@ -213,7 +216,7 @@ def generate_phantom_dataset(
     try:
         (tmp_dir / "images").mkdir()
         options = dict(moving=moving, fixed=fixed, dim=dim, size=size, deformation=deformation, axis=axis,
-                       skull_stripped=skull_stripped, spacing=spacing)
+                       skull_stripped=skull_stripped, spacing=spacing, motion=motion)
         tasks = [_Task(i, seed, tmp_dir, i < contact_sheet_pairs, options) for i in range(n)]
         rows, shown = [], []
         with _pair_writer(workers) as run:

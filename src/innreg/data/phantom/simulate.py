@@ -77,6 +77,11 @@ class MotionParams:
     rotation_deg: float = 4.0
     translation_mm: float = 4.0
 
+    def __post_init__(self) -> None:
+        for name in ("rotation_deg", "translation_mm"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
 
 @dataclass
 class PhantomPair:
