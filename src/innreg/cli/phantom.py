@@ -48,9 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                               help="RMS of the elastic velocity in voxels of a 192-voxel grid, scaled with the grid; 0: none (default: 3)")
     misalignment.add_argument("--head-rotation", type=non_negative_float, default=4.0, metavar="DEG",
                               help="whole heads also move rigidly between the two scans: rotation in [-DEG, DEG] "
-                              "degrees (default: 4)")
+                              "degrees, about each axis in 3D (default: 4)")
     misalignment.add_argument("--head-shift", type=non_negative_float, default=4.0, metavar="MM",
-                              help="and shift in [-MM, MM] mm along each axis (default: 4)")
+                              help="whole heads' rigid shift between the two scans in [-MM, MM] mm along each axis "
+                              "(default: 4)")
     p.add_argument(
         "--workers", type=positive_int, help="processes generating pairs (default: the cores, at most 4, from 32 pairs on; else 1)"
     )
