@@ -177,6 +177,9 @@ def test_head_motion_is_a_rigid_part_of_the_true_field():
     assert abs(angle) <= 4.0 + 1e-3
     none = make_phantom_pair("pd", "t1", 2, (96, 80), rng=5, deformation=still, motion=None)
     assert np.abs(none.ddf).max() < 1e-5
+    for bad in ({"rotation_deg": -1.0}, {"translation_mm": float("nan")}):
+        with pytest.raises(ValueError, match="must be >= 0"):
+            MotionParams(**bad)
 
 
 def test_noise_and_field_of_view_cut():
