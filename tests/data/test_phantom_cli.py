@@ -8,6 +8,10 @@ import pytest
 from innreg.cli import main
 
 
+# The options of a pair without affine or elastic misalignment.
+NO_MISALIGNMENT = ["--rotation", 0, "--scale", 0, "--shear", 0, "--translation", 0, "--elastic", 0]
+
+
 def run(argv, capsys):
     code = main([str(a) for a in argv])
     return code, capsys.readouterr()
@@ -31,23 +35,22 @@ def test_whole_head_by_default_and_skull_stripped_on_request(tmp_path, capsys):
 
 def test_misalignment_options_reach_the_generator(tmp_path, capsys):
     """No affine and no elastic part (and, skull-stripped, no head motion): the true field is zero."""
-    none = ["--rotation", 0, "--scale", 0, "--shear", 0, "--translation", 0, "--elastic", 0]
-    code, _ = run(["phantom", "--out", tmp_path / "still", "--n", 2, "--size", "32x32", "--skull-stripped", *none], capsys)
+    code, _ = run(["phantom", "--out", tmp_path / "still", "--n", 2, "--size", "32x32", "--skull-stripped",
+                   *NO_MISALIGNMENT], capsys)
     assert code == 0
     ddf = nib.load(tmp_path / "still" / "images" / "pair_0000_true_ddf.nii.gz").get_fdata()
     assert abs(ddf).max() == 0.0
     code, _ = run(["phantom", "--out", tmp_path / "moved", "--n", 2, "--size", "32x32", "--skull-stripped",
-                   *none[:-1], 2], capsys)  # elastic only
+                   *NO_MISALIGNMENT[:-1], 2], capsys)  # elastic only
     assert code == 0
     assert abs(nib.load(tmp_path / "moved" / "images" / "pair_0000_true_ddf.nii.gz").get_fdata()).max() > 0.1
 
 
 def test_head_motion_options_reach_the_generator(tmp_path, capsys):
     """A whole head without misalignment still moves rigidly between the scans, unless told not to."""
-    none = ["--rotation", 0, "--scale", 0, "--shear", 0, "--translation", 0, "--elastic", 0]
     for name, motion in (("still", ["--head-rotation", 0, "--head-shift", 0]), ("moved", ["--head-rotation", 0])):
-        code, _ = run(["phantom", "--out", tmp_path / name, "--n", 2, "--size", "32x32", "--workers", 1, *none, *motion],
-                      capsys)
+        code, _ = run(["phantom", "--out", tmp_path / name, "--n", 2, "--size", "32x32", "--workers", 1,
+                       *NO_MISALIGNMENT, *motion], capsys)
         assert code == 0
     still, moved = (nib.load(tmp_path / name / "images" / "pair_0000_true_ddf.nii.gz") for name in ("still", "moved"))
     assert abs(still.get_fdata()).max() == 0.0
