@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from innreg.chain import StageChain, StagePair
+from innreg.chain import StageChain, StagePair, stage_name
 from innreg.core.affine import affine_ddf
 from innreg.core.transform import Transform
 from innreg.core.warp import compose, integrate_velocity, resize_field, warp
@@ -107,6 +107,17 @@ def test_chain_starts_from_a_given_map_and_an_empty_chain_is_the_identity():
     assert total.inverse is None
     empty = StageChain([])(pair)
     assert not empty.ddf.any() and not empty.inverse.any()
+
+
+def test_chain_reports_each_stage_before_it_runs():
+    shape = (8, 8)
+    pair = StagePair(torch.rand(1, 1, *shape), torch.rand(1, 1, *shape))
+    first, second = _Fixed(Transform.identity(pair.fixed)), _Fixed(Transform.identity(pair.fixed))
+    second.name = "second stage"
+    events = []
+    StageChain([first, second])(pair, on_stage=lambda stage: events.append((stage_name(stage), len(stage.seen))))
+    # each report comes before its stage has seen the pair
+    assert events == [("_Fixed", 0), ("second stage", 0)]
 
 
 def test_stage_pair_checks_shapes():

@@ -57,9 +57,21 @@ def test_register_single_pair_writes_outputs_on_fixed_grid(trained, phantom, tmp
 
 
 def test_register_batch_form(trained, phantom, tmp_path, capsys):
-    code, out, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path)
+    code, out, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "a")
     assert code == 0, err
-    assert len(list(tmp_path.glob("*/warped.nii.gz"))) == 2
+    assert len(list((tmp_path / "a").glob("*/warped.nii.gz"))) == 2
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "b", "--quiet")
+    assert code == 0 and "register" not in err
+
+
+def test_registration_reports_its_phases_in_order(trained, phantom, tmp_path):
+    """What register's progress bar shows beside the pair count: the phase of the pair in progress."""
+    from innreg.data import read_manifest
+    from innreg.inference import load_model, write_registration
+
+    phases = []
+    write_registration(load_model(trained / "model.pt", "cpu"), read_manifest(phantom["test"])[0], tmp_path, phases.append)
+    assert phases == ["translate", "network (affine stage)", "affine correction", "demons", "write outputs"]
 
 
 def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys):

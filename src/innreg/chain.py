@@ -13,7 +13,7 @@ refinement's affine correction and demons (:mod:`innreg.refinement`). A new stag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -91,22 +91,36 @@ class Stage(Protocol):
     def __call__(self, pair: StagePair, with_inverse: bool) -> Transform: ...
 
 
+def stage_name(stage: Stage) -> str:
+    """What a stage is, for progress messages: its ``name`` attribute, else its class name."""
+    return getattr(stage, "name", type(stage).__name__)
+
+
 class StageChain:
     """Run stages in order and compose their maps.
 
     Args:
         stages: the stages, first to last.
 
-    ``chain(pair, with_inverse=True, start=None)`` returns the composed :class:`Transform`; ``start``
-    (a map found before, e.g. outside the chain) is applied first.
+    ``chain(pair, with_inverse=True, start=None, on_stage=None)`` returns the composed :class:`Transform`;
+    ``start`` (a map found before, e.g. outside the chain) is applied first; ``on_stage(stage)``, when
+    given, is called before each stage runs (progress reports).
     """
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = list(stages)
 
-    def __call__(self, pair: StagePair, with_inverse: bool = True, start: Transform | None = None) -> Transform:
+    def __call__(
+        self,
+        pair: StagePair,
+        with_inverse: bool = True,
+        start: Transform | None = None,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> Transform:
         total = start
         for stage in self.stages:
+            if on_stage is not None:
+                on_stage(stage)
             step = stage(pair if total is None else pair.warped(total.ddf), with_inverse)
             total = step if total is None else total.then(step)
         return Transform.identity(pair.fixed, with_inverse) if total is None else total

@@ -14,7 +14,7 @@ runs the identical pipeline on the untranslated moving image (the translation ab
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from innreg.chain import stage_name
 from innreg.config import Config
 from innreg.core.warp import warp
 from innreg.data import Image, normalize_percentile, voxel_spacing
@@ -111,7 +112,14 @@ class RegistrationModel:
 
     @torch.no_grad()
     def register(
-        self, moving, fixed, moving_seg=None, fixed_mask=None, moving_mask=None, spacing: tuple[float, ...] | None = None
+        self,
+        moving,
+        fixed,
+        moving_seg=None,
+        fixed_mask=None,
+        moving_mask=None,
+        spacing: tuple[float, ...] | None = None,
+        on_phase: Callable[[str], None] | None = None,
     ) -> RegistrationResult:
         """Register ``moving`` onto ``fixed`` (same grid) and optionally warp ``moving_seg``.
 
@@ -121,7 +129,8 @@ class RegistrationModel:
         axis) sizes the refinement's regulariser and descriptor in mm on grids coarser than
         ``refine.reference_spacing`` (finer grids keep the sizes in voxels);
         by default it is read from ``fixed`` when that is an :class:`Image` or a nibabel image, and
-        plain arrays are taken to have the reference voxel size.
+        plain arrays are taken to have the reference voxel size. ``on_phase(name)``, when given, is
+        called as each phase starts (``"translate"``, then each stage's name; progress reports).
 
         Returns:
             A :class:`RegistrationResult` (see its fields for shapes and conventions).
@@ -142,11 +151,14 @@ class RegistrationModel:
         f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
         masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
         refine = self.config.refine
+        if on_phase is not None:
+            on_phase("translate")
         pair = stage_pair(
             self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed),
             inverse=refine.enabled and refine.inverse_weight > 0, inverse_factor=refine.inverse_factor,
         )
-        transform = registration_chain(self.model, self.config)(pair)
+        on_stage = None if on_phase is None else (lambda stage: on_phase(stage_name(stage)))
+        transform = registration_chain(self.model, self.config)(pair, on_stage=on_stage)
         ddf, inverse_ddf = transform.ddf, transform.inverse
         # The translation the refinement matched, or the moving image itself without translator.
         translated = pair.image if pair.guide is None else pair.guide
@@ -198,8 +210,11 @@ def load_model(
     return RegistrationModel(model, config, dev, translate)
 
 
-def write_registration(model: RegistrationModel, record, out_dir: str | Path) -> RegistrationResult:
+def write_registration(
+    model: RegistrationModel, record, out_dir: str | Path, on_phase: Callable[[str], None] | None = None
+) -> RegistrationResult:
     """Register one manifest record and write its outputs, all on the fixed image's grid and header.
+    ``on_phase`` as in :meth:`RegistrationModel.register`, and ``"write outputs"`` before the files.
 
     Files: ``warped.nii.gz`` (moving intensities), ``translated.nii.gz``, ``ddf.nii.gz`` and
     ``inverse_ddf.nii.gz`` (voxel units, pull-back, component k along voxel axis k; the convention is
@@ -219,8 +234,10 @@ def write_registration(model: RegistrationModel, record, out_dir: str | Path) ->
     with about_file(record.moving):
         result = model.register(
             moving.array, fixed.array, None if moving_seg is None else moving_seg.array, fixed_mask, moving_mask,
-            spacing=voxel_spacing(fixed),
+            spacing=voxel_spacing(fixed), on_phase=on_phase,
         )
+    if on_phase is not None:
+        on_phase("write outputs")
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
     save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)

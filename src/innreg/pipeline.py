@@ -58,6 +58,7 @@ class NetworkStage:
     def __init__(self, model: INNReg, part: NetworkPart = NetworkPart.FULL, factor: int | None = None) -> None:
         self.model, self.part = model, NetworkPart(part)
         self.factor = model.config.input_factor if factor is None else factor
+        self.name = "network (affine stage)" if self.part is NetworkPart.AFFINE else "network"
 
     def __call__(self, pair: StagePair, with_inverse: bool) -> Transform:
         config = self.model.config

@@ -287,6 +287,8 @@ def _stage_images(pair: StagePair, config: RefineConfig) -> Tensor:
 class AffineCorrection:
     """Refinement stage 1: the affine map of :func:`optimise_affine` (one pair, ``N = 1``)."""
 
+    name = "affine correction"
+
     def __init__(self, config: RefineConfig) -> None:
         self.config = config
 
@@ -303,6 +305,8 @@ class AffineCorrection:
 class Demons:
     """Refinement stage 2: the diffeomorphism ``exp(v)`` of :func:`optimise_velocity` (one pair), with
     its exact inverse ``exp(-v)``."""
+
+    name = "demons"
 
     def __init__(self, config: RefineConfig) -> None:
         self.config = config

@@ -21,12 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_mask_options(p, per_pair=True)
     add_refine_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> None:
     from innreg.atomic import check_output_dir, staged_dir
     from innreg.data import PairRecord, read_manifest
-    from innreg.inference import write_registration
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> None:
         records = records_with_masks(read_manifest(args.pairs), args)
         names = [f"{i:04d}_{Path(record.moving).name.split('.')[0]}" for i, record in enumerate(records)]
         with staged_dir(args.out) as staging:  # a broken later pair leaves no earlier pair's outputs
-            for record, name in zip(records, names):
-                write_registration(model, record, staging / name)
+            _register_all(model, records, [staging / name for name in names], args.quiet)
         for i, name in enumerate(names):
             print(f"pair {i}: {args.out / name}")
     else:
@@ -45,5 +44,19 @@ def run(args: argparse.Namespace) -> None:
             moving=args.moving, fixed=args.fixed, moving_seg=args.moving_seg,
             fixed_mask=args.fixed_mask, moving_mask=args.moving_mask,
         )
-        write_registration(model, record, args.out)
+        _register_all(model, [record], [args.out], args.quiet)
         print(f"outputs: {args.out}")
+
+
+def _register_all(model, records: list, out_dirs: list[Path], quiet: bool) -> None:
+    """Register and write each record into its folder, under one progress bar over the pairs whose
+    postfix names the phase of the pair in progress (a 3D pair of 1 mm voxels takes a minute or more)."""
+    from tqdm.auto import tqdm
+
+    from innreg.inference import write_registration
+
+    # Shown from the first second on: input that fails at once gets its one error line alone.
+    with tqdm(total=len(records), desc="register", unit="pair", disable=quiet, dynamic_ncols=True, delay=1.0) as bar:
+        for record, out_dir in zip(records, out_dirs):
+            write_registration(model, record, out_dir, None if quiet else bar.set_postfix_str)
+            bar.update()
