@@ -20,9 +20,10 @@ def fresh(monkeypatch):
 def test_applied_on_glibc(fresh, monkeypatch):
     monkeypatch.delenv("INNREG_KEEP_FREED_MEMORY", raising=False)
     assert memory.keep_freed_memory() is True
-    # Tensors above the old 128 KiB mmap threshold still allocate, free and hold their values.
-    for _ in range(3):
-        x = torch.full((1, 8, 224, 192), 2.0)
+    # Tensors above glibc's mmap thresholds (128 KiB at start, 32 MiB at most) come from the heap now:
+    # they still allocate, free and hold their values.
+    for shape in [(1, 8, 224, 192)] * 3 + [(3, 2048, 2048)] * 2:
+        x = torch.full(shape, 2.0)
         assert float((x * 0.5).sum()) == x.numel()
 
 

@@ -9,9 +9,16 @@ thread, the INN translator 41 -> 22-24 ms and the demons stage 102 -> 52-64 ms p
 against ANTs SyN 9.75x -> 11.95x (median of 12 measurements; ``benchmarks/RESULTS.md``, section 4).
 Training steps, dominated by convolutions, did not change; peak memory neither (518-527 MB either way).
 
-:func:`keep_freed_memory` raises glibc's mmap threshold (blocks up to that size come from the heap and
-are reused) and its trim threshold (the heap keeps up to that much free memory instead of giving it
-back). The process keeps its peak memory rather than returning it between registrations. It is a
+:func:`keep_freed_memory` turns glibc's own mmap off (every block comes from the heap and is reused
+after it is freed) and the heap's trimming too (freed memory stays in the process instead of going back
+to the system). Raising the mmap threshold instead, as innreg did first, covers blocks up to 32 MiB only
+(glibc's maximum), and with a 1 GiB trim threshold the heap still gave back and re-faulted its top: a 3D
+pair of 176x208x176 voxels (1 mm) allocates fields and descriptors of 70-600 MB. Measured there (``innreg
+register``, one thread, twice each, the other core busy): 3.8-4.3 million page faults and 59-73 s with
+the thresholds, 1.1 million and 52-55 s without mmap or trimming, the same peak memory (4.7 GB). On 2D pairs of
+224x192 it changes little (0.107 -> 0.103 s a pair together with a faster demons step; ``benchmarks/RESULTS.md``
+section 26). So the process keeps its peak memory
+for its later allocations rather than returning it between registrations. It is a
 process-wide setting, applied by the ``innreg`` command and by :func:`innreg.load_model`; set the
 environment variable ``INNREG_KEEP_FREED_MEMORY=0`` to leave malloc as it is. Elsewhere than glibc
 (macOS, Windows, musl) it does nothing.
@@ -24,10 +31,9 @@ import ctypes.util
 import os
 import sys
 
-# mallopt parameters (glibc's malloc.h) and the values set.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLDS = (1 << 30, 32 << 20)  # 1 GiB; glibc versions that refuse it accept 32 MiB (its documented maximum)
-_TRIM_THRESHOLD = 1 << 30
+# mallopt parameters (glibc's malloc.h): no block from its own mmap, never give the heap's top back.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_NO_MMAP, _NEVER_TRIM = 0, -1
 
 _applied: bool | None = None
 
@@ -53,6 +59,4 @@ def _apply() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if not any(mallopt(_M_MMAP_THRESHOLD, value) == 1 for value in _MMAP_THRESHOLDS):
-        return False
-    return mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
+    return mallopt(_M_MMAP_MAX, _NO_MMAP) == 1 and mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM) == 1
