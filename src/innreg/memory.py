@@ -15,13 +15,12 @@ to the system). Raising the mmap threshold instead, as innreg did first, covers 
 (glibc's maximum), and with a 1 GiB trim threshold the heap still gave back and re-faulted its top: a 3D
 pair of 176x208x176 voxels (1 mm) allocates fields and descriptors of 70-600 MB. Measured there (``innreg
 register``, one thread, twice each, the other core busy): 3.8-4.3 million page faults and 59-73 s with
-the thresholds, 1.1 million and 52-55 s without mmap or trimming, the same peak memory (4.7 GB). On 2D pairs of
-224x192 it changes little (0.107 -> 0.103 s a pair together with a faster demons step; ``benchmarks/RESULTS.md``
-section 26). So the process keeps its peak memory
-for its later allocations rather than returning it between registrations. It is a
-process-wide setting, applied by the ``innreg`` command and by :func:`innreg.load_model`; set the
-environment variable ``INNREG_KEEP_FREED_MEMORY=0`` to leave malloc as it is. Elsewhere than glibc
-(macOS, Windows, musl) it does nothing.
+the thresholds, 1.1 million and 52-55 s without mmap or trimming, the same peak memory (4.7 GB). On 2D
+pairs of 224x192 it changes little (0.107 -> 0.103 s a pair together with a faster demons step;
+``benchmarks/RESULTS.md`` section 26). So the process keeps its peak memory for its later allocations
+rather than returning it between registrations. It is a process-wide setting, applied by the ``innreg``
+command and by :func:`innreg.load_model`; set the environment variable ``INNREG_KEEP_FREED_MEMORY=0`` to
+leave malloc as it is. Elsewhere than glibc (macOS, Windows, musl) it does nothing.
 """
 
 from __future__ import annotations
