@@ -130,7 +130,8 @@ class RegistrationModel:
         ``refine.reference_spacing`` (finer grids keep the sizes in voxels);
         by default it is read from ``fixed`` when that is an :class:`Image` or a nibabel image, and
         plain arrays are taken to have the reference voxel size. ``on_phase(name)``, when given, is
-        called as each phase starts (``"translate"``, then each stage's name; progress reports).
+        called as each phase starts (``"translate"``, ``"prepare"`` with ``translate=False``, then each
+        stage's name; progress reports).
 
         Returns:
             A :class:`RegistrationResult` (see its fields for shapes and conventions).
@@ -152,7 +153,7 @@ class RegistrationModel:
         masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
         refine = self.config.refine
         if on_phase is not None:
-            on_phase("translate")
+            on_phase("translate" if self.translate else "prepare")
         pair = stage_pair(
             self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed),
             inverse=refine.enabled and refine.inverse_weight > 0, inverse_factor=refine.inverse_factor,
