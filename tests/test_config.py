@@ -24,6 +24,8 @@ def test_round_trip_and_partial_update(tmp_path):
         ("model: {dim: 4}\n", "dim"),
         ("model: {cascades: 0}\n", "model.cascades"),
         ("model: {inn_latent: -1}\n", "model.inn_latent"),
+        ("model: {dim: 3, guide_slices: true}\n", "model.guide_slices: needs dim 3 and a guide"),
+        ("model: {guide: inn, guide_slices: true}\n", "model.guide_slices: needs dim 3 and a guide"),
         ("model: {affine_slope: -0.2}\n", "affine_slope"),
         ("train: {disc_blur: -1}\n", "train.disc_blur"),
         ("train: {translator_inverse_l1: -0.5}\n", "train.translator_inverse_l1"),

@@ -153,6 +153,29 @@ def test_stages_run_every_round_and_change_only_the_stage_translator(phantom, ti
     assert any(not torch.equal(v, trained.state_dict()[k]) for k, v in before[0].items())
 
 
+def test_a_slice_wise_guide_learns_from_single_slices_of_the_3d_pairs(tmp_path, tiny_dict):
+    from innreg.data import generate_phantom_dataset
+
+    data = generate_phantom_dataset(tmp_path / "d", n=2, dim=3, size=(16, 16, 16), test_fraction=0.5, progress=False)
+    config = Config.from_dict(tiny_dict).updated(
+        model={"dim": 3, "guide": "inn", "guide_slices": True},
+        train={"translator_rounds": 1, "translator_steps": 2, "steps": 2, "translator_crop": 8},
+        refine={"factors": [2, 1], "steps": [2, 2]},
+    )
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    seen = []
+    model.guide.net.register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_translator_stages(model, read_manifest(data["train"]), config, torch.device("cpu"))
+    # The alignment translates whole volumes, 16 slices at once; a training step draws batch_size
+    # single-slice crops.
+    assert (16, 1, 16, 16) in seen and (config.train.batch_size, 1, 8, 8) in seen
+    assert {len(shape) for shape in seen} == {4}
+    changed = {k.split(".")[0] for k, v in before.items() if not torch.equal(v, model.state_dict()[k])}
+    assert changed == {"guide"}
+
+
 def test_stages_are_skipped_without_a_translator(phantom, tiny_dict):
     config = Config.from_dict(tiny_dict).updated(model={"translator": "none"})
     assert train_translator_stages(INNReg(config.model), read_manifest(phantom["train"]), config, torch.device("cpu")) == []
@@ -179,6 +202,8 @@ def test_batches_are_matching_crops_of_the_aligned_pairs():
     torch.testing.assert_close(fixed, 1.0 - moving)  # one window (and flip) for both images of a pair
     whole = random_batch(aligned, np.random.default_rng(0), size=2, crop=0)[0]
     assert whole.shape == (2, 1, 20, 14)
+    per_axis = random_batch(aligned, np.random.default_rng(0), size=3, crop=(1, 0))[0]  # one row, whole width
+    assert per_axis.shape == (3, 1, 1, 14)
 
 
 def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(phantom, tiny_dict, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ discriminator is a training-only part and lives in :mod:`innreg.training`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from innreg.config import Config, ModelConfig, RegInput, TranslatorKind
-from innreg.nn import INNTranslator, PatchDiscriminator, RegistrationNet, ResNetTranslator, UNetTranslator
+from innreg.nn import INNTranslator, PatchDiscriminator, RegistrationNet, ResNetTranslator, SliceWise, UNetTranslator
 from innreg.data.pairs import check_working_size
 from innreg.errors import InnregInputError
 
@@ -65,6 +66,15 @@ def build_translator(config: ModelConfig, kind: TranslatorKind | str | None = No
     return None
 
 
+def build_guide(config: ModelConfig) -> nn.Module | None:
+    """The refinement's separate guide (``config.guide``; ``None`` for ``none``): with
+    ``config.guide_slices`` a 2D translator of that kind run on each slice of the 3D image."""
+    if not config.guide_slices:
+        return build_translator(config, config.guide)
+    guide = build_translator(dataclasses.replace(config, dim=2, guide_slices=False), config.guide)
+    return None if guide is None else SliceWise(guide)
+
+
 class INNReg(nn.Module):
     """Translator + registration network (+ the refinement's guide, when ``config.guide`` names one).
 
@@ -93,7 +103,7 @@ class INNReg(nn.Module):
         )
         # A separate translator for the refinement's guidance (config.guide), trained by the stages alone;
         # built last, so the other networks start as they would without it.
-        self.guide = build_translator(config, config.guide)
+        self.guide = build_guide(config)
 
     @property
     def invertible(self) -> bool:

@@ -115,18 +115,19 @@ class TranslationObjective(nn.Module):
 
 
 def random_batch(
-    aligned: list[tuple[Tensor, Tensor, Tensor]], rng: np.random.Generator, size: int, crop: int
+    aligned: list[tuple[Tensor, Tensor, Tensor]], rng: np.random.Generator, size: int, crop: int | Sequence[int]
 ) -> list[Tensor]:
-    """A random batch of aligned pairs: each a random crop of at most ``crop`` voxels per axis (0: whole
-    images), flipped along random axes. The modality mapping is local, so crops teach it as well as
-    whole images at a fraction of the cost."""
+    """A random batch of aligned pairs: each a random crop of at most ``crop`` voxels per axis (one
+    length per axis, or one for all; 0: the whole axis), flipped along random axes. The modality
+    mapping is local, so crops teach it as well as whole images at a fraction of the cost."""
     picks = rng.choice(len(aligned), size=size, replace=len(aligned) < size)
     items = []
     for i in picks:
         shape = aligned[i][0].shape[2:]
+        crops = [crop] * len(shape) if isinstance(crop, int) else list(crop)
         window = [slice(None), slice(None)]
-        for s in shape:
-            length = min(s, crop) if crop > 0 else s
+        for s, c in zip(shape, crops):
+            length = min(s, c) if c > 0 else s
             start = int(rng.integers(0, s - length + 1))
             window.append(slice(start, start + length))
         axes = [2 + k for k in range(len(shape)) if rng.random() < 0.5]
@@ -170,7 +171,9 @@ def train_translator(
     opt = torch.optim.Adam(translator.parameters(), lr=lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=tuple(t.betas)) if discriminator else None
     steps = translator_round_steps(t)
-    crop = t.translator_crop if translator.local else 0  # see INNTranslator.local / ResNetTranslator.local
+    crop = [t.translator_crop if translator.local else 0] * config.model.dim  # see INNTranslator.local
+    if hasattr(translator, "slice_axis"):  # a slice-wise guide learns from single slices (innreg.nn.slicewise)
+        crop[translator.slice_axis] = 1
 
     def step_fn(step: int) -> dict[str, float]:
         set_lr((opt, opt_d), scheduled_lr(lr, step, steps, t.stage_lr_schedule))

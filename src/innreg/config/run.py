@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from innreg.config.sections import LossConfig, ModelConfig, RefineConfig, TrainConfig, build_section
-from innreg.core.enums import DistilTarget
+from innreg.core.enums import DistilTarget, TranslatorKind
 from innreg.errors import InnregInputError
 
 
@@ -92,8 +92,12 @@ class Config:
         to the full grid for the per-pair refinement, which runs at full resolution) for
         ``train.steps: 400``: measured on 96x128x64 volumes, 1.8 CPU-seconds per step (about 12
         minutes of one core; 24 minutes wall on a loaded, shared 2-core machine), against 8-10 s per
-        step at full resolution (see ``benchmarks/scale3d.md``); no translator stages (``translator_rounds: 0``:
-        measured there, they took 17 of 34 minutes and lost 0.008 Dice). A GPU (``--device cuda``) gets the full budget:
+        step at full resolution (see ``benchmarks/scale3d.md``). The translator stages there train not the
+        3D INN (measured there, that took 17 of 34 minutes and lost 0.008 Dice) but a separate guide for
+        the refinement, a 2D INN run on each slice (``model: {guide: inn, guide_slices: true}``, 2 x 1000
+        steps of single slices at ``train.guide_lr: 3e-3``, about 10 minutes of one core): on a PD -> T1
+        set the translation's NCC with the truth rose 0.503 -> 0.735 (raw image 0.521) and Dice 0.766 ->
+        0.774, every pair (``benchmarks/RESULTS.md`` section 27). A GPU (``--device cuda``) gets the full budget:
         full resolution, 1200 steps. 3D on a CPU also weights the network's smoothness term ten times
         higher (``loss.w_smooth: 10``): on the scale3d volumes (tuned there) the network alone rose
         from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1
@@ -121,9 +125,10 @@ class Config:
                 train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":
-            # No translator stages: on the scale3d volumes they cost 17 of 34 minutes and lost 0.008 Dice.
-            train = {"steps": 400, "translator_rounds": 0, "distil_steps": 400, "distil_target": DistilTarget.AFFINE}
-            return config.updated(model={"input_factor": 2}, train=train, loss={"w_smooth": 10.0})
+            # The translator stages train a slice-wise 2D guide, not the 3D INN (see the docstring).
+            train = {"steps": 400, "guide_lr": 3e-3, "distil_steps": 400, "distil_target": DistilTarget.AFFINE}
+            model = {"input_factor": 2, "guide": TranslatorKind.INN, "guide_slices": True}
+            return config.updated(model=model, train=train, loss={"w_smooth": 10.0})
         return config
 
     def updated(self, **sections: dict[str, Any]) -> Config:

@@ -73,6 +73,9 @@ class ModelConfig:
     # each at 2-3x the registration time, but 2 x 300 steps of it lost 0.009 on the PD -> T1 tune set
     # and 0.001 on T2 -> T1. Hence not the default.
     guide: TranslatorKind = TranslatorKind.NONE
+    # A 3D model's guide as a 2D translator run on every slice across the last axis (innreg.nn.slicewise),
+    # built with the other model keys at dim 2. The 3D CPU default with ``guide: inn`` (Config.sized_for).
+    guide_slices: bool = False
     # The networks run on images downsampled by this factor (trained so, and at registration their
     # fields are upsampled to the full grid): 8x less work per step in 3D at factor 2.
     input_factor: int = 1
@@ -320,6 +323,8 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
     if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0 or getattr(section, "affine_slope", 0) < 0:
         raise InnregInputError(f"{where}: need affine_pool >= 1, affine_hidden >= 0 and affine_slope >= 0")
+    if getattr(section, "guide_slices", False) and (section.dim != 3 or section.guide == TranslatorKind.NONE):
+        raise InnregInputError(f"{where}.guide_slices: needs dim 3 and a guide (model.guide), got dim {section.dim}, guide {section.guide.value}")
     if getattr(section, "inn_latent", 0) < 0:
         raise InnregInputError(f"{where}.inn_latent: must be >= 0, got {section.inn_latent}")
     if getattr(section, "cascades", 1) < 1:

@@ -5,6 +5,7 @@ from innreg.nn.ddc import DDCSubnet, DynamicDepthwiseConv, LocalAttentionGate, d
 from innreg.nn.discriminator import PatchDiscriminator
 from innreg.nn.registration import RegistrationNet, RegistrationOutput
 from innreg.nn.resnet import ResNetTranslator
+from innreg.nn.slicewise import SliceWise
 from innreg.nn.translator import INNTranslator
 from innreg.nn.layers import to_channels_last
 from innreg.nn.unet import UNet
@@ -35,6 +36,7 @@ __all__ = [
     "RegistrationNet",
     "RegistrationOutput",
     "ResNetTranslator",
+    "SliceWise",
     "UNet",
     "UNetTranslator",
     "compose",
