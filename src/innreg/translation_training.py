@@ -25,7 +25,8 @@ The registration network is left as it is: only the translator changes, so the r
 translation guidance (``refine.translation_weight``) gets a translator that learnt on aligned pairs.
 A model with a separate guide (``model.guide``) trains the guide here instead (from its initial
 weights: it is not part of the joint training) and keeps its translator, the network's input, as the
-joint training left it (:attr:`~innreg.model.INNReg.stage_translator`).
+joint training left it (:attr:`~innreg.model.INNReg.stage_translator`). A slice-wise guide
+(``model.guide_slices``, :mod:`innreg.nn.slicewise`) learns from crops one slice thick.
 
 Under torchrun the stages are data-parallel like the joint steps: each rank aligns its own share of the
 training pairs (every ``world_size``-th, from its rank on) and draws its batches from it, and DDP

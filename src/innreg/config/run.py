@@ -97,7 +97,7 @@ class Config:
         the refinement, a 2D INN run on each slice (``model: {guide: inn, guide_slices: true}``, 2 x 1000
         steps of single slices at ``train.guide_lr: 3e-3``, about 10 minutes of one core): on a PD -> T1
         set the translation's NCC with the truth rose 0.503 -> 0.735 (raw image 0.521) and Dice 0.766 ->
-        0.774, every pair (``benchmarks/RESULTS.md`` section 27). A GPU (``--device cuda``) gets the full budget:
+        0.773, no pair lower (``benchmarks/RESULTS.md`` section 27). A GPU (``--device cuda``) gets the full budget:
         full resolution, 1200 steps. 3D on a CPU also weights the network's smoothness term ten times
         higher (``loss.w_smooth: 10``): on the scale3d volumes (tuned there) the network alone rose
         from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1

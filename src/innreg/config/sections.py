@@ -158,7 +158,8 @@ class TrainConfig:
     # The rate of those steps for a separate guide (model.guide) instead: on the tune set a U-Net guide
     # trained at 3e-3 stayed below the untranslated floor (NCC 0.425 vs 0.498); 1e-3 is the rate at
     # which a U-Net reached NCC 0.85 there (benchmarks/RESULTS.md sections 2e, 2f). The ResNet guide
-    # probes ran at 3e-3, the ResNet's rate in the "w/o INN" run.
+    # probes ran at 3e-3, the ResNet's rate in the "w/o INN" run, and 3D on a CPU trains its slice-wise
+    # INN guide at 3e-3, the INN's translator_lr (Config.sized_for).
     guide_lr: float = 1e-3
     # Random crops of at most this many voxels per axis for those steps (0 = whole images); a translator
     # that is not local (the ResNet's instance norm) always trains on whole images.

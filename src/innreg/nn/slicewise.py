@@ -3,8 +3,8 @@
 A modality translation is a local intensity map that 2D slices show as well as volumes do, and a 2D
 network learns it from far fewer voxels a step. On a CPU budget the 3D INN, trained jointly at half
 resolution, stays at its floor (translated NCC 0.503 against 0.521 for the raw image on a fresh PD -> T1
-set); a 2D INN trained on 2000 slices of the same aligned training volumes, applied slice by slice,
-reached 0.735 and lifted Dice 0.766 -> 0.774 (``benchmarks/RESULTS.md`` section 27).
+set); a 2D INN trained on 2000 batches of slices of the same aligned training volumes, applied slice
+by slice, reached 0.735 and lifted Dice 0.766 -> 0.773 (``benchmarks/RESULTS.md`` section 27).
 """
 
 from __future__ import annotations

@@ -1,0 +1,110 @@
+"""A slice-wise 2D guide for a trained 3D model, trained on its aligned training volumes (run by hand).
+
+Usage:
+    python benchmarks/slice_guide_probe.py align MODEL.pt TRAIN.csv ALIGNED.pt
+    python benchmarks/slice_guide_probe.py train ALIGNED.pt GUIDE.pt STEPS [--latent L] [--factor F]
+    python benchmarks/slice_guide_probe.py attach MODEL.pt GUIDE.pt OUT.pt [--latent L]
+
+``align`` registers every training pair with the model's own pipeline (``innreg register``'s code, at
+full resolution) and keeps the aligned moving image, the fixed image (both percentile-normalised) and
+the voxels the warp covered. ``train`` trains a 2D INN (the 2D defaults' architecture with ``L`` latent
+channels, 0 by default) for ``STEPS`` Adam steps at 3e-3 on batches of 2 random 96x96 crops of single
+slices across the last axis, with the translator stages' loss (masked L1 both ways,
+:class:`innreg.translation_training.TranslationObjective`); ``--factor 2`` trains on the volumes at half
+resolution, the grid on which a 3D CPU model translates. ``attach`` writes a copy of the model file with
+``model: {guide: inn, guide_slices: true}`` and this guide, for ``innreg evaluate``.
+
+The shipped default (``Config.sized_for``) trains the same guide inside ``innreg train``'s translator
+stages instead (two rounds of alignment and 1000 steps each). ``benchmarks/RESULTS.md`` section 27.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from innreg import load_model
+from innreg.config import Config
+from innreg.core.filters import downsample
+from innreg.data import normalize_percentile, read_manifest
+from innreg.data.pairs import load_pair
+from innreg.model import build_translator
+from innreg.model_file import read_model, save_model
+from innreg.nn import warp
+from innreg.translation_training import TranslationObjective, aligned_pair, random_batch
+
+SLICE_AXIS = 2
+
+
+def guide_config(latent: int) -> Config:
+    return Config.sized_for(2, "cpu").updated(model={"inn_latent": latent})
+
+
+def align(model_path: str, pairs: str, out: str) -> None:
+    registrar = load_model(model_path, "cpu")
+    aligned = []
+    for record in read_manifest(pairs):
+        moving, fixed, _, _ = load_pair(record)
+        start = time.perf_counter()
+        ddf = torch.from_numpy(registrar.register(moving, fixed).ddf)[None]
+        m, f = (torch.from_numpy(normalize_percentile(i.array))[None, None].float() for i in (moving, fixed))
+        aligned.append(aligned_pair(m, f, ddf))
+        print(f"{record.moving}: {time.perf_counter() - start:.1f} s", flush=True)
+    torch.save(aligned, out)
+
+
+def train(aligned_path: str, out: str, steps: int, latent: int, factor: int) -> None:
+    aligned = torch.load(aligned_path)
+    if factor > 1:
+        aligned = [(downsample(a, factor), downsample(f, factor), (downsample(c, factor) > 0.99).float()) for a, f, c in aligned]
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    guide = build_translator(guide_config(latent).model)
+    objective = TranslationObjective(guide, 1.0, 0.0)
+    opt = torch.optim.Adam(guide.parameters(), lr=3e-3)
+    crop = [96, 96, 96]
+    crop[SLICE_AXIS] = 1
+    start, running = time.perf_counter(), 0.0
+    for step in range(steps):
+        moving, fixed, covered = (t.squeeze(2 + SLICE_AXIS) for t in random_batch(aligned, rng, 2, crop))
+        guide.train()
+        loss, _ = objective(moving, fixed, covered)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(guide.parameters(), 10.0)
+        opt.step()
+        running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
+        if step % 200 == 0 or step == steps - 1:
+            print(f"step {step}: L1 {running:.4f}, {time.perf_counter() - start:.0f} s", flush=True)
+    torch.save(guide.state_dict(), out)
+
+
+def attach(model_path: str, guide_path: str, out: str, latent: int) -> None:
+    saved = read_model(model_path)
+    if saved.config.model.inn_latent != latent:
+        raise SystemExit(f"the guide's --latent {latent} must match the model's inn_latent {saved.config.model.inn_latent}")
+    config = saved.config.updated(model={"guide": "inn", "guide_slices": True})
+    network = saved.network()
+    state = network.state_dict()
+    network = type(network)(config.model)
+    network.load_state_dict({**state, **{f"guide.net.{k}": v for k, v in torch.load(guide_path).items()}})
+    save_model(network, config, out, {**saved.info, "slice_guide": guide_path})
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["align", "train", "attach"])
+    parser.add_argument("args", nargs=3)
+    parser.add_argument("--latent", type=int, default=0)
+    parser.add_argument("--factor", type=int, default=1)
+    a = parser.parse_args()
+    torch.set_num_threads(1)
+    if a.mode == "align":
+        align(*a.args)
+    elif a.mode == "train":
+        train(a.args[0], a.args[1], int(a.args[2]), a.latent, a.factor)
+    elif a.mode == "attach":
+        attach(*a.args, a.latent)
