@@ -33,7 +33,6 @@ from innreg.data import normalize_percentile, read_manifest
 from innreg.data.pairs import load_pair
 from innreg.model import build_translator
 from innreg.model_file import read_model, save_model
-from innreg.nn import warp
 from innreg.translation_training import TranslationObjective, aligned_pair, random_batch
 
 SLICE_AXIS = 2
