@@ -2,17 +2,17 @@
 
 Usage:
     python benchmarks/slice_guide_probe.py align MODEL.pt TRAIN.csv ALIGNED.pt
-    python benchmarks/slice_guide_probe.py train ALIGNED.pt GUIDE.pt STEPS [--latent L] [--factor F]
-    python benchmarks/slice_guide_probe.py attach MODEL.pt GUIDE.pt OUT.pt [--latent L]
+    python benchmarks/slice_guide_probe.py train MODEL.pt ALIGNED.pt GUIDE.pt [--steps N] [--factor F]
+    python benchmarks/slice_guide_probe.py attach MODEL.pt GUIDE.pt OUT.pt
 
 ``align`` registers every training pair with the model's own pipeline (``innreg register``'s code, at
 full resolution) and keeps the aligned moving image, the fixed image (both percentile-normalised) and
-the voxels the warp covered. ``train`` trains a 2D INN (the 2D defaults' architecture with ``L`` latent
-channels, 0 by default) for ``STEPS`` Adam steps at 3e-3 on batches of 2 random 96x96 crops of single
-slices across the last axis, with the translator stages' loss (masked L1 both ways,
+the voxels the warp covered. ``train`` trains the guide ``model: {guide: inn, guide_slices: true}`` gives
+the model (a 2D INN with its translator's settings) for ``N`` Adam steps (2000) at 3e-3 on batches of 2
+random 96x96 crops of single slices across the last axis, with the translator stages' loss (masked L1 both ways,
 :class:`innreg.translation_training.TranslationObjective`); ``--factor 2`` trains on the volumes at half
 resolution, the grid on which a 3D CPU model translates. ``attach`` writes a copy of the model file with
-``model: {guide: inn, guide_slices: true}`` and this guide, for ``innreg evaluate``.
+those settings and this guide, for ``innreg evaluate``.
 
 The shipped default (``Config.sized_for``) trains the same guide inside ``innreg train``'s translator
 stages instead (two rounds of alignment and 1000 steps each). ``benchmarks/RESULTS.md`` section 27.
@@ -31,15 +31,15 @@ from innreg.config import Config
 from innreg.core.filters import downsample
 from innreg.data import normalize_percentile, read_manifest
 from innreg.data.pairs import load_pair
-from innreg.model import build_translator
+from innreg.model import build_guide
 from innreg.model_file import read_model, save_model
 from innreg.translation_training import TranslationObjective, aligned_pair, random_batch
 
 SLICE_AXIS = 2
 
 
-def guide_config(latent: int) -> Config:
-    return Config.sized_for(2, "cpu").updated(model={"inn_latent": latent})
+def with_slice_guide(config: Config) -> Config:
+    return config.updated(model={"guide": "inn", "guide_slices": True})
 
 
 def align(model_path: str, pairs: str, out: str) -> None:
@@ -55,13 +55,13 @@ def align(model_path: str, pairs: str, out: str) -> None:
     torch.save(aligned, out)
 
 
-def train(aligned_path: str, out: str, steps: int, latent: int, factor: int) -> None:
+def train(model_path: str, aligned_path: str, out: str, steps: int, factor: int) -> None:
     aligned = torch.load(aligned_path)
     if factor > 1:
         aligned = [(downsample(a, factor), downsample(f, factor), (downsample(c, factor) > 0.99).float()) for a, f, c in aligned]
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    guide = build_translator(guide_config(latent).model)
+    guide = build_guide(with_slice_guide(read_model(model_path).config).model).net
     objective = TranslationObjective(guide, 1.0, 0.0)
     opt = torch.optim.Adam(guide.parameters(), lr=3e-3)
     crop = [96, 96, 96]
@@ -81,11 +81,9 @@ def train(aligned_path: str, out: str, steps: int, latent: int, factor: int) -> 
     torch.save(guide.state_dict(), out)
 
 
-def attach(model_path: str, guide_path: str, out: str, latent: int) -> None:
+def attach(model_path: str, guide_path: str, out: str) -> None:
     saved = read_model(model_path)
-    if saved.config.model.inn_latent != latent:
-        raise SystemExit(f"the guide's --latent {latent} must match the model's inn_latent {saved.config.model.inn_latent}")
-    config = saved.config.updated(model={"guide": "inn", "guide_slices": True})
+    config = with_slice_guide(saved.config)
     network = saved.network()
     state = network.state_dict()
     network = type(network)(config.model)
@@ -97,13 +95,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["align", "train", "attach"])
     parser.add_argument("args", nargs=3)
-    parser.add_argument("--latent", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--factor", type=int, default=1)
     a = parser.parse_args()
     torch.set_num_threads(1)
     if a.mode == "align":
         align(*a.args)
     elif a.mode == "train":
-        train(a.args[0], a.args[1], int(a.args[2]), a.latent, a.factor)
+        train(*a.args, a.steps, a.factor)
     elif a.mode == "attach":
-        attach(*a.args, a.latent)
+        attach(*a.args)

@@ -186,3 +186,31 @@ def test_wholehead_table_pairs_the_evaluations_it_finds(tmp_path):
     assert "- Dice innreg - innreg-no-translate: +0.020 (95% CI " in text
     assert "- Dice innreg - ants-syn-cc: +0.127 (95% CI " in text
     assert "innreg-no-refine -" not in text  # not evaluated: not paired
+
+
+def test_slice_guide_probe_attaches_the_guide_and_keeps_the_model(tmp_path, tiny_dict):
+    import torch
+
+    from innreg.config import Config
+    from innreg.model import INNReg, build_guide
+    from innreg.model_file import read_model, save_model
+    from innreg.nn import SliceWise
+
+    probe = _script("slice_guide_probe")
+    config = Config.from_dict(tiny_dict).updated(model={"dim": 3})
+    torch.manual_seed(0)
+    save_model(INNReg(config.model), config, tmp_path / "model.pt")
+    guide = build_guide(probe.with_slice_guide(config).model).net  # the 2D INN train() trains
+    with torch.no_grad():
+        for p in guide.parameters():
+            p.add_(0.01)
+    torch.save(guide.state_dict(), tmp_path / "guide.pt")
+    probe.attach(str(tmp_path / "model.pt"), str(tmp_path / "guide.pt"), str(tmp_path / "out.pt"))
+    before, after = read_model(tmp_path / "model.pt"), read_model(tmp_path / "out.pt")
+    assert (after.config.model.guide, after.config.model.guide_slices) == ("inn", True)
+    network = after.network()
+    assert isinstance(network.guide, SliceWise) and network.guide.net.dim == 2
+    for key, value in before.state_dict.items():
+        torch.testing.assert_close(after.state_dict[key], value, msg=key)
+    for key, value in guide.state_dict().items():
+        torch.testing.assert_close(network.guide.net.state_dict()[key], value, msg=key)
