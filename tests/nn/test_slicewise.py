@@ -34,7 +34,7 @@ def test_an_invertible_2d_translator_stays_exactly_invertible():
     torch.testing.assert_close(guide.inverse(guide(x)), x, atol=1e-5, rtol=0)
 
 
-def test_a_translator_without_inverse_gives_none_and_locality_is_the_wrapped_ones():
+def test_the_wrapper_has_an_inverse_and_is_local_only_when_the_2d_module_is():
     guide = SliceWise(ResNetTranslator(dim=2, in_channels=1, channels=4, n_blocks=1))
     assert not hasattr(guide, "inverse") and not guide.local and not guide.exact_inverse
     assert SliceWise(_inn2d()).local

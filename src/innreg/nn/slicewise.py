@@ -24,8 +24,8 @@ class SliceWise(nn.Module):
         a batch of ``N * Z`` 2D images.
     """
 
-    # The axis whose slices the 2D module sees, and the length of a training crop along it (one slice:
-    # a crop of several slices would only be several 2D samples at once).
+    # The spatial axis across which the volume is cut into slices; the translator stages crop one slice
+    # thick along it (a thicker crop would only be several 2D samples at once).
     slice_axis = 2
 
     def __init__(self, net: nn.Module) -> None:
