@@ -72,7 +72,7 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     assert Config.sized_for(2, "cpu").model.inn_latent == Config().model.inn_latent == 1
     # A CPU trains a slice-wise 2D INN as the refinement's guide in the translator stages (RESULTS.md 27);
     # a GPU (not measured) and 2D keep the translator as the guide.
-    assert (config.model.guide, config.model.guide_slices, config.train.translator_rounds) == ("inn", True, 2)
+    assert (config.model.guide, config.model.guide_slices, config.train.translator_rounds) == ("inn", True, 5)
     assert config.train.guide_lr == 3e-3
     assert gpu.model.guide == Config.sized_for(2, "cpu").model.guide == "none" and not gpu.model.guide_slices
     # Worker processes prepare the batches on a GPU (2D and 3D), not on a CPU.
