@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 INNREG_RUNS = ("innreg", "innreg-no-translate", "innreg-no-refine")
-PEERS = ("identity", "ants-syn", "ants-syn-cc", "greedy", "elastix")
+PEERS = ("identity", "ants-syn", "ants-syn-cc", "greedy", "elastix", "convexadam")  # ConvexAdam: 3D sets
 # The comparisons: the translation's share, the lead over ANTs, the network alone against ANTs.
-PAIRED = (("innreg", "innreg-no-translate"), ("innreg", "ants-syn"), ("innreg", "ants-syn-cc"),
+PAIRED = (("innreg", "innreg-no-translate"), ("innreg", "ants-syn"), ("innreg", "ants-syn-cc"), ("innreg", "convexadam"),
           ("innreg-no-refine", "ants-syn"), ("innreg-no-refine", "ants-syn-cc"))  # fmt: skip
 
 
