@@ -8,14 +8,13 @@ Usage:
 ``align`` registers every training pair with the model's own pipeline (``innreg register``'s code, at
 full resolution) and keeps the aligned moving image, the fixed image (both percentile-normalised) and
 the voxels the warp covered. ``train`` trains the guide ``model: {guide: inn, guide_slices: true}`` gives
-the model (a 2D INN with its translator's settings) for ``N`` Adam steps (2000) at 3e-3 on batches of 2
-random 96x96 crops of single slices across the last axis, with the translator stages' loss (masked L1 both ways,
-:class:`innreg.translation_training.TranslationObjective`); ``--factor 2`` trains on the volumes at half
+the model (a 2D INN with its translator's settings) in the translator stages' loop: ``N`` Adam steps (2000)
+at 3e-3 on batches of random 96x96 crops one slice thick, masked L1 both ways; ``--factor 2`` trains on the volumes at half
 resolution, the grid on which a 3D CPU model translates. ``attach`` writes a copy of the model file with
 those settings and this guide, for ``innreg evaluate``.
 
 The shipped default (``Config.sized_for``) trains the same guide inside ``innreg train``'s translator
-stages instead (two rounds of alignment and 1000 steps each). ``benchmarks/RESULTS.md`` section 27.
+stages instead (five rounds of alignment and 400 steps each). ``benchmarks/RESULTS.md`` section 27.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from innreg import load_model
@@ -31,12 +29,9 @@ from innreg.config import Config
 from innreg.core.filters import downsample
 from innreg.data import normalize_percentile, read_manifest
 from innreg.data.pairs import load_pair
-from innreg.model import build_guide
+from innreg.model import INNReg
 from innreg.model_file import read_model, save_model
-from innreg.translation_training import TranslationObjective, aligned_pair, random_batch
-
-SLICE_AXIS = 2
-
+from innreg.translation_training import aligned_pair, train_translator
 
 def with_slice_guide(config: Config) -> Config:
     return config.updated(model={"guide": "inn", "guide_slices": True})
@@ -56,29 +51,17 @@ def align(model_path: str, pairs: str, out: str) -> None:
 
 
 def train(model_path: str, aligned_path: str, out: str, steps: int, factor: int) -> None:
+    """The translator stages' own loop (:func:`innreg.translation_training.train_translator`) on the
+    aligned volumes, ``steps`` steps at the 3D CPU default's guide rate."""
     aligned = torch.load(aligned_path)
     if factor > 1:
         aligned = [(downsample(a, factor), downsample(f, factor), (downsample(c, factor) > 0.99).float()) for a, f, c in aligned]
+    config = with_slice_guide(read_model(model_path).config)
+    config = config.updated(train={"translator_steps": steps, "steps": max(steps, config.train.steps), "guide_lr": 3e-3})
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    guide = build_guide(with_slice_guide(read_model(model_path).config).model).net
-    objective = TranslationObjective(guide, 1.0, 0.0)
-    opt = torch.optim.Adam(guide.parameters(), lr=3e-3)
-    crop = [96, 96, 96]
-    crop[SLICE_AXIS] = 1
-    start, running = time.perf_counter(), 0.0
-    for step in range(steps):
-        moving, fixed, covered = (t.squeeze(2 + SLICE_AXIS) for t in random_batch(aligned, rng, 2, crop))
-        guide.train()
-        loss, _ = objective(moving, fixed, covered)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(guide.parameters(), 10.0)
-        opt.step()
-        running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
-        if step % 200 == 0 or step == steps - 1:
-            print(f"step {step}: L1 {running:.4f}, {time.perf_counter() - start:.0f} s", flush=True)
-    torch.save(guide.state_dict(), out)
+    model = INNReg(config.model)
+    train_translator(model, aligned, config, discriminator=None, seed=config.train.seed, progress=True)
+    torch.save(model.guide.net.state_dict(), out)
 
 
 def attach(model_path: str, guide_path: str, out: str) -> None:

@@ -192,7 +192,7 @@ def test_slice_guide_probe_attaches_the_guide_and_keeps_the_model(tmp_path, tiny
     import torch
 
     from innreg.config import Config
-    from innreg.model import INNReg, build_guide
+    from innreg.model import INNReg
     from innreg.model_file import read_model, save_model
     from innreg.nn import SliceWise
 
@@ -200,11 +200,10 @@ def test_slice_guide_probe_attaches_the_guide_and_keeps_the_model(tmp_path, tiny
     config = Config.from_dict(tiny_dict).updated(model={"dim": 3})
     torch.manual_seed(0)
     save_model(INNReg(config.model), config, tmp_path / "model.pt")
-    guide = build_guide(probe.with_slice_guide(config).model).net  # the 2D INN train() trains
-    with torch.no_grad():
-        for p in guide.parameters():
-            p.add_(0.01)
-    torch.save(guide.state_dict(), tmp_path / "guide.pt")
+    moving = torch.rand(1, 1, 12, 10, 6)
+    torch.save([(moving, 1.0 - moving, torch.ones_like(moving))], tmp_path / "aligned.pt")
+    probe.train(str(tmp_path / "model.pt"), str(tmp_path / "aligned.pt"), str(tmp_path / "guide.pt"), steps=2, factor=1)
+    guide = torch.load(tmp_path / "guide.pt")
     probe.attach(str(tmp_path / "model.pt"), str(tmp_path / "guide.pt"), str(tmp_path / "out.pt"))
     before, after = read_model(tmp_path / "model.pt"), read_model(tmp_path / "out.pt")
     assert (after.config.model.guide, after.config.model.guide_slices) == ("inn", True)
@@ -212,5 +211,8 @@ def test_slice_guide_probe_attaches_the_guide_and_keeps_the_model(tmp_path, tiny
     assert isinstance(network.guide, SliceWise) and network.guide.net.dim == 2
     for key, value in before.state_dict.items():
         torch.testing.assert_close(after.state_dict[key], value, msg=key)
-    for key, value in guide.state_dict().items():
+    torch.manual_seed(0)  # the guide train() starts from
+    fresh = INNReg(after.config.model).guide.net.state_dict()
+    assert any(not torch.equal(value, fresh[key]) for key, value in guide.items())  # the two steps trained it
+    for key, value in guide.items():
         torch.testing.assert_close(network.guide.net.state_dict()[key], value, msg=key)
