@@ -46,10 +46,10 @@ class SliceWise(nn.Module):
     def _inverse(self, y: Tensor) -> Tensor:
         return self._sliced(self.net.inverse, y)
 
-    @staticmethod
-    def _sliced(fn, x: Tensor) -> Tensor:
+    def _sliced(self, fn, x: Tensor) -> Tensor:
         if x.dim() != 5:
             raise ValueError(f"expected a 3D image (N, C, X, Y, Z), got shape {tuple(x.shape)}")
-        n, c, sx, sy, sz = x.shape
-        slices = x.permute(0, 4, 1, 2, 3).reshape(n * sz, c, sx, sy)
-        return fn(slices).reshape(n, sz, c, sx, sy).permute(0, 2, 3, 4, 1)
+        slices = x.movedim(2 + self.slice_axis, 1)  # (N, Z, C, X, Y)
+        n, sz = slices.shape[:2]
+        out = fn(slices.reshape(n * sz, *slices.shape[2:]))
+        return out.reshape(n, sz, *out.shape[1:]).movedim(1, 2 + self.slice_axis)
