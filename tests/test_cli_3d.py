@@ -73,6 +73,7 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     # A CPU trains a slice-wise 2D INN as the refinement's guide in the translator stages (RESULTS.md 27);
     # a GPU (not measured) and 2D keep the translator as the guide.
     assert (config.model.guide, config.model.guide_slices, config.train.translator_rounds) == ("inn", True, 5)
+    assert config.train.translator_steps == 400  # stated, not the cap at train.steps: --steps leaves it
     assert config.train.guide_lr == 3e-3
     assert gpu.model.guide == Config.sized_for(2, "cpu").model.guide == "none" and not gpu.model.guide_slices
     # Worker processes prepare the batches on a GPU (2D and 3D), not on a CPU.
@@ -84,6 +85,7 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     )
     config = train_config(args)
     assert (config.model.input_factor, config.train.steps, config.model.inn_hidden) == (2, 9, 8)
+    assert config.train.translator_steps == 400  # the sized round length stays; the rounds are capped at 9
 
 
 @pytest.fixture(scope="module")

@@ -95,8 +95,8 @@ class Config:
         step at full resolution (see ``benchmarks/scale3d.md``). The translator stages there train not the
         3D INN (measured there, that took 17 of 34 minutes and lost 0.008 Dice) but a separate guide for
         the refinement, a 2D INN run on each slice (``model: {guide: inn, guide_slices: true}``, 2000 steps
-        of single slices at ``train.guide_lr: 3e-3``, five rounds of 400 as a round is at most
-        ``train.steps`` long; about 10 minutes of one core): on a PD -> T1 set the translation's NCC with
+        of single slices at ``train.guide_lr: 3e-3`` in five rounds of 400, ``translator_steps: 400``,
+        each round starting from the training pairs aligned anew; about 10 minutes of one core): on a PD -> T1 set the translation's NCC with
         the truth rose 0.503 -> 0.735 (raw image 0.521) and Dice 0.766 -> 0.773, no pair lower; 800 steps
         reached 0.639 and 0.769 (``benchmarks/RESULTS.md`` section 27). A GPU (``--device cuda``) gets the full budget:
         full resolution, 1200 steps. 3D on a CPU also weights the network's smoothness term ten times
@@ -128,7 +128,7 @@ class Config:
         if dim == 3 and device_type == "cpu":
             # The translator stages train a slice-wise 2D guide, not the 3D INN (see the docstring).
             train = {
-                "steps": 400, "translator_rounds": 5, "guide_lr": 3e-3,
+                "steps": 400, "translator_rounds": 5, "translator_steps": 400, "guide_lr": 3e-3,
                 "distil_steps": 400, "distil_target": DistilTarget.AFFINE,
             }
             model = {"input_factor": 2, "guide": TranslatorKind.INN, "guide_slices": True}
