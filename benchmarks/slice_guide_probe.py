@@ -31,7 +31,7 @@ from innreg.data import normalize_percentile, read_manifest
 from innreg.data.pairs import load_pair
 from innreg.model import INNReg
 from innreg.model_file import read_model, save_model
-from innreg.translation_training import aligned_pair, train_translator
+from innreg.translation_training import COVERED, aligned_pair, train_translator
 
 def with_slice_guide(config: Config) -> Config:
     return config.updated(model={"guide": "inn", "guide_slices": True})
@@ -55,7 +55,9 @@ def train(model_path: str, aligned_path: str, out: str, steps: int, factor: int)
     aligned volumes, ``steps`` steps at the 3D CPU default's guide rate."""
     aligned = torch.load(aligned_path)
     if factor > 1:
-        aligned = [(downsample(a, factor), downsample(f, factor), (downsample(c, factor) > 0.99).float()) for a, f, c in aligned]
+        aligned = [
+            (downsample(a, factor), downsample(f, factor), (downsample(c, factor) > COVERED).float()) for a, f, c in aligned
+        ]
     config = with_slice_guide(read_model(model_path).config)
     config = config.updated(train={"translator_steps": steps, "steps": max(steps, config.train.steps), "guide_lr": 3e-3})
     torch.manual_seed(0)

@@ -54,7 +54,7 @@ from innreg.nn import warp
 from innreg.pipeline import refined_field
 
 # A warped voxel counts as covered (inside the moving image's field of view) above this weight.
-_COVERED = 0.99
+COVERED = 0.99
 
 
 @torch.no_grad()
@@ -75,7 +75,7 @@ def align_pairs(
 def aligned_pair(moving: Tensor, fixed: Tensor, ddf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(warp(moving, ddf), fixed, covered)`` for the pull-back ``ddf`` ``(1, dim, *S)``; ``covered`` is 1
     where the warp sampled inside the moving image."""
-    covered = (warp(torch.ones_like(moving), ddf) > _COVERED).to(moving.dtype)
+    covered = (warp(torch.ones_like(moving), ddf) > COVERED).to(moving.dtype)
     return warp(moving, ddf), fixed, covered
 
 
