@@ -96,12 +96,14 @@ class Config:
         3D INN (measured there, that took 17 of 34 minutes and lost 0.008 Dice) but a separate guide for
         the refinement, a 2D INN run on each slice (``model: {guide: inn, guide_slices: true}``, 2000 steps
         of single slices at ``train.guide_lr: 3e-3`` in five rounds of 400, ``translator_steps: 400``,
-        each round starting from the training pairs aligned anew; about 10 minutes of one core): on a PD -> T1 set the translation's NCC with
-        the truth rose 0.503 -> 0.735 (raw image 0.521) and Dice 0.766 -> 0.773, no pair lower; 800 steps
-        reached 0.639 and 0.769 (``benchmarks/RESULTS.md`` section 27). A GPU (``--device cuda``) gets the full budget:
-        full resolution, 1200 steps. 3D on a CPU also weights the network's smoothness term ten times
-        higher (``loss.w_smooth: 10``): on the scale3d volumes (tuned there) the network alone rose
-        from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1
+        each round starting from the training pairs aligned anew; about 10 minutes of one core): on a PD
+        -> T1 set the translation's NCC with the truth rose 0.503 -> 0.735 (raw image 0.521) and Dice 0.766
+        -> 0.773, no pair lower; 800 steps reached 0.639 and 0.769 (``benchmarks/RESULTS.md`` section 27);
+        held out, end to end, the translation's share over ``--no-translate`` was 0.027 on T2, 0.036 on CT
+        (the 3D INN as the guide: 0.028) and 0.001 on FLAIR (section 28). A GPU (``--device cuda``) gets
+        the full budget: full resolution, 1200 steps. 3D on a CPU also weights the network's smoothness
+        term ten times higher (``loss.w_smooth: 10``): on the scale3d volumes (tuned there) the network
+        alone rose from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1
         volumes (seed 43) 0.376 -> 0.434 and 0.719 -> 0.723 (``benchmarks/scale3d.md``). Not measured
         at full resolution, so the GPU budget keeps 1. And 3D on a CPU distils the refinement's affine
         maps into the affine stage alone (``train: {distil_steps: 400, distil_target: affine}``, about 7
