@@ -106,14 +106,14 @@ class Config:
         alone rose from 0.409 to 0.439 Dice and the full pipeline held (0.721 vs 0.719); on the held-out T2 -> T1
         volumes (seed 43) 0.376 -> 0.434 and 0.719 -> 0.723 (``benchmarks/scale3d.md``). Not measured
         at full resolution, so the GPU budget keeps 1. And 3D on a CPU distils the refinement's affine
-        maps into the affine stage alone (``train: {distil_steps: 400, distil_target: affine}``, about 7
-        minutes of one core): the refinement's affine part then starts nearer (affine stage plus the
-        refinement's correction 0.525 -> 0.543 Dice on scale3d, held out 0.522 -> 0.541 on T2 -> T1 and
-        0.380 -> 0.525 on CT -> T1, where the correction had failed from the undistilled start), the full
-        pipeline 0.725 -> 0.726, 0.752 -> 0.751 and 0.674 -> 0.698; the network alone gains nothing
-        consistent (0.431 -> 0.453, 0.419 -> 0.405, 0.409 -> 0.407). Final check on a fresh FLAIR -> T1
-        set: correction start 0.479 -> 0.543, full pipeline 0.730 -> 0.731, network alone 0.442 -> 0.475
-        (``benchmarks/RESULTS.md`` section 12). 3D keeps a translator without latent channels
+        maps into the affine stage alone (``train: {distil_steps: 400, distil_target: affine}``, about 7 minutes
+        of one core on the scale3d volumes, 30 on 120x140x120 volumes beside another job): the refinement's
+        affine part then starts nearer (affine stage plus the refinement's correction 0.525 -> 0.543 Dice on
+        scale3d, held out 0.522 -> 0.541 on T2 -> T1 and 0.380 -> 0.525 on CT -> T1, where the correction had
+        failed from the undistilled start), the full pipeline 0.725 -> 0.726, 0.752 -> 0.751 and 0.674 -> 0.698;
+        the network alone gains nothing consistent (0.431 -> 0.453, 0.419 -> 0.405, 0.409 -> 0.407). Final check
+        on a fresh FLAIR -> T1 set: correction start 0.479 -> 0.543, full pipeline 0.730 -> 0.731, network alone
+        0.442 -> 0.475 (``benchmarks/RESULTS.md`` section 12). 3D keeps a translator without latent channels
         (``model.inn_latent: 0``): the 2D default's one latent channel (section 16) was not measured in
         3D, where it would double the translator's channels. Nor the refinement's inverse channel
         (``refine.inverse_weight: 0``): measured on two fresh 3D sets with these CPU defaults, weight 3
