@@ -9,9 +9,10 @@ Usage:
 full resolution) and keeps the aligned moving image, the fixed image (both percentile-normalised) and
 the voxels the warp covered. ``train`` trains the guide ``model: {guide: inn, guide_slices: true}`` gives
 the model (a 2D INN with its translator's settings) in the translator stages' loop: ``N`` Adam steps (2000)
-at 3e-3 on batches of random 96x96 crops one slice thick, masked L1 both ways; ``--factor 2`` trains on the volumes at half
-resolution, the grid on which a 3D CPU model translates. ``attach`` writes a copy of the model file with
-those settings and this guide, for ``innreg evaluate``.
+at the 3D CPU default's ``train.guide_lr`` (3e-3) on batches of random 96x96 crops one slice thick, masked
+L1 both ways; ``--factor 2`` trains on the volumes at half resolution, the grid on which a 3D CPU model
+translates. ``attach`` writes a copy of the model file with those settings and this guide, for ``innreg
+evaluate``.
 
 The shipped default (``Config.sized_for``) trains the same guide inside ``innreg train``'s translator
 stages instead (five rounds of alignment and 400 steps each). ``benchmarks/RESULTS.md`` section 27.
@@ -32,6 +33,7 @@ from innreg.data.pairs import load_pair
 from innreg.model import INNReg
 from innreg.model_file import read_model, save_model
 from innreg.translation_training import COVERED, aligned_pair, train_translator
+
 
 def with_slice_guide(config: Config) -> Config:
     return config.updated(model={"guide": "inn", "guide_slices": True})
@@ -56,10 +58,14 @@ def train(model_path: str, aligned_path: str, out: str, steps: int, factor: int)
     aligned = torch.load(aligned_path)
     if factor > 1:
         aligned = [
-            (downsample(a, factor), downsample(f, factor), (downsample(c, factor) > COVERED).float()) for a, f, c in aligned
+            (downsample(a, factor), downsample(f, factor), (downsample(c, factor) > COVERED).float())
+            for a, f, c in aligned
         ]
     config = with_slice_guide(read_model(model_path).config)
-    config = config.updated(train={"translator_steps": steps, "steps": max(steps, config.train.steps), "guide_lr": 3e-3})
+    guide_lr = Config.sized_for(3, "cpu").train.guide_lr
+    # steps above train.steps: a translator round is capped at train.steps.
+    stage = {"translator_steps": steps, "steps": max(steps, config.train.steps), "guide_lr": guide_lr}
+    config = config.updated(train=stage)
     torch.manual_seed(0)
     model = INNReg(config.model)
     train_translator(model, aligned, config, discriminator=None, seed=config.train.seed, progress=True)
