@@ -10,7 +10,9 @@ from innreg.config import Config
 from innreg.core.filters import downsample, resize_linear
 from innreg.core.warp import warp
 from innreg.model import INNReg
-from innreg.pipeline import NetworkPart, NetworkStage, refined_field, registration_chain, stage_pair
+from innreg.pipeline import (
+    NetworkPart, NetworkStage, affine_levels_for_working_grid, refined_field, registration_chain, stage_pair,
+)
 from innreg.refinement import AffineCorrection, Demons
 
 
@@ -127,3 +129,32 @@ def test_refined_field_is_the_affine_start_chain_without_inverse(model, tiny_con
         expected = chain(StagePair(torch.cat([moving, model.translate(moving)], 1), fixed), with_inverse=False)
     torch.testing.assert_close(field, expected.ddf)
     assert warp(moving, field).shape == moving.shape
+
+
+@pytest.mark.parametrize(
+    ("factors", "steps", "factor", "expected"),
+    [
+        ((8, 4), (6, 3), 1, ((8, 4), (6, 3))),
+        ((8, 4), (6, 3), 2, ((4, 2), (6, 3))),
+        ((8, 4, 2), (6, 3, 1), 4, ((2, 1), (6, 4))),
+        ((8, 4), (6, 3), 8, ((1,), (9,))),
+    ],
+)
+def test_affine_levels_keep_their_voxel_size_on_the_working_grid(tiny_config, factors, steps, factor, expected):
+    refine = tiny_config.updated(refine={"affine_factors": factors, "affine_steps": steps}).refine
+    scaled = affine_levels_for_working_grid(refine, factor)
+    assert (scaled.affine_factors, scaled.affine_steps) == expected
+    assert (scaled.factors, scaled.steps) == (refine.factors, refine.steps)  # the demons' levels stay
+
+
+def test_refined_field_on_the_working_grid_runs_the_affine_levels_of_inference(tiny_config):
+    config = tiny_config.updated(model={"input_factor": 2}, refine={"translation_weight": 0.0})
+    torch.manual_seed(0)
+    model = INNReg(config.model).eval()
+    moving, fixed = _images()  # already on the working grid, as the training-time stages have it
+    field = refined_field(model, moving, fixed, config, guided=False)
+    halved = [f // 2 for f in config.refine.affine_factors]
+    chain = registration_chain(model, config.updated(refine={"init": "affine", "affine_factors": halved}), factor=1)
+    with torch.no_grad():
+        expected = chain(StagePair(torch.cat([moving, model.translate(moving)], 1), fixed), with_inverse=False)
+    torch.testing.assert_close(field, expected.ddf)
