@@ -7,7 +7,8 @@ both computed on the fly as inference computes them, from the affine stage of a 
 network taken when the distillation starts:
 
 * the affine target: the affine stage's map followed by the refinement's affine correction
-  (:func:`~innreg.refinement.optimise_affine`, a few coarse Gauss-Newton steps);
+  (:func:`~innreg.refinement.optimise_affine`, a few coarse Gauss-Newton steps, its levels at the voxel
+  sizes they have at inference: :func:`~innreg.pipeline.affine_levels_for_working_grid`);
 * the field target: the full refined field (the demons velocity on top of the affine target); left out
   with ``train.distil_target: affine``, where the affine stage alone learns (the U-Net is frozen).
 
