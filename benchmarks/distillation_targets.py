@@ -8,8 +8,9 @@ the affine stage of the network as the distillation found it (the ``reference`` 
 ``RUN/distillation_checkpoint.pt``), and the affine target made from it (that stage followed by the
 refinement's affine correction, :func:`innreg.distillation.refined_targets`) with the correction's levels
 as configured on the working grid (the design before commit ea38633) and at their inference voxel sizes
-(:func:`innreg.pipeline.affine_levels_for_working_grid`, today). Each map is carried to the full grid and
-applied to the moving labels; prints the mean Dice per pair and over the pairs (RESULTS.md section 29).
+(:func:`innreg.pipeline.affine_start_refinement`, as the distillation makes them today). Each map is carried
+to the full grid and applied to the moving labels; prints the mean Dice per pair and over the pairs (RESULTS.md
+section 29).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from innreg.data import PairDataset, load_pair, pair_records
 from innreg.loop import read_checkpoint
 from innreg.metrics import dice_per_label, mean_ignore_nan
 from innreg.model import MIN_NETWORK_SIZE
-from innreg.pipeline import NetworkPart, NetworkStage, stage_pair
+from innreg.pipeline import NetworkPart, NetworkStage, affine_start_refinement, stage_pair
 from innreg.refinement import AffineCorrection
 
 
@@ -46,12 +47,6 @@ def main() -> None:
     model.registration.load_state_dict(saved["parts"]["reference"])
     model.eval()
     factor = config.model.input_factor
-    levels = {
-        "configured levels": config.refine,
-        "inference voxel sizes": config.updated(
-            refine={"affine_factors": [max(1, f // factor) for f in config.refine.affine_factors]}
-        ).refine,
-    }
     records = pair_records(args.manifest)
     working = PairDataset(records, dim=config.model.dim, factor=factor, min_size=MIN_NETWORK_SIZE)
     scores: dict[str, list[float]] = {}
@@ -63,9 +58,11 @@ def main() -> None:
         pair = stage_pair(model, moving, fixed, factor=1)
         with torch.no_grad():
             start = NetworkStage(model, NetworkPart.AFFINE, factor=1)
-            maps = {"affine stage": start(pair, False)}
-            for name, refine in levels.items():
-                maps[f"target, {name}"] = StageChain([start, AffineCorrection(refine)])(pair, False)
+            maps = {
+                "affine stage": start(pair, False),
+                "target, configured levels": StageChain([start, AffineCorrection(config.refine)])(pair, False),
+                "target, inference voxel sizes": affine_start_refinement(model, moving, fixed, config.refine, False)[0],
+            }
         labels = torch.from_numpy(np.asarray(moving_seg.array, np.float32))[None, None]
         row = {}
         for name, transform in maps.items():
