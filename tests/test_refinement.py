@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from innreg import refinement
 from innreg.config import RefineConfig
 from innreg.nn import compose, warp
 from innreg.core.affine import affine_ddf
@@ -124,6 +125,20 @@ def test_demons_update_hand_computed():
     # Matched images give no update.
     assert not demons_update(target, target, spatial_gradient(target), RefineConfig()).any()
 
+
+
+def test_demons_update_in_slabs_matches_one_piece(monkeypatch):
+    # Slabs of 3 rows (the last one shorter) with their one-row halo give the update of the whole volume,
+    # masked or not; without the halo the central differences at the slab borders would differ.
+    generator = torch.Generator().manual_seed(3)
+    moved, target = (torch.rand(1, 4, 11, 6, 5, generator=generator) for _ in range(2))
+    weight = torch.rand(1, 1, 11, 6, 5, generator=generator)
+    target_gradient, config = spatial_gradient(target), RefineConfig()
+    whole = [demons_update(moved, target, target_gradient, config, w) for w in (None, weight)]
+    monkeypatch.setattr(refinement, "_SLAB_VOXELS", 3 * 6 * 5)
+    for w, expected in zip((None, weight), whole):
+        in_slabs = demons_update(moved, target, target_gradient, config, w)
+        torch.testing.assert_close(in_slabs, expected, rtol=1e-6, atol=1e-7)
 
 def test_affine_stage_recovers_a_shift_in_3d():
     shape = (24, 20, 22)
