@@ -3,9 +3,11 @@
 Usage:
     python benchmarks/speed_pair.py MODEL.pt TEST.csv N_PAIRS ['{"translation_weight": 3.0}'] [--threads N]
         [--device cpu|cuda] [--innreg-only]
+    python benchmarks/speed_pair.py MODEL.pt TEST.csv N_PAIRS '[{}, {"steps": [40, 30, 20, 8]}]'
 
 Interleaving puts both methods under the same machine load, so the ratio is fair even when the
-absolute times are not (a shared machine). The optional JSON overrides the model's ``refine`` section.
+absolute times are not (a shared machine). The optional JSON overrides the model's ``refine`` section;
+a list of overrides times each of them, all interleaved with ANTs SyN pair by pair (``{}``: as trained).
 ``--threads N`` (default 1) gives both methods the same N CPU threads (torch's intra-op threads for
 innreg, ITK's for ANTs SyN): the two scale differently with threads (ANTs' multithreading against
 innreg's small 2D operations), so the ratio may depend on them; measured here up to two (RESULTS.md
@@ -27,7 +29,7 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("manifest")
     parser.add_argument("n_pairs", type=int)
-    parser.add_argument("refine", nargs="?", default=None, help="JSON overrides of the refine section")
+    parser.add_argument("refine", nargs="?", default="{}", help="JSON overrides of the refine section, or a list")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="innreg's device (default cpu)")
     parser.add_argument("--innreg-only", action="store_true", help="time innreg alone (no ANTs SyN)")
@@ -41,24 +43,30 @@ def main() -> None:
     from innreg.data import load_pair, read_manifest
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.device, refine=json.loads(args.refine) if args.refine else None)
-    ants = None if args.innreg_only else make_method("ants-syn", dim=model.dim)
-    times: dict[str, list[float]] = {"innreg": [], "ants-syn": []}
+    overrides = json.loads(args.refine)
+    overrides = overrides if isinstance(overrides, list) else [overrides]
+    models = {json.dumps(o): load_model(args.model, args.device, refine=o or None) for o in overrides}
+    dim = next(iter(models.values())).dim
+    ants = None if args.innreg_only else make_method("ants-syn", dim=dim)
+    times: dict[str, list[float]] = {name: [] for name in [*models, "ants-syn"]}
     for record in read_manifest(args.manifest)[: args.n_pairs]:
         moving, fixed, moving_seg, _ = load_pair(record)
-        for _ in range(2 if ants is None else 1):
-            seconds = model.register(moving.array, fixed.array, moving_seg.array).seconds
-        times["innreg"].append(seconds)
+        for name, model in models.items():
+            for _ in range(2 if ants is None else 1):
+                seconds = model.register(moving.array, fixed.array, moving_seg.array).seconds
+            times[name].append(seconds)
         if ants is not None:
             times["ants-syn"].append(ants.register(moving.array, fixed.array, moving_seg.array).seconds)
-    if ants is None:
-        print(f"innreg {statistics.median(times['innreg']):.4f} s/pair on {model.device} (median over "
-              f"{len(times['innreg'])} pairs, each the second of two runs)")
-        return
-    median = {k: statistics.median(v) for k, v in times.items()}
-    print(f"innreg {median['innreg']:.3f} s/pair, ANTs SyN {median['ants-syn']:.3f} s/pair, "
-          f"ratio {median['ants-syn'] / median['innreg']:.1f}x (medians over {len(times['innreg'])} pairs, "
-          f"{args.threads} thread{'s' if args.threads > 1 else ''} each)")
+    median = {k: statistics.median(v) for k, v in times.items() if v}
+    for name, model in models.items():
+        label = "innreg" if len(models) == 1 else f"innreg {name}"
+        if ants is None:
+            print(f"{label} {median[name]:.4f} s/pair on {model.device} (median over "
+                  f"{len(times[name])} pairs, each the second of two runs)")
+            continue
+        print(f"{label} {median[name]:.3f} s/pair, ANTs SyN {median['ants-syn']:.3f} s/pair, "
+              f"ratio {median['ants-syn'] / median[name]:.1f}x (medians over {len(times[name])} pairs, "
+              f"{args.threads} thread{'s' if args.threads > 1 else ''} each)")
 
 
 if __name__ == "__main__":

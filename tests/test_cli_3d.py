@@ -57,8 +57,10 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     # The half-resolution CPU network is trained with a stronger smoothness term; 2D and GPU keep 1.
     assert config.loss.w_smooth == 10.0
     assert gpu.loss.w_smooth == Config.sized_for(2, "cpu").loss.w_smooth == Config().loss.w_smooth
-    # 3D refines with twice the demons steps on any device; 2D keeps the plain schedule.
-    assert gpu.refine.steps == config.refine.steps == tuple(2 * s for s in Config().refine.steps)
+    # 3D refines with twice the coarse levels' demons steps and 8 at full resolution on any device; 2D
+    # keeps the plain schedule.
+    assert gpu.refine.steps == config.refine.steps == (40, 30, 20, 8)
+    assert Config().refine.steps == (20, 15, 10, 5)
     assert Config.sized_for(2, "cpu").refine == Config().refine
     assert gpu.refine.inverse_weight == config.refine.inverse_weight == 0.0 < Config().refine.inverse_weight  # 2D only
     # Refined fields did not help in 3D (benchmarks/scale3d.md): a CPU distils the affine maps alone, a

@@ -79,11 +79,13 @@ class Config:
         on an H200 the CPU-side augmentation was 2.2 s of a 3.1 s step in 3D and 0.07 of 0.35 s in 2D
         (``benchmarks/RESULTS.md`` section 20); the batches are the same.
 
-        3D (any device): twice the refinement's demons steps per level (``refine.steps: (40, 30, 20,
-        10)``). On the scale3d volumes (``benchmarks/scale3d.md``) they gained 0.011 Dice (three times
-        0.014) at about 2x the seconds per pair, still a small fraction of ANTs SyN's time in 3D; 2D
-        keeps the shorter schedule, where the speed target binds. No distillation of refined fields in
-        3D: measured after the CPU defaults' joint steps on the scale3d volumes, 200 steps left the
+        3D (any device): twice the refinement's demons steps on the coarse levels and 8 at full
+        resolution (``refine.steps: (40, 30, 20, 8)``). On the scale3d volumes (``benchmarks/scale3d.md``)
+        twice the steps on every level gained 0.011 Dice (three times 0.014); the full-resolution level is
+        most of the 3D seconds, and there 8 steps instead of 10 kept Dice within 0.001 (0.7845 vs 0.7850 on
+        a T2 -> T1 tune set, 0.7825 with 5; held out on CT -> T1 0.7436 vs 0.7444) for 9-15 % fewer seconds
+        a pair (``benchmarks/RESULTS.md`` section 30). 2D keeps the shorter schedule. No distillation of
+        refined fields in 3D: measured after the CPU defaults' joint steps on the scale3d volumes, 200 steps left the
         network alone below the identity (0.356 vs 0.403 Dice) and the full pipeline level (0.716 vs
         0.719); with the ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433 (leaky head:
         0.431 -> 0.426). A GPU (not measured) distils nothing (``train.distil_steps: 0``).
@@ -124,7 +126,7 @@ class Config:
         if dim == 3:
             config = config.updated(
                 model={"inn_latent": 0},
-                refine={"steps": tuple(2 * s for s in config.refine.steps), "inverse_weight": 0.0},
+                refine={"steps": (40, 30, 20, 8), "inverse_weight": 0.0},
                 train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":
