@@ -126,7 +126,6 @@ def test_demons_update_hand_computed():
     assert not demons_update(target, target, spatial_gradient(target), RefineConfig()).any()
 
 
-
 def test_demons_update_in_slabs_matches_one_piece(monkeypatch):
     # Slabs of 3 rows (the last one shorter) with their one-row halo give the update of the whole volume,
     # masked or not; without the halo the central differences at the slab borders would differ.
@@ -139,6 +138,7 @@ def test_demons_update_in_slabs_matches_one_piece(monkeypatch):
     for w, expected in zip((None, weight), whole):
         in_slabs = demons_update(moved, target, target_gradient, config, w)
         torch.testing.assert_close(in_slabs, expected, rtol=1e-6, atol=1e-7)
+
 
 def test_affine_stage_recovers_a_shift_in_3d():
     shape = (24, 20, 22)
