@@ -4,7 +4,7 @@ Usage:
     python benchmarks/demons_slabs.py MODEL.pt TEST.csv N_PAIRS [REPEATS]
 
 Registers the first ``N_PAIRS`` pairs of ``TEST.csv`` ``REPEATS`` times (default 2) with
-``innreg.refinement.demons_update`` computed in one piece and in slabs (the default on a CPU), alternating
+``innreg.demons.demons_update`` computed in one piece and in slabs (the default on a CPU), alternating
 which goes first, one thread; prints the medians, their ratio and the largest difference of the two
 pipelines' displacement fields (voxels). The slabs change where the update's channel passes run, not
 what they compute, so the difference should be 0 or rounding.
@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import torch
 
-import innreg.refinement as refinement
+import innreg.demons as demons
 from innreg import load_model
 from innreg.data import load_pair, read_manifest
 
@@ -28,7 +28,7 @@ def main() -> None:
     repeats = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     torch.set_num_threads(1)
     model = load_model(model_path, "cpu")
-    settings = {"one piece": 1 << 62, "slabs": refinement._SLAB_VOXELS}
+    settings = {"one piece": 1 << 62, "slabs": demons._SLAB_VOXELS}
     times: dict[str, list[float]] = {name: [] for name in settings}
     largest = 0.0
     for repeat in range(repeats):
@@ -36,7 +36,7 @@ def main() -> None:
             moving, fixed, seg, _ = load_pair(record)
             fields = {}
             for name in sorted(settings, reverse=repeat % 2 == 1):
-                refinement._SLAB_VOXELS = settings[name]
+                demons._SLAB_VOXELS = settings[name]
                 result = model.register(moving.array, fixed.array, seg.array)
                 times[name].append(result.seconds)
                 fields[name] = result.ddf

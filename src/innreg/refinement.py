@@ -14,7 +14,9 @@ descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/R
    each step adds the per-voxel Gauss-Newton update of the descriptor residual (with the ESM
    gradient, the mean of the fixed and the warped moving descriptors' gradients) and smooths ``v``
    with a Gaussian, the regulariser. ``v`` lives on a grid at most ``1 / grid_factor`` as fine
-   as the image, which keeps the field smooth and fold-free; ``exp(-v)`` is the exact inverse.
+   as the image, which keeps the field smooth and fold-free; ``exp(-v)`` is the exact inverse. The
+   update is :mod:`innreg.demons`'; on a level finer than the grid it is computed on every voxel or at
+   the grid's points only (``RefineConfig.fine_update``; 3D: the latter).
 
 Translation guidance (``RefineConfig.translation_weight``): when the caller passes the translated
 moving image ``T(moving)`` (the fixed modality), both stages also compare its intensity with the fixed
@@ -52,6 +54,7 @@ from innreg.config import RefineConfig
 from innreg.core.affine import affine_ddf, rescale_affine
 from innreg.core.filters import gaussian_smooth, spatial_gradient
 from innreg.core.transform import Transform
+from innreg.demons import LevelUpdate, residual_and_gradient
 from innreg.losses import mind_descriptor
 from innreg.core.warp import (
     PaddingMode,
@@ -132,12 +135,6 @@ def _downsample_mask(mask: Tensor | None, level: tuple[int, ...]) -> Tensor | No
     return None if mask is None else _downsample(mask, level)
 
 
-def _residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor) -> tuple[Tensor, Tensor]:
-    """Descriptor residual ``(1, K, *S)`` and the ESM gradient ``(1, K, dim, *S)`` (mean of the warped
-    moving and the fixed descriptors' gradients: a better Gauss-Newton step than either alone)."""
-    return moved - target, spatial_gradient(moved).add_(target_gradient).mul_(0.5)
-
-
 def optimise_affine(
     warped: Tensor,
     fixed: Tensor,
@@ -173,7 +170,7 @@ def optimise_affine(
             # padding, 0.99-1.01 with border padding).
             field = affine_ddf(level_matrix, level_translation, level)
             moved = warp(source, field, padding=PaddingMode.BORDER)
-            residual, gradient = _residual_and_gradient(moved, target, target_gradient)
+            residual, gradient = residual_and_gradient(moved, target, target_gradient)
             weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.BORDER)
             if weight is not None:
                 residual, gradient = residual * weight, gradient * weight.unsqueeze(2)
@@ -192,56 +189,6 @@ def optimise_affine(
             level_matrix, level_translation = new_matrix, level_translation + step[dim * dim :].view(1, dim)
         matrix, translation = rescale_affine(level_matrix, level_translation, level, shape)
     return matrix, translation
-
-
-# Voxels per slab of :func:`demons_update` on a CPU: its channel-wise passes then run on a few MB at a
-# time (in the cache) instead of streaming whole volumes; smaller images, and GPUs, run in one piece.
-_SLAB_VOXELS = 1 << 18
-
-
-def _demons_update_rows(
-    moved: Tensor, target: Tensor, target_gradient: Tensor, config: RefineConfig, weight: Tensor | None
-) -> Tensor:
-    """:func:`demons_update` of one block of rows (all of them, or a slab with its halo)."""
-    residual, gradient = _residual_and_gradient(moved, target, target_gradient)
-    if weight is not None:
-        residual = residual * weight
-    dim = gradient.shape[2]
-    # One channel sum per axis: on a CPU 10x faster than one broadcast vecdot on 2D slices, a little in 3D.
-    numerator = torch.stack([(residual * gradient[:, :, axis]).sum(1) for axis in range(dim)], dim=1)
-    denominator = gradient.pow(2).sum((1, 2)) / dim + config.residual_damping * residual.pow(2).sum(1)
-    return numerator * (-config.step_size / (denominator.unsqueeze(1) + 1e-6))
-
-
-def demons_update(
-    moved: Tensor, target: Tensor, target_gradient: Tensor, config: RefineConfig, weight: Tensor | None = None
-) -> Tensor:
-    """Per-voxel Gauss-Newton displacement ``(1, dim, *S)`` (voxels) reducing ``|moved - target|^2``.
-
-    ``u = -step_size * sum_k r_k g_k / (sum_k |g_k|^2 / dim + residual_damping * sum_k r_k^2)`` over
-    the descriptor channels ``k`` (residual ``r``, ESM gradient ``g``). This is the Gauss-Newton step
-    ``-(sum_k g_k g_k^T)^-1 sum_k r_k g_k`` with the normal matrix replaced by its isotropic part
-    ``trace / dim`` (MIND's channels look in every direction, so the matrix is close to isotropic, and
-    no per-voxel solve is needed), plus Thirion's residual term, which bounds the step where the
-    descriptors are flat. ``weight`` (``(1, 1, *S)``, optional) scales the residual: no update where it is 0.
-
-    On a CPU, large images are computed in slabs along the first spatial axis, each with a one-row halo
-    for the central differences, so the result is that of one piece (``benchmarks/RESULTS.md`` section 30).
-    """
-    rows = moved.shape[2]
-    slab = max(1, _SLAB_VOXELS // math.prod(moved.shape[3:]))
-    if slab >= rows or moved.device.type != "cpu":
-        return _demons_update_rows(moved, target, target_gradient, config, weight)
-    update = moved.new_empty(moved.shape[0], target_gradient.shape[2], *moved.shape[2:])
-    for start in range(0, rows, slab):
-        stop = min(rows, start + slab)
-        low, high = max(0, start - 1), min(rows, stop + 1)
-        part = _demons_update_rows(
-            moved[:, :, low:high], target[:, :, low:high], target_gradient[:, :, :, low:high], config,
-            None if weight is None else weight[:, :, low:high],
-        )
-        update[:, :, start:stop] = part[:, :, start - low : stop - low]
-    return update
 
 
 def optimise_velocity(
@@ -272,16 +219,12 @@ def optimise_velocity(
         level = _level_shape(shape, factor)
         grid = _level_shape(shape, max(factor, config.grid_factor))
         source, target = _descriptors(warped, fixed, level, config, fixed_translated)
-        target_gradient = spatial_gradient(target)
-        level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
+        masks = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
+        update = LevelUpdate(source, target, grid, config, *masks)
         velocity = resize_field(velocity, grid)
         for _ in range(steps):
-            field = resize_field(integrate_velocity(velocity, config.int_steps), level)
-            moved = warp(source, field)
-            weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.ZEROS)
-            update = resize_field(demons_update(moved, target, target_gradient, config, weight), grid)
             # First-order log-domain update (v <- v + u), then the Gaussian regulariser.
-            velocity = gaussian_smooth(velocity + update, config.smooth_sigma)
+            velocity = gaussian_smooth(velocity + update(velocity), config.smooth_sigma)
     return resize_field(velocity, final_grid)
 
 

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from innreg.metrics import jacobian_determinant
-from innreg.core.warp import compose, identity_grid, integrate_velocity, invert_field, similarity_weight, warp
+from innreg.core.warp import (
+    compose,
+    identity_grid,
+    integrate_velocity,
+    invert_field,
+    sample_on_grid,
+    similarity_weight,
+    warp,
+)
 
 CASES = [(12, 14), (8, 10, 6)]
 
@@ -100,3 +108,25 @@ def test_similarity_weight_pulls_the_moving_mask_and_multiplies_by_the_fixed_mas
     torch.testing.assert_close(weight, expected)
     assert similarity_weight(None, None, ddf) is None
     torch.testing.assert_close(similarity_weight(fixed_mask, None, ddf), fixed_mask)
+
+
+def test_sample_on_grid_reads_a_finer_image_at_the_coarse_grids_points():
+    # A ramp along the last axis of a 5 x 9 image, read onto a 3 x 5 grid of the same extent: the grid's
+    # points sit on every second voxel (corners aligned), and a shift of 0.5 coarse voxels reads one
+    # fine voxel further on.
+    image = torch.arange(9.0).expand(1, 1, 5, 9)
+    ddf = torch.zeros(1, 2, 3, 5)
+    torch.testing.assert_close(sample_on_grid(image, ddf), torch.arange(0.0, 9.0, 2.0).expand(1, 1, 3, 5))
+    ddf[:, 1] = 0.5
+    shifted = sample_on_grid(image, ddf)
+    torch.testing.assert_close(shifted[..., :4], torch.arange(1.0, 9.0, 2.0).expand(1, 1, 3, 4))
+    torch.testing.assert_close(shifted[..., 4], torch.zeros(1, 1, 3))  # half a voxel beyond the edge, zero-padded
+    # The same grid is warp's.
+    image = torch.rand(1, 2, 4, 5, 6)
+    ddf = torch.randn(1, 3, 4, 5, 6)
+    torch.testing.assert_close(sample_on_grid(image, ddf), warp(image, ddf))
+
+
+def test_warp_still_rejects_an_image_on_another_grid():
+    with pytest.raises(ValueError, match="share N and the spatial shape"):
+        warp(torch.rand(1, 1, 5, 9), torch.zeros(1, 2, 3, 5))

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from innreg.config.sections import LossConfig, ModelConfig, RefineConfig, TrainConfig, build_section
-from innreg.core.enums import DistilTarget, TranslatorKind
+from innreg.core.enums import DistilTarget, FineUpdate, TranslatorKind
 from innreg.errors import InnregInputError
 
 
@@ -79,12 +79,14 @@ class Config:
         on an H200 the CPU-side augmentation was 2.2 s of a 3.1 s step in 3D and 0.07 of 0.35 s in 2D
         (``benchmarks/RESULTS.md`` section 20); the batches are the same.
 
-        3D (any device): twice the refinement's demons steps on the coarse levels and 8 at full
-        resolution (``refine.steps: (40, 30, 20, 8)``). On the scale3d volumes (``benchmarks/scale3d.md``)
-        twice the steps on every level gained 0.011 Dice (three times 0.014); the full-resolution level is
-        most of the 3D seconds, and there 8 steps instead of 10 kept Dice within 0.001 (0.7845 vs 0.7850 on
-        a T2 -> T1 tune set, 0.7825 with 5; held out on CT -> T1 0.7436 vs 0.7444) for 9-15 % fewer seconds
-        a pair (``benchmarks/RESULTS.md`` section 30). 2D keeps the shorter schedule. No distillation of
+        3D (any device): twice the refinement's demons steps on the coarse levels and 12 at full
+        resolution, computed at the velocity grid's points (``refine: {steps: (40, 30, 20, 12), fine_update:
+        grid}``). On the scale3d volumes (``benchmarks/scale3d.md``) twice the steps on every level gained
+        0.011 Dice (three times 0.014). The full-resolution level was most of the 3D seconds: 8 steps on every
+        voxel kept Dice within 0.001 of 10 (``benchmarks/RESULTS.md`` section 30), and 12 at the grid's points
+        took 5.0 instead of 6.8 s a pair for 0.7830 vs 0.7845 Dice on a T2 -> T1 tune set (8: 0.7821,
+        16: 0.7832) and 0.7444 vs 0.7436 held out on CT -> T1 (section 31). 2D keeps the shorter schedule on
+        every voxel. No distillation of
         refined fields in 3D: measured after the CPU defaults' joint steps on the scale3d volumes, 200 steps left the
         network alone below the identity (0.356 vs 0.403 Dice) and the full pipeline level (0.716 vs
         0.719); with the ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433 (leaky head:
@@ -126,7 +128,7 @@ class Config:
         if dim == 3:
             config = config.updated(
                 model={"inn_latent": 0},
-                refine={"steps": (40, 30, 20, 8), "inverse_weight": 0.0},
+                refine={"steps": (40, 30, 20, 12), "fine_update": FineUpdate.GRID, "inverse_weight": 0.0},
                 train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":

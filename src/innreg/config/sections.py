@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from innreg.core.enums import DistilTarget, LrSchedule, Precision, RefineInit, RegInput, RegLossKind, SqueezeKind, SubnetKind, TranslatorKind
+from innreg.core.enums import (
+    DistilTarget,
+    FineUpdate,
+    LrSchedule,
+    Precision,
+    RefineInit,
+    RegInput,
+    RegLossKind,
+    SqueezeKind,
+    SubnetKind,
+    TranslatorKind,
+)
 from innreg.errors import InnregInputError
 
 
@@ -233,6 +244,11 @@ class RefineConfig:
     steps: tuple[int, ...] = (20, 15, 10, 5)
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, fewer folds.
     grid_factor: int = 2
+    # Where the demons update of the levels finer than the velocity grid (the full-resolution level) is
+    # computed (see FineUpdate). 3D uses ``grid`` (Config.sized_for): on 120x140x120 volumes 8 steps on
+    # every voxel took 6.8 s a pair, 12 at the grid's points 5.0 s, for -0.0015 Dice on a T2 -> T1 tune set
+    # and +0.0008 held out on CT -> T1 (benchmarks/RESULTS.md section 31). 2D keeps ``voxels`` (not measured).
+    fine_update: FineUpdate = FineUpdate.VOXELS
     # The regulariser: Gaussian sigma (voxels of the velocity grid) applied to the velocity after
     # every update. On the skull-stripped phantom 1.0 lost 0.011-0.016 Dice and 2.0 up to 0.005; on
     # the whole-head PD -> T1 tune set (noise, bias, skull) 2.0 gained 0.005-0.007 over 1.5, 1.0 lost

@@ -8,6 +8,7 @@ The displacement-field convention is stated once, in :mod:`innreg.core.warp`.
 from innreg.core.affine import affine_ddf, invert_affine
 from innreg.core.dims import check_dim
 from innreg.core.enums import (
+    FineUpdate,
     InterpMode,
     NMINormalization,
     PaddingMode,
@@ -25,11 +26,13 @@ from innreg.core.warp import (
     integrate_velocity,
     invert_field,
     resize_field,
+    sample_on_grid,
     similarity_weight,
     warp,
 )
 
 __all__ = [
+    "FineUpdate",
     "InterpMode",
     "NMINormalization",
     "PaddingMode",
@@ -48,6 +51,7 @@ __all__ = [
     "invert_field",
     "jacobian_determinant",
     "resize_field",
+    "sample_on_grid",
     "similarity_weight",
     "spatial_gradient",
     "warp",

@@ -88,6 +88,16 @@ class RefineInit(str, Enum):
     NETWORK = "network"
 
 
+class FineUpdate(str, Enum):
+    """Where the refinement computes the demons update on a pyramid level finer than its velocity grid:
+    ``voxels``: at every voxel of the level, then resampled linearly onto the grid; ``grid``: at the grid's
+    points only, the moving descriptors and their gradient read through the map there (a fraction
+    ``1 / grid_factor**dim`` of the voxels)."""
+
+    VOXELS = "voxels"
+    GRID = "grid"
+
+
 class LrSchedule(str, Enum):
     """Learning rate over a loop's steps: ``constant``, or ``cosine`` (half a cosine from the set rate at
     the first step towards 0 after the last)."""

@@ -43,11 +43,11 @@ def _sampling_grid(shape: tuple[int, ...], device: torch.device, dtype: torch.dt
     return base.permute(0, *range(2, dim + 2), 1).flip(-1).contiguous(), scale
 
 
-def _check_pair(image: Tensor, ddf: Tensor) -> int:
+def _check_pair(image: Tensor, ddf: Tensor, same_grid: bool = True) -> int:
     dim = ddf.shape[1]
     if dim not in (2, 3) or ddf.dim() != dim + 2:
         raise ValueError(f"ddf must have shape (N, dim, *spatial) with dim 2 or 3, got {tuple(ddf.shape)}")
-    if image.dim() != dim + 2 or image.shape[2:] != ddf.shape[2:]:
+    if image.dim() != dim + 2 or (same_grid and image.shape[2:] != ddf.shape[2:]):
         raise ValueError(
             f"image {tuple(image.shape)} and ddf {tuple(ddf.shape)} must share N and the spatial shape"
         )
@@ -73,8 +73,29 @@ def warp(
     Returns:
         The warped image, same shape as ``image`` (batch broadcast if one of them has N == 1).
     """
-    dim = _check_pair(image, ddf)
-    mode, padding = InterpMode(mode), PaddingMode(padding)
+    _check_pair(image, ddf)
+    return _pull_back(image, ddf, InterpMode(mode), PaddingMode(padding))
+
+
+def sample_on_grid(image: Tensor, ddf: Tensor, padding: PaddingMode | str = PaddingMode.ZEROS) -> Tensor:
+    """:func:`warp` of ``image`` onto the grid of ``ddf``, which may be coarser or finer than the image's:
+    ``out(p) = image(p + ddf(p))`` at the points ``p`` of ``ddf``'s grid, both grids spanning the same
+    extent with their corner voxels aligned (as :func:`resize_field`); ``ddf`` in voxels of its own grid.
+
+    Args:
+        image: ``(N, C, *S)`` float tensor.
+        ddf: ``(N, dim, *G)`` displacement in voxels of ``G``.
+        padding: ``zeros`` or ``border``.
+
+    Returns:
+        ``(N, C, *G)``, bilinear.
+    """
+    _check_pair(image, ddf, same_grid=False)
+    return _pull_back(image, ddf, InterpMode.BILINEAR, PaddingMode(padding))
+
+
+def _pull_back(image: Tensor, ddf: Tensor, mode: InterpMode, padding: PaddingMode) -> Tensor:
+    dim = ddf.shape[1]
     base, scale = _sampling_grid(tuple(ddf.shape[2:]), ddf.device, ddf.dtype)
     grid = base + (ddf * scale).permute(0, *range(2, dim + 2), 1).flip(-1)
     n = max(image.shape[0], ddf.shape[0])
@@ -93,8 +114,9 @@ def similarity_weight(
 
     Args:
         fixed_mask: ``(N, 1, *S)`` weights on the fixed image, or ``None``.
-        moving_mask: ``(N, 1, *S)`` weights on the moving image (moving space, same grid), or ``None``;
-            pulled back through ``ddf`` (bilinear, so soft at its edges) like the moving image.
+        moving_mask: ``(N, 1, *M)`` weights on the moving image (moving space, on any grid of the same
+            extent), or ``None``; pulled back through ``ddf`` (bilinear, so soft at its edges) like the
+            moving image (:func:`sample_on_grid`).
         ddf: ``(N, dim, *S)`` the current displacement.
         padding: what the moving mask reads outside the grid.
 
@@ -102,7 +124,7 @@ def similarity_weight(
         ``fixed_mask * warp(moving_mask, ddf)`` (either factor alone if the other is ``None``), or
         ``None`` when both masks are ``None``.
     """
-    moved = None if moving_mask is None else warp(moving_mask, ddf, padding=padding)
+    moved = None if moving_mask is None else sample_on_grid(moving_mask, ddf, padding=padding)
     if fixed_mask is None or moved is None:
         return fixed_mask if moved is None else moved
     return fixed_mask * moved
