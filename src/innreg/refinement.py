@@ -15,7 +15,7 @@ descent (far fewer, cheaper steps than Adam through autograd; see ``benchmarks/R
    gradient, the mean of the fixed and the warped moving descriptors' gradients) and smooths ``v``
    with a Gaussian, the regulariser. ``v`` lives on a grid at most ``1 / grid_factor`` as fine
    as the image, which keeps the field smooth and fold-free; ``exp(-v)`` is the exact inverse. The
-   update is :mod:`innreg.demons`'; on a level finer than the grid it is computed on every voxel or at
+   update is computed in :mod:`innreg.demons`; on a level finer than the grid, on every voxel or at
    the grid's points only (``RefineConfig.fine_update``; 3D: the latter).
 
 Translation guidance (``RefineConfig.translation_weight``): when the caller passes the translated

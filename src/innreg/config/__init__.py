@@ -8,9 +8,21 @@ The sections and their checks live in :mod:`innreg.config.sections`, :class:`Con
 
 from innreg.config.run import SECTIONS, Config, refine_overrides_from_yaml
 from innreg.config.sections import LossConfig, ModelConfig, RefineConfig, TrainConfig
-from innreg.core.enums import DistilTarget, FineUpdate, LrSchedule, Precision, RefineInit, RegInput, RegLossKind, SqueezeKind, SubnetKind, TranslatorKind
+from innreg.core.enums import (
+    DistilTarget,
+    FineUpdate,
+    LrSchedule,
+    Precision,
+    RefineInit,
+    RegInput,
+    RegLossKind,
+    SqueezeKind,
+    SubnetKind,
+    TranslatorKind,
+)
 
 __all__ = [
     "SECTIONS", "Config", "LossConfig", "ModelConfig", "RefineConfig", "TrainConfig", "refine_overrides_from_yaml",
-    "DistilTarget", "FineUpdate", "LrSchedule", "Precision", "RefineInit", "RegInput", "RegLossKind", "SqueezeKind", "SubnetKind", "TranslatorKind",
+    "DistilTarget", "FineUpdate", "LrSchedule", "Precision", "RefineInit", "RegInput", "RegLossKind", "SqueezeKind",
+    "SubnetKind", "TranslatorKind",
 ]
