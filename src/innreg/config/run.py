@@ -86,7 +86,8 @@ class Config:
         voxel kept Dice within 0.001 of 10 (``benchmarks/RESULTS.md`` section 30), and 12 at the grid's points
         took 5.0 instead of 6.8 s a pair for 0.7830 vs 0.7845 Dice on a T2 -> T1 tune set (8: 0.7821,
         16: 0.7832) and 0.7444 vs 0.7436 held out on CT -> T1 (section 31). 2D keeps the shorter schedule on
-        every voxel. No distillation of
+        every voxel (at the grid's points: -0.0017 Dice on a PD -> T1 tune set to save 3-7 % of a pair's
+        seconds). No distillation of
         refined fields in 3D: measured after the CPU defaults' joint steps on the scale3d volumes, 200 steps left the
         network alone below the identity (0.356 vs 0.403 Dice) and the full pipeline level (0.716 vs
         0.719); with the ``w_smooth: 10`` network, 400 steps: network alone 0.439 -> 0.433 (leaky head:

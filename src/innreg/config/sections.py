@@ -247,7 +247,8 @@ class RefineConfig:
     # Where the demons update of the levels finer than the velocity grid (the full-resolution level) is
     # computed (see FineUpdate). 3D uses ``grid`` (Config.sized_for): on 120x140x120 volumes 8 steps on
     # every voxel took 6.8 s a pair, 12 at the grid's points 5.0 s, for -0.0015 Dice on a T2 -> T1 tune set
-    # and +0.0008 held out on CT -> T1 (benchmarks/RESULTS.md section 31). 2D keeps ``voxels`` (not measured).
+    # and +0.0008 held out on CT -> T1 (benchmarks/RESULTS.md section 31). 2D keeps ``voxels``: on a PD -> T1
+    # tune set at 0.88 mm ``grid`` lost 0.0017 Dice (8 or 12 steps there: 0.0030-0.0034) to save 3-7 % of the seconds.
     fine_update: FineUpdate = FineUpdate.VOXELS
     # The regulariser: Gaussian sigma (voxels of the velocity grid) applied to the velocity after
     # every update. On the skull-stripped phantom 1.0 lost 0.011-0.016 Dice and 2.0 up to 0.005; on
