@@ -7,8 +7,8 @@ import torch
 
 from innreg import demons
 from innreg.config import FineUpdate, RefineConfig
-from innreg.core.filters import spatial_gradient
-from innreg.demons import LevelUpdate, demons_update
+from innreg.core.filters import gaussian_smooth, spatial_gradient
+from innreg.demons import LevelUpdate, demons_update, gauss_newton_step
 
 
 def test_demons_update_hand_computed():
@@ -44,14 +44,16 @@ def test_update_at_the_grid_points_is_the_update_on_every_voxel_read_there(grid)
     # A level of 2g - 1 voxels per axis puts the grid's points on every second voxel, where resizing the
     # per-voxel update onto the grid reads those voxels alone. At the identity the warped features are the
     # features, so their central differences are the gradient read at the points: both updates agree,
-    # masks included.
+    # masks included (without the pooling of the points' steps).
     level = tuple(2 * g - 1 for g in grid)
     generator = torch.Generator().manual_seed(5)
     source, target = (torch.rand(1, 3, *level, generator=generator) for _ in range(2))
     fixed_mask, moving_mask = (torch.rand(1, 1, *level, generator=generator) for _ in range(2))
     velocity = torch.zeros(1, len(grid), *grid)
     updates = [
-        LevelUpdate(source, target, grid, RefineConfig(fine_update=mode), fixed_mask, moving_mask)(velocity)
+        LevelUpdate(source, target, grid, RefineConfig(fine_update=mode, grid_pool_sigma=0.0), fixed_mask, moving_mask)(
+            velocity
+        )
         for mode in (FineUpdate.VOXELS, FineUpdate.GRID)
     ]
     assert updates[1].shape == (1, len(grid), *grid) and updates[1].abs().max() > 0.01
@@ -64,10 +66,30 @@ def test_update_at_the_grid_points_follows_the_velocity():
     # identity gets a step towards it.
     i, j = torch.meshgrid(torch.linspace(0, 3, 17), torch.linspace(0, 3, 21), indexing="ij")
     image = lambda shift: (torch.sin(i) + torch.cos(j + shift * 3 / 20))[None, None]  # noqa: E731
-    update = LevelUpdate(image(1.0), image(0.0), (9, 11), RefineConfig(fine_update=FineUpdate.GRID))
+    config = RefineConfig(fine_update=FineUpdate.GRID, grid_pool_sigma=0.0)
+    update = LevelUpdate(image(1.0), image(0.0), (9, 11), config)
     aligned = torch.zeros(1, 2, 9, 11)
     aligned[:, 1] = -0.5
     interior = (Ellipsis, slice(1, -1), slice(1, -1))
     assert update(aligned)[interior].abs().max() < 0.02
     step = update(torch.zeros(1, 2, 9, 11))[interior][:, 1]
     assert (step < 0).all() and step.mean() < -0.2
+
+
+def test_pooling_smooths_the_steps_numerator_and_denominator_before_dividing():
+    # One point with a residual: unpooled, only it moves; pooled (sigma 1), its neighbours move too, and
+    # the pooled step is the ratio of the smoothed numerator and denominator.
+    residual = torch.zeros(1, 2, 9, 9)
+    residual[..., 4, 4] = 0.2
+    gradient = torch.ones(1, 2, 2, 9, 9)
+    config = RefineConfig(residual_damping=0.025)
+    alone = gauss_newton_step(residual, gradient, config, None)
+    assert alone[..., 4, 3].abs().max() == 0 < alone[..., 4, 4].abs().min()
+    pooled = gauss_newton_step(residual, gradient, config, None, pool_sigma=1.0)
+    numerator = torch.zeros(1, 2, 9, 9)
+    numerator[..., 4, 4] = 0.4  # sum over 2 channels of r * g along each axis
+    denominator = 2.0 + torch.zeros(1, 1, 9, 9)  # |g|^2 summed over channels and axes, / dim
+    denominator[..., 4, 4] += 0.025 * 2 * 0.04
+    expected = -gaussian_smooth(numerator, 1.0) / (gaussian_smooth(denominator, 1.0) + 1e-6)
+    torch.testing.assert_close(pooled, expected)
+    assert pooled[..., 4, 3].abs().min() > 0.01

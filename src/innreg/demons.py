@@ -14,7 +14,7 @@ from torch import Tensor
 
 from innreg.config import RefineConfig
 from innreg.core.enums import FineUpdate, PaddingMode
-from innreg.core.filters import spatial_gradient
+from innreg.core.filters import gaussian_smooth, spatial_gradient
 from innreg.core.warp import integrate_velocity, resize_field, sample_on_grid, similarity_weight, warp
 
 # Voxels per slab of :func:`demons_update` on a CPU: its channel-wise passes then run on a few MB at a
@@ -28,16 +28,22 @@ def residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor
     return moved - target, spatial_gradient(moved).add_(target_gradient).mul_(0.5)
 
 
-def gauss_newton_step(residual: Tensor, gradient: Tensor, config: RefineConfig, weight: Tensor | None) -> Tensor:
+def gauss_newton_step(
+    residual: Tensor, gradient: Tensor, config: RefineConfig, weight: Tensor | None, pool_sigma: float = 0.0
+) -> Tensor:
     """The update of :func:`demons_update` from the residual ``(1, K, *S)`` and the gradient
-    ``(1, K, dim, *S)``; ``weight`` (``(1, 1, *S)`` or ``None``) scales the residual."""
+    ``(1, K, dim, *S)``; ``weight`` (``(1, 1, *S)`` or ``None``) scales the residual. With ``pool_sigma > 0``
+    the step's numerator and denominator are smoothed by a Gaussian of that sigma (voxels) before the
+    division: the Gauss-Newton step of a neighbourhood rather than of one voxel."""
     if weight is not None:
         residual = residual * weight
     dim = gradient.shape[2]
     # One channel sum per axis: on a CPU 10x faster than one broadcast vecdot on 2D slices, a little in 3D.
     numerator = torch.stack([(residual * gradient[:, :, axis]).sum(1) for axis in range(dim)], dim=1)
-    denominator = gradient.pow(2).sum((1, 2)) / dim + config.residual_damping * residual.pow(2).sum(1)
-    return numerator * (-config.step_size / (denominator.unsqueeze(1) + 1e-6))
+    denominator = (gradient.pow(2).sum((1, 2)) / dim + config.residual_damping * residual.pow(2).sum(1)).unsqueeze(1)
+    if pool_sigma > 0:
+        numerator, denominator = gaussian_smooth(numerator, pool_sigma), gaussian_smooth(denominator, pool_sigma)
+    return numerator * (-config.step_size / (denominator + 1e-6))
 
 
 def _demons_update_rows(
@@ -147,4 +153,5 @@ class LevelUpdate:
         gradient = sampled[:, channels:].unflatten(1, (channels, dim)).add_(self.target_gradient).mul_(0.5)
         weight = similarity_weight(self.fixed_mask, self.moving_mask, field, PaddingMode.ZEROS)
         # The step is in voxels of the level; the velocity's are those of the grid.
-        return gauss_newton_step(residual, gradient, self.config, weight) * self.to_grid_voxels
+        step = gauss_newton_step(residual, gradient, self.config, weight, self.config.grid_pool_sigma)
+        return step * self.to_grid_voxels
