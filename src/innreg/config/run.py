@@ -80,12 +80,13 @@ class Config:
         (``benchmarks/RESULTS.md`` section 20); the batches are the same.
 
         3D (any device): twice the refinement's demons steps on the coarse levels and 12 at full
-        resolution, computed at the velocity grid's points (``refine: {steps: (40, 30, 20, 12), fine_update:
-        grid}``). On the scale3d volumes (``benchmarks/scale3d.md``) twice the steps on every level gained
-        0.011 Dice (three times 0.014). The full-resolution level was most of the 3D seconds: 8 steps on every
-        voxel kept Dice within 0.001 of 10 (``benchmarks/RESULTS.md`` section 30), and 12 at the grid's points
-        took 5.0 instead of 6.8 s a pair for 0.7830 vs 0.7845 Dice on a T2 -> T1 tune set (8: 0.7821,
-        16: 0.7832) and 0.7444 vs 0.7436 held out on CT -> T1 (section 31). 2D keeps the shorter schedule on
+        resolution, computed at the velocity grid's points and pooled over a neighbourhood (``refine: {steps:
+        (40, 30, 20, 12), fine_update: grid}``, ``grid_pool_sigma: 1``). On the scale3d volumes
+        (``benchmarks/scale3d.md``) twice the steps on every level gained 0.011 Dice (three times 0.014). The
+        full-resolution level was most of the 3D seconds: 8 steps on every voxel kept Dice within 0.001 of 10
+        (``benchmarks/RESULTS.md`` section 30); 12 at the grid's points took 6.5 instead of 8.0 s a pair for
+        0.7857 vs 0.7845 Dice on a T2 -> T1 tune set (unpooled 0.7830) and 0.7488 vs 0.7436 held out on CT
+        -> T1 (unpooled 0.7444; section 31). 2D keeps the shorter schedule on
         every voxel (at the grid's points: -0.0017 Dice on a PD -> T1 tune set to save 3-7 % of a pair's
         seconds). No distillation of
         refined fields in 3D: measured after the CPU defaults' joint steps on the scale3d volumes, 200 steps left the

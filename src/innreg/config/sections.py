@@ -246,9 +246,10 @@ class RefineConfig:
     grid_factor: int = 2
     # Where the demons update of the levels finer than the velocity grid (the full-resolution level) is
     # computed (see FineUpdate). 3D uses ``grid`` (Config.sized_for): on 120x140x120 volumes 8 steps on
-    # every voxel took 6.8 s a pair, 12 at the grid's points 5.0 s, for -0.0015 Dice on a T2 -> T1 tune set
-    # and +0.0008 held out on CT -> T1 (benchmarks/RESULTS.md section 31). 2D keeps ``voxels``: on a PD -> T1
-    # tune set at 0.88 mm ``grid`` lost 0.0017 Dice (8 or 12 steps there: 0.0030-0.0034) to save 3-7 % of the seconds.
+    # every voxel took 8.0 s a pair, 12 at the grid's points 6.5 s, for +0.0012 Dice on a T2 -> T1 tune set
+    # and +0.0052 held out on CT -> T1, pooled (grid_pool_sigma; benchmarks/RESULTS.md section 31). 2D keeps
+    # ``voxels``: on a PD -> T1 tune set at 0.88 mm ``grid`` lost 0.0017 Dice (pooled 0.0028; 8 or 12 steps
+    # 0.0030-0.0034) to save 3-7 % of the seconds.
     fine_update: FineUpdate = FineUpdate.VOXELS
     # With ``fine_update: grid``: Gaussian sigma (grid voxels) pooling the Gauss-Newton step's numerator and
     # denominator over neighbouring points before the division, the step of a neighbourhood instead of a point
