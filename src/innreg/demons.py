@@ -100,7 +100,8 @@ class LevelUpdate:
     to ``G``. At the grid's points (``FineUpdate.GRID`` on a finer level): the features and their
     gradient are read at the mapped points of ``G`` (their gradient read through the map stands in for
     the gradient of the warped features, equal up to the map's Jacobian), for ``1 / grid_factor**dim``
-    of the work; the fixed side is read at the grid's points once.
+    of the work; the fixed side is read at the grid's points once, and each point's step is pooled over
+    its neighbours (``config.grid_pool_sigma``, see :func:`gauss_newton_step`).
     """
 
     def __init__(
