@@ -43,7 +43,7 @@ def _sampling_grid(shape: tuple[int, ...], device: torch.device, dtype: torch.dt
     return base.permute(0, *range(2, dim + 2), 1).flip(-1).contiguous(), scale
 
 
-def _check_pair(image: Tensor, ddf: Tensor, same_grid: bool = True) -> int:
+def _check_pair(image: Tensor, ddf: Tensor, same_grid: bool = True) -> None:
     dim = ddf.shape[1]
     if dim not in (2, 3) or ddf.dim() != dim + 2:
         raise ValueError(f"ddf must have shape (N, dim, *spatial) with dim 2 or 3, got {tuple(ddf.shape)}")
@@ -53,7 +53,6 @@ def _check_pair(image: Tensor, ddf: Tensor, same_grid: bool = True) -> int:
         )
     if image.shape[0] != ddf.shape[0] and image.shape[0] != 1 and ddf.shape[0] != 1:
         raise ValueError(f"batch sizes differ: image {image.shape[0]}, ddf {ddf.shape[0]}")
-    return dim
 
 
 def warp(
