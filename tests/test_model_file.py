@@ -170,3 +170,13 @@ def test_old_file_without_affine_slope_loads_plain_relu_units(tmp_path):
     old = loaded.network().registration.affine(x, y)[1]
     assert torch.equal(old, model.registration.affine(x, y)[1])
     assert not torch.allclose(old, leaky.registration.affine(x, y)[1])
+
+
+def test_old_file_without_hu_curve_keeps_percentiles_for_ct_in_hu(tmp_path):
+    config = Config.from_dict(TINY).updated(model={"hu_curve": False})
+    assert Config().model.hu_curve
+    save_model(INNReg(config.model), config, tmp_path / "model.pt")
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    del ckpt["config"]["model"]["hu_curve"]  # as files from before the key
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert read_model(tmp_path / "old.pt").config == config

@@ -59,6 +59,7 @@ class PairBatches:
             seed=seed,
             factor=config.model.input_factor,  # the networks train at their working resolution
             min_size=MIN_NETWORK_SIZE,
+            hu_curve=config.model.hu_curve,
         )
         self.seed, self.batch_size, self.device = t.seed, t.batch_size, device
         self.rank = rank

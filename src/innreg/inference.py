@@ -25,7 +25,7 @@ import torch
 from innreg.chain import stage_name
 from innreg.config import Config
 from innreg.core.warp import warp
-from innreg.data import Image, normalize_percentile, voxel_spacing
+from innreg.data import Image, normalize_intensity, voxel_spacing
 from innreg.errors import InnregInputError, about_file
 from innreg.memory import keep_freed_memory
 from innreg.model import INNReg, check_network_size, resolve_device
@@ -148,8 +148,9 @@ class RegistrationModel:
         moving_in = self._mask(moving_mask, "moving_mask", fixed_arr.shape)
         start = time.perf_counter()
         # Intensity percentiles from inside the masks: an excluded artefact must not set the scale either.
-        m = self._tensor(normalize_percentile(moving_arr, mask=moving_in))
-        f = self._tensor(normalize_percentile(fixed_arr, mask=fixed_in))
+        hu_curve = self.config.model.hu_curve
+        m = self._tensor(normalize_intensity(moving_arr, moving_in, hu_curve))
+        f = self._tensor(normalize_intensity(fixed_arr, fixed_in, hu_curve))
         masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
         refine = self.config.refine
         if on_phase is not None:

@@ -72,10 +72,12 @@ def _current_refine_section(config: dict) -> dict:
 # something else), ``model.affine_pool`` / ``affine_hidden`` (before them, an affine stage with global
 # average pooling and a linear head), ``model.affine_slope`` (before it, the head's hidden units were plain
 # ReLUs), ``model.cascades`` (before it, one U-Net pass; the default is now 2) and ``model.inn_latent``
-# (before it, a translator without latent channels; the 2D default is now 1).
+# (before it, a translator without latent channels; the 2D default is now 1) and ``model.hu_curve`` (before
+# it, CT in HU was normalised by its percentiles like any image).
 _KEYS_BEFORE_THEY_EXISTED = {
     "refine": {"reference_spacing": 0.0, "mind_presmooth": 0.0, "inverse_weight": 0.0, "inverse_factor": 1},
-    "model": {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "affine_slope": 0.0, "cascades": 1, "inn_latent": 0},
+    "model": {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "affine_slope": 0.0, "cascades": 1, "inn_latent": 0,
+              "hu_curve": False},
 }
 
 

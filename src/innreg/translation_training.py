@@ -235,7 +235,7 @@ def train_translator_stages(
     # working resolution (``model.input_factor``), where inference applies the translator.
     dataset = PairDataset(
         list(records), config.model.dim, t.slice_axis, tuple(t.slice_range), None, t.seed,
-        factor=config.model.input_factor, min_size=MIN_NETWORK_SIZE,
+        factor=config.model.input_factor, min_size=MIN_NETWORK_SIZE, hu_curve=config.model.hu_curve,
     )
     # Each rank loads only its share (all pairs when there are fewer pairs than ranks).
     indices = range(len(dataset))

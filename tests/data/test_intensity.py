@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
+from innreg.data.intensity import (
+    HU_CURVE_KNOTS,
+    Interpolation,
+    looks_like_hu,
+    normalize_intensity,
+    normalize_percentile,
+    resample_to,
+)
 from innreg.data.io import Image
 
 
@@ -30,6 +37,30 @@ def test_degenerate_percentiles_fall_back_to_the_range():
     out = normalize_percentile(values)  # 1st and 99th percentiles are both 0
     assert out[-1] == 1.0 and out[0] == 0.0
     assert (normalize_percentile(np.full((3, 3), 2.0)) == 0).all()
+
+
+def test_hu_curve_maps_the_knots_and_interpolates_between_them():
+    hu = np.array([-1200.0, -1000, -550, -100, 0, 100, 800, 1500, 3000])
+    out = normalize_intensity(hu, hu_curve=True)
+    assert out.dtype == np.float32
+    # knots (-1000, 0), (-100, 0.2), (100, 0.9), (1500, 1); halfway between two knots, halfway between values;
+    # clipped outside
+    np.testing.assert_allclose(out, [0.0, 0.0, 0.1, 0.2, 0.55, 0.9, 0.95, 1.0, 1.0], atol=1e-6)
+    assert HU_CURVE_KNOTS[0] == (-1000.0, 0.0) and HU_CURVE_KNOTS[-1] == (1500.0, 1.0)
+
+
+def test_only_images_that_look_like_hu_get_the_curve():
+    ct = np.concatenate([np.full(30, -1000.0), np.linspace(-100, 1200, 70)])
+    mr = np.linspace(0.0, 800.0, 100)
+    assert looks_like_hu(ct) and not looks_like_hu(mr)
+    np.testing.assert_array_equal(normalize_intensity(mr, hu_curve=True), normalize_percentile(mr))
+    np.testing.assert_array_equal(normalize_intensity(ct, hu_curve=False), normalize_percentile(ct))
+    assert normalize_intensity(ct, hu_curve=True)[0] == 0.0
+    # the test reads the mask's voxels only: CT whose mask leaves out the air is not taken for HU
+    assert not looks_like_hu(ct, mask=ct > -500)
+    np.testing.assert_array_equal(
+        normalize_intensity(ct, ct > -500, hu_curve=True), normalize_percentile(ct, mask=ct > -500)
+    )
 
 
 def test_resample_onto_identical_grid_is_a_copy(ramp2d, affine):

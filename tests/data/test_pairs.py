@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from innreg.data.deformations import DeformationParams
-from innreg.data.intensity import normalize_percentile
+from innreg.data.intensity import normalize_intensity, normalize_percentile
 from innreg.data.pairs import PairDataset, PairRecord, load_pair, pad_collate, read_manifest
 from innreg.errors import InnregInputError
 
@@ -127,6 +127,19 @@ def test_other_slice_axis_and_3d_items(tmp_path, write_nifti):
     item = PairDataset(records, dim=3)[0]
     assert item["moving"].shape == (1, 8, 10, 12)
     np.testing.assert_allclose(item["fixed"][0].numpy(), normalize_percentile(_slice_index_volume() * 2))
+
+
+def test_hu_curve_maps_ct_in_hu_and_leaves_mr_to_its_percentiles(tmp_path, write_nifti):
+    ct = _slice_index_volume() * 200.0 - 1000.0  # -1000 (air) to 1200 HU
+    write_nifti(tmp_path / "ct.nii.gz", ct)
+    write_nifti(tmp_path / "mr.nii.gz", _slice_index_volume() * 2)
+    records = [PairRecord(tmp_path / "ct.nii.gz", tmp_path / "mr.nii.gz")]
+    moving, fixed = PairDataset(records, dim=3, hu_curve=True).volumes(0)
+    np.testing.assert_allclose(moving, normalize_intensity(ct, hu_curve=True))
+    np.testing.assert_allclose(fixed, normalize_percentile(_slice_index_volume() * 2))
+    plain, _ = PairDataset(records, dim=3).volumes(0)
+    np.testing.assert_allclose(plain, normalize_percentile(ct))
+    assert not np.allclose(moving, plain)
 
 
 def test_2d_images_are_used_whole_and_dim3_rejects_them(pair2d):

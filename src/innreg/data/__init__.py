@@ -8,7 +8,9 @@ _EXPORTS = {
         "DeformationParams", "affine_field", "apply_deformation", "random_affine_field", "random_deformation",
         "random_elastic_field",
     ),
-    "intensity": ("Interpolation", "normalize_percentile", "resample_to"),
+    "intensity": (
+        "HU_CURVE_KNOTS", "Interpolation", "looks_like_hu", "normalize_intensity", "normalize_percentile", "resample_to",
+    ),
     "io": ("Image", "load_field", "load_image", "load_labels", "save_field", "save_image", "voxel_spacing"),
     "itk": ("itk_displacement", "save_itk_field"),
     "pairs": ("PairDataset", "PairRecord", "load_masks", "load_pair", "pad_collate", "pair_records", "read_manifest"),

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from innreg.data.deformations import DeformationParams, apply_deformation, random_deformation
-from innreg.data.intensity import Interpolation, normalize_percentile, resample_to
+from innreg.data.intensity import Interpolation, normalize_intensity, resample_to
 from innreg.data.io import Image, load_image, load_labels
 from innreg.core.filters import coarse_shape, downsample
 from innreg.errors import InnregInputError
@@ -171,7 +171,9 @@ def load_masks(record: PairRecord, fixed: Image) -> tuple[np.ndarray | None, np.
 
 
 class PairDataset(Dataset):
-    """Training pairs as tensors normalised to ``[0, 1]`` (percentiles 1/99 of each image).
+    """Training pairs as tensors normalised to ``[0, 1]`` (percentiles 1/99 of each image; with ``hu_curve``,
+    CT in Hounsfield units by :data:`~innreg.data.intensity.HU_CURVE_KNOTS`, see
+    :func:`~innreg.data.intensity.normalize_intensity`).
 
     Each item is ``{"moving": (1, *S) float32, "fixed": (1, *S) float32, "index": int}`` on the fixed
     image's grid (the moving image is resampled onto it when needed).
@@ -203,6 +205,7 @@ class PairDataset(Dataset):
         seed: int = 0,
         factor: int = 1,
         min_size: int = 1,
+        hu_curve: bool = False,
     ) -> None:
         if dim not in (2, 3):
             raise InnregInputError(f"dim={dim}: must be 2 or 3")
@@ -218,7 +221,7 @@ class PairDataset(Dataset):
         self.slice_range = tuple(slice_range)
         self.augment = DeformationParams() if augment is True else (augment or None)
         self.seed = seed
-        self.factor, self.min_size = factor, min_size
+        self.factor, self.min_size, self.hu_curve = factor, min_size, hu_curve
         self.has_masks = any(r.fixed_mask is not None or r.moving_mask is not None for r in self.records)
         self._cache: dict[int, tuple[np.ndarray, ...]] = {}
         self._calls = 0
@@ -243,9 +246,9 @@ class PairDataset(Dataset):
                 ones = np.ones(fixed.shape, np.float32)
                 masks = tuple(ones if m is None else m for m in load_masks(record, fixed))
                 images = (moving.array, fixed.array)
-                arrays = tuple(normalize_percentile(a, mask=m > 0) for a, m in zip(images, masks)) + masks
+                arrays = tuple(normalize_intensity(a, m > 0, self.hu_curve) for a, m in zip(images, masks)) + masks
             else:
-                arrays = (normalize_percentile(moving.array), normalize_percentile(fixed.array))
+                arrays = tuple(normalize_intensity(a, hu_curve=self.hu_curve) for a in (moving.array, fixed.array))
             if self.factor > 1:  # working resolution of the networks: augment and train there
                 arrays = tuple(_downsampled(a, self.factor, is_mask=k >= 2) for k, a in enumerate(arrays))
             self._cache[index] = arrays
