@@ -71,7 +71,7 @@ def _current_refine_section(config: dict) -> dict:
 # (before it, a cell-squeeze translator; the default ``haar`` has weights of the same shapes that mean
 # something else), ``model.affine_pool`` / ``affine_hidden`` (before them, an affine stage with global
 # average pooling and a linear head), ``model.affine_slope`` (before it, the head's hidden units were plain
-# ReLUs), ``model.cascades`` (before it, one U-Net pass; the default is now 2) and ``model.inn_latent``
+# ReLUs), ``model.cascades`` (before it, one U-Net pass; the default is now 2), ``model.inn_latent``
 # (before it, a translator without latent channels; the 2D default is now 1) and ``model.hu_curve`` (before
 # it, CT in HU was normalised by its percentiles like any image).
 _KEYS_BEFORE_THEY_EXISTED = {

@@ -61,20 +61,17 @@ HU_CURVE_KNOTS: tuple[tuple[float, float], ...] = ((-1000.0, 0.0), (-100.0, 0.2)
 HU_AIR_LEVEL = -500.0
 
 
-def looks_like_hu(array: np.ndarray, mask: np.ndarray | None = None) -> bool:
-    """Whether ``array`` (inside ``mask``, if given and not empty) looks like CT in Hounsfield units:
-    its 1st percentile at or below :data:`HU_AIR_LEVEL`."""
-    values = np.asarray(array, dtype=np.float32)
-    if mask is not None and np.asarray(mask, dtype=bool).any():
-        values = values[np.asarray(mask, dtype=bool)]
-    return bool(np.percentile(values, 1.0) <= HU_AIR_LEVEL)
+def looks_like_hu(array: np.ndarray) -> bool:
+    """Whether ``array`` looks like CT in Hounsfield units: its 1st percentile at or below :data:`HU_AIR_LEVEL`."""
+    return bool(np.percentile(np.asarray(array, dtype=np.float32), 1.0) <= HU_AIR_LEVEL)
 
 
 def normalize_intensity(array: np.ndarray, mask: np.ndarray | None = None, hu_curve: bool = False) -> np.ndarray:
     """A registration input in ``[0, 1]``: :func:`normalize_percentile` (percentiles from inside ``mask``),
-    or, with ``hu_curve`` and an image that :func:`looks_like_hu`, the soft-tissue curve
-    :data:`HU_CURVE_KNOTS` (the same mapping for every CT, whatever its field of view). float32, same shape."""
-    if hu_curve and looks_like_hu(array, mask):
+    or, with ``hu_curve`` and an image that :func:`looks_like_hu` (the whole image: a mask does not make CT
+    something else), the soft-tissue curve :data:`HU_CURVE_KNOTS`, the same fixed mapping for every CT, whatever
+    its field of view or mask. float32, same shape."""
+    if hu_curve and looks_like_hu(array):
         hu, value = np.array(HU_CURVE_KNOTS).T
         return np.interp(np.asarray(array, dtype=np.float32), hu, value).astype(np.float32)
     return normalize_percentile(array, mask=mask)
