@@ -53,6 +53,7 @@ def test_only_images_that_look_like_hu_get_the_curve():
     ct = np.concatenate([np.full(30, -1000.0), np.linspace(-100, 1200, 70)])
     mr = np.linspace(0.0, 800.0, 100)
     assert looks_like_hu(ct) and not looks_like_hu(mr)
+    assert not looks_like_hu(np.concatenate([[-1000.0], mr, mr]))  # one low outlier: the 1st percentile decides
     np.testing.assert_array_equal(normalize_intensity(mr, hu_curve=True), normalize_percentile(mr))
     np.testing.assert_array_equal(normalize_intensity(ct, hu_curve=False), normalize_percentile(ct))
     assert normalize_intensity(ct, hu_curve=True)[0] == 0.0

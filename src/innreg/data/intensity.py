@@ -63,7 +63,10 @@ HU_AIR_LEVEL = -500.0
 
 def looks_like_hu(array: np.ndarray) -> bool:
     """Whether ``array`` looks like CT in Hounsfield units: its 1st percentile at or below :data:`HU_AIR_LEVEL`."""
-    return bool(np.percentile(np.asarray(array, dtype=np.float32), 1.0) <= HU_AIR_LEVEL)
+    values = np.asarray(array, dtype=np.float32)
+    # The minimum bounds the percentile from below: an image without values that low (every MR image) is
+    # decided without sorting it (0.1 s for a 1 mm head volume, which its own percentiles then repeat).
+    return bool(values.min() <= HU_AIR_LEVEL and np.percentile(values, 1.0) <= HU_AIR_LEVEL)
 
 
 def normalize_intensity(array: np.ndarray, mask: np.ndarray | None = None, hu_curve: bool = False) -> np.ndarray:
