@@ -1,12 +1,13 @@
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from innreg.data import load_image, read_manifest
+from innreg.data import load_image, normalize_intensity, read_manifest
 from innreg.data.phantom import generate_phantom_dataset
-from innreg.evaluation import evaluate, head_mask, runs_on_cuda, translation_fidelity
+from innreg.evaluation import evaluate, head_mask, maps_hu_by_curve, runs_on_cuda, translation_fidelity
 from innreg.inference import RegistrationResult
 from innreg.results import read_per_pair
 
@@ -27,6 +28,45 @@ def test_head_mask_fills_dark_tissue_inside_the_head():
     image[10:20, 10:20] = 0.0  # e.g. bone, dark in MR, enclosed by scalp
     mask = head_mask(image)
     assert mask[15, 15] and mask[6, 6] and not mask[2, 2]
+
+
+def ct_in_hu_head() -> np.ndarray:
+    """Air around a head of soft tissue (40 HU) in a skull (1200 HU) with brain (30 and 45 HU) inside."""
+    image = np.full((40, 40), -1000.0, np.float32)
+    image[4:36, 4:36] = 40.0
+    image[7:33, 7:33] = 1200.0
+    image[9:31, 9:31] = 30.0
+    image[14:26, 14:26] = 45.0
+    return image
+
+
+def test_head_mask_of_ct_in_hu_measures_from_air():
+    mask = head_mask(ct_in_hu_head())
+    # 5 % of the 99th percentile in HU (60 HU) would leave the scalp and the brain out
+    assert mask[5, 5] and mask[20, 20] and mask[10, 10] and not mask[2, 2]
+
+
+def test_translation_fidelity_reads_ct_in_hu_as_the_method_does():
+    truth = ct_in_hu_head()
+    moving = np.where(truth > -500, 100.0 - np.clip(truth, 0, 100), 0).astype(np.float32)  # an MR-like contrast
+    translated = normalize_intensity(truth, hu_curve=True)  # what a perfect curve-trained translator gives
+    by_curve = translation_fidelity(translated, moving, truth, hu_curve=True)
+    by_percentiles = translation_fidelity(translated, moving, truth)
+    assert by_curve.ncc == pytest.approx(1.0) and by_curve.ssim == pytest.approx(1.0)
+    assert by_percentiles.ncc < 0.99
+    # the floor: an MR moving image scored as it is, CT in HU as the moving image read through the curve
+    assert by_curve.identity_ncc == pytest.approx(translation_fidelity(moving, moving, truth, hu_curve=True).ncc)
+    flipped = translation_fidelity(moving, truth, moving, hu_curve=True)
+    assert flipped.identity_ncc == pytest.approx(translation_fidelity(moving, translated, moving).identity_ncc)
+
+
+def test_maps_hu_by_curve_reads_the_method_or_its_wrapped_model():
+    def method(hu_curve: bool):
+        return SimpleNamespace(config=SimpleNamespace(model=SimpleNamespace(hu_curve=hu_curve)))
+
+    assert maps_hu_by_curve(method(True)) and not maps_hu_by_curve(method(False))
+    wrapper = SimpleNamespace(config=method(False).config, model=method(True))  # the loaded model decides
+    assert maps_hu_by_curve(wrapper) and not maps_hu_by_curve(object())
 
 
 class TruthTranslator:
@@ -52,6 +92,16 @@ def test_evaluate_reports_translation_fidelity_when_the_manifest_has_the_truth(t
     assert "translation_ncc" in (tmp_path / "eval" / "summary.md").read_text()
     header = (tmp_path / "eval" / "per_pair.csv").read_text().splitlines()[0]
     assert "identity_translation_ssim" in header
+
+
+def test_evaluate_scores_a_translation_into_ct_in_hu_through_the_curve(tmp_path):
+    paths = generate_phantom_dataset(tmp_path / "d", "t1", "ct-hu", n=3, size=(48, 40), seed=0, progress=False)
+    records = read_manifest(paths["train"])
+    truths = [normalize_intensity(load_image(r.moving_as_fixed).array, hu_curve=True) for r in records]
+    registrar = TruthTranslator(truths)
+    registrar.config = SimpleNamespace(model=SimpleNamespace(hu_curve=True))
+    summary = evaluate(registrar, records, tmp_path / "eval", overview_pairs=0, progress=False)
+    assert summary.translation_ncc == pytest.approx(1.0) and summary.translation_ssim == pytest.approx(1.0)
 
 
 class CountingRegistrar:

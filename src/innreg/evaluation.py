@@ -34,6 +34,8 @@ from innreg.data import (
     load_image,
     load_masks,
     load_pair,
+    looks_like_hu,
+    normalize_intensity,
     normalize_percentile,
     read_manifest,
     resample_to,
@@ -98,20 +100,41 @@ def head_mask(image: np.ndarray) -> np.ndarray:
     """The head (or brain) of a noise-free image: voxels above 5 % of its 99th percentile, holes filled.
 
     Filling keeps dark tissue enclosed by brighter tissue (bone inside the scalp, sinus air) in the head.
+    CT in Hounsfield units is read through the soft-tissue curve first, so that air (-1000 HU), not water
+    (0 HU), is the dark end the threshold measures from.
     """
     from scipy import ndimage
 
+    if looks_like_hu(image):
+        image = normalize_intensity(image, hu_curve=True)
     return ndimage.binary_fill_holes(image > 0.05 * np.percentile(image, 99))
 
 
-def translation_fidelity(translated: np.ndarray, moving: np.ndarray, truth: np.ndarray) -> TranslationFidelity:
+def maps_hu_by_curve(registrar: Registrar) -> bool:
+    """Whether the method reads CT in HU through the soft-tissue curve (``model.hu_curve`` of its config, or of
+    the model it wraps as ``.model``, as the learned baselines do); methods without such a config do not."""
+    for obj in (getattr(registrar, "model", None), registrar):
+        model_config = getattr(getattr(obj, "config", None), "model", None)
+        if model_config is not None:
+            return bool(getattr(model_config, "hu_curve", False))
+    return False
+
+
+def translation_fidelity(
+    translated: np.ndarray, moving: np.ndarray, truth: np.ndarray, hu_curve: bool = False
+) -> TranslationFidelity:
     """NCC and SSIM of the translated moving image against ``moving_as_fixed``, inside the head.
 
     All three images are in the moving image's frame; each is mapped to ``[0, 1]`` by its 1st/99th
-    percentiles inside the head (SSIM needs a common range). The ``identity_`` values score the
-    untranslated moving image, the floor a translator should beat.
+    percentiles inside the head (SSIM needs a common range). With ``hu_curve`` (the method reads CT in HU
+    through the soft-tissue curve) a truth or moving image in HU is read through the curve first: the
+    translation is scored in the contrast it was trained to produce, and the floor is the untranslated image
+    as the method sees it. The ``identity_`` values score the untranslated moving image, the floor a
+    translator should beat.
     """
     mask = head_mask(truth)
+    if hu_curve:
+        truth, moving = (normalize_intensity(a, hu_curve=True) if looks_like_hu(a) else a for a in (truth, moving))
     truth_n = normalize_percentile(truth, mask=mask)
     translated_n, moving_n = (normalize_percentile(image, mask=mask) for image in (translated, moving))
     return TranslationFidelity(
@@ -211,7 +234,8 @@ def _evaluate_pairs(
             row.epe_mm = endpoint_error_mm(result.ddf, true, spacing, fixed_seg.array)
             row.identity_epe_mm = endpoint_error_mm(np.zeros_like(true), true, spacing, fixed_seg.array)
         if record.moving_as_fixed is not None:
-            row.translation = translation_fidelity(result.translated, moving.array, _moving_as_fixed(record, fixed))
+            truth = _moving_as_fixed(record, fixed)
+            row.translation = translation_fidelity(result.translated, moving.array, truth, maps_hu_by_curve(registrar))
         rows.append(row)
         if i < overview_pairs:
             jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
