@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from innreg.config import Config
+from innreg.core.transform import Transform
 from innreg.data import normalize_intensity, normalize_percentile
 from innreg.inference import RegistrationModel
 from innreg.model import INNReg
@@ -25,3 +26,22 @@ def test_register_maps_ct_in_hu_as_the_model_was_trained(hu_curve):
     expected = normalize_intensity(ct, hu_curve=True) if hu_curve else normalize_percentile(ct)
     np.testing.assert_allclose(result.translated, expected, atol=1e-6)
     assert not np.allclose(normalize_intensity(ct, hu_curve=True), normalize_percentile(ct))
+
+
+@pytest.mark.parametrize("air", [-1000.0, 0.0])
+def test_register_warps_in_air_from_outside_the_moving_grid(monkeypatch, air):
+    """A map that pulls from outside the moving grid: CT in HU reads air there (0 would be water), MR reads 0."""
+    config = Config.from_dict(TINY).updated(model={"dim": 2}, refine={"enabled": False})
+    model = RegistrationModel(INNReg(config.model), config, torch.device("cpu"), translate=False)
+
+    def shift_by_four_rows(pair, on_stage=None):
+        ddf = torch.zeros(1, 2, 32, 32)
+        ddf[:, 0] = 4.0  # warped(x) = moving(x + 4 rows): the last four rows come from outside
+        return Transform(ddf, torch.zeros_like(ddf))
+
+    monkeypatch.setattr("innreg.inference.registration_chain", lambda *args: shift_by_four_rows)
+    moving = np.full((32, 32), air, np.float32)
+    moving[8:24, 8:24] = 40.0 if air else 500.0  # soft tissue in HU, or an MR head
+    warped = model.register(moving, np.ones((32, 32), np.float32)).warped
+    np.testing.assert_allclose(warped[:4], moving[4:8], atol=1e-3)
+    np.testing.assert_allclose(warped[28:], air, atol=1e-3)

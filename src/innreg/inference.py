@@ -25,7 +25,7 @@ import torch
 from innreg.chain import stage_name
 from innreg.config import Config
 from innreg.core.warp import warp
-from innreg.data import Image, normalize_intensity, voxel_spacing
+from innreg.data import Image, background_value, normalize_intensity, voxel_spacing
 from innreg.errors import InnregInputError, about_file
 from innreg.memory import keep_freed_memory
 from innreg.model import INNReg, check_network_size, resolve_device
@@ -38,7 +38,8 @@ class RegistrationResult:
     """Output of one registration, as NumPy arrays on the fixed grid.
 
     Attributes:
-        warped: moving image pulled onto the fixed grid, original intensities, shape ``S``.
+        warped: moving image pulled onto the fixed grid, original intensities, shape ``S``; points from outside
+            the moving grid read its background (:func:`~innreg.data.intensity.background_value`).
         translated: moving image translated to the fixed modality (normalised intensities), ``S``, as the
             refinement matched it (the guide's translation for a model with ``model.guide``); the raw
             normalised moving image for models without translator or with ``translate=False``.
@@ -164,7 +165,8 @@ class RegistrationModel:
         ddf, inverse_ddf = transform.ddf, transform.inverse
         # The translation the refinement matched, or the moving image itself without translator.
         translated = pair.image if pair.guide is None else pair.guide
-        warped = warp(self._tensor(moving_arr), ddf)
+        # Points pulled from outside the moving grid read its background (air for CT in HU), not 0.
+        warped = warp(self._tensor(moving_arr), ddf, fill=background_value(moving_arr))
         warped_seg = None
         if moving_seg is not None:
             seg = as_array(moving_seg, "moving_seg")

@@ -10,7 +10,10 @@ the fixed and the original moving image's shape, affine and header).
   its labels, so a moving label map reproduces ``warped_seg.nii.gz`` voxel for voxel.
 * Inverse (fixed space -> moving grid): the image is resampled onto the fixed grid, pulled back
   through ``inverse_ddf`` and resampled onto the moving grid. Moving-grid points outside the fixed
-  image's field of view read 0 (the inverse field exists only there).
+  image's field of view read the background (the inverse field exists only there).
+
+Points from outside a grid read the background: 0, or air (-1000) for CT in Hounsfield units, where 0 would
+be water (:func:`~innreg.data.intensity.background_value`).
 
 Images on any grid are accepted (resampled through their affines: linear for intensities, nearest
 neighbour for ``labels``); the output carries the target grid's affine and header.
@@ -24,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from innreg.data import Image, Interpolation, load_field, load_image, load_labels, resample_to, save_image
+from innreg.data import (
+    Image, Interpolation, background_value, load_field, load_image, load_labels, resample_to, save_image,
+)
 from innreg.errors import InnregInputError
 from innreg.model import resolve_device
 from innreg.nn import warp
@@ -93,7 +98,8 @@ def apply(
     on_fixed = resample_to(image, fixed, order).array
     source = torch.from_numpy(np.ascontiguousarray(on_fixed, dtype=np.float32))[None, None].to(dev)
     field = torch.from_numpy(ddf)[None].to(dev)
-    warped = warp(source, field, mode="nearest" if labels else "bilinear")[0, 0].cpu().numpy()
+    fill = 0.0 if labels else background_value(image.array)
+    warped = warp(source, field, mode="nearest" if labels else "bilinear", fill=fill)[0, 0].cpu().numpy()
     dtype = image.array.dtype if labels else np.float32
     result = Image(warped.astype(dtype), fixed.affine, fixed.header)
     if inverse:

@@ -33,6 +33,10 @@ def test_constant_shift_matches_hand_computed_values():
     out = warp(image, ddf)
     torch.testing.assert_close(out[0, 0, :, :4], image[0, 0, :, 1:])
     assert torch.all(out[0, 0, :, 4] == 0)  # outside the grid reads zero
+    ddf[:, 1] = 0.5  # half a voxel: the last column mixes the image's edge with what lies outside
+    filled = warp(image, ddf, fill=-1000.0)[0, 0]
+    torch.testing.assert_close(filled[:, :4], (image[0, 0, :, :4] + image[0, 0, :, 1:]) / 2)
+    torch.testing.assert_close(filled[:, 4], (image[0, 0, :, 4] - 1000.0) / 2)
 
 
 @pytest.mark.parametrize("shape", CASES)

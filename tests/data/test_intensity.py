@@ -4,6 +4,7 @@ import pytest
 from innreg.data.intensity import (
     HU_CURVE_KNOTS,
     Interpolation,
+    background_value,
     looks_like_hu,
     normalize_intensity,
     normalize_percentile,
@@ -96,3 +97,15 @@ def test_resample_to_coarser_shifted_grid_interpolates_linearly():
     coarse[:2, 3] = 0.5  # reference voxel (i, j) sits at image position (2i + 0.5, 2j + 0.5)
     out = resample_to(Image(image, np.eye(4)), Image(np.zeros((4, 4)), coarse))
     np.testing.assert_allclose(out.array, np.tile([0.5, 2.5, 4.5, 6.5], (4, 1)), rtol=1e-6)
+
+
+def test_points_outside_the_grid_read_air_for_ct_in_hu_and_zero_otherwise(ramp2d, affine):
+    shifted = affine.copy()
+    shifted[:3, 3] = affine[:3, :3] @ [2, 0, 0] + affine[:3, 3]  # the last two rows lie outside
+    reference = Image(np.zeros(ramp2d.shape), shifted)
+    ct = -1000.0 + 100.0 * ramp2d  # -1000 to 1390 HU
+    assert background_value(ct) == -1000.0 and background_value(ramp2d) == 0.0
+    np.testing.assert_allclose(resample_to(Image(ct, affine), reference).array[-2:], -1000.0)
+    assert (resample_to(Image(ramp2d, affine), reference).array[-2:] == 0).all()
+    labels = np.ones(ramp2d.shape, np.int16)
+    assert (resample_to(Image(labels, affine), reference, Interpolation.NEAREST).array[-2:] == 0).all()

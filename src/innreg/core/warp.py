@@ -7,7 +7,7 @@ Displacement-field convention (used everywhere in innreg, and written into every
   ``k`` of the spatial dims (for a NIfTI volume loaded as ``(i, j, k)`` that is voxel axis i, j, k).
 * It is a **pull-back** (backward) map: ``warped(x) = moving(x + ddf(x))``; the field is defined on
   the fixed image's grid.
-* Out-of-grid samples of images read zero (``padding="zeros"``), fields are extended by their border
+* Out-of-grid samples of images read zero (``padding="zeros"``; :func:`warp`'s ``fill`` sets another value), fields are extended by their border
   value when composed.
 * Sampling uses ``align_corners=True``, so voxel centres sit exactly on the grid (the VoxelMorph/MONAI
   ``Warp`` convention).
@@ -60,6 +60,7 @@ def warp(
     ddf: Tensor,
     mode: InterpMode | str = InterpMode.BILINEAR,
     padding: PaddingMode | str = PaddingMode.ZEROS,
+    fill: float = 0.0,
 ) -> Tensor:
     """Pull ``image`` back through ``ddf``: ``out(x) = image(x + ddf(x))``.
 
@@ -68,11 +69,14 @@ def warp(
         ddf: ``(N, dim, *spatial)`` displacement in voxels, channel k along spatial axis k.
         mode: ``bilinear`` for intensities and fields, ``nearest`` for label maps.
         padding: ``zeros`` or ``border``.
+        fill: what out-of-grid samples read with ``zeros`` padding instead of 0 (air, -1000, for CT in HU).
 
     Returns:
         The warped image, same shape as ``image`` (batch broadcast if one of them has N == 1).
     """
     _check_pair(image, ddf)
+    if fill:
+        return _pull_back(image - fill, ddf, InterpMode(mode), PaddingMode(padding)) + fill
     return _pull_back(image, ddf, InterpMode(mode), PaddingMode(padding))
 
 

@@ -80,6 +80,12 @@ def normalize_intensity(array: np.ndarray, mask: np.ndarray | None = None, hu_cu
     return normalize_percentile(array, mask=mask)
 
 
+def background_value(array: np.ndarray) -> float:
+    """What points outside an image's grid read when it is resampled or warped: air (the curve's lowest knot,
+    -1000 HU) for an image that :func:`looks_like_hu`, where 0 would be water, else 0."""
+    return HU_CURVE_KNOTS[0][0] if looks_like_hu(array) else 0.0
+
+
 def _same_grid(a: Image, b: Image, atol: float = 1e-4) -> bool:
     return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=atol)
 
@@ -87,7 +93,8 @@ def _same_grid(a: Image, b: Image, atol: float = 1e-4) -> bool:
 def resample_to(image: Image, reference: Image, order: Interpolation | int = Interpolation.LINEAR) -> Image:
     """Resample ``image`` onto the grid of ``reference`` through their voxel-to-world affines.
 
-    Points of the reference grid that fall outside ``image`` read 0. 2D images are resampled in
+    Points of the reference grid that fall outside ``image`` read 0 (intensities: :func:`background_value`, air
+    for CT in HU). 2D images are resampled in
     their plane (the through-plane offset between the two slices is ignored).
 
     Args:
@@ -114,7 +121,7 @@ def resample_to(image: Image, reference: Image, order: Interpolation | int = Int
         output_shape=reference.shape,
         order=int(order),
         mode="constant",
-        cval=0.0,
+        cval=background_value(image.array) if order == Interpolation.LINEAR else 0.0,
         prefilter=False,
     )
     return Image(out.astype(image.array.dtype), reference.affine, reference.header, image.path)
