@@ -64,6 +64,23 @@ def test_register_batch_form(trained, phantom, tmp_path, capsys):
     assert code == 0 and "register" not in err
 
 
+def test_register_writes_the_translation_in_the_fixed_images_units(trained, phantom, tmp_path):
+    """A fixed image in other units (here 100 + 800 x the phantom's): ``translated.nii.gz`` is in them too."""
+    from dataclasses import replace
+
+    from innreg.data import load_image, read_manifest, save_image
+    from innreg.inference import load_model, write_registration
+
+    record = read_manifest(phantom["test"])[0]
+    fixed = load_image(record.fixed)
+    save_image(tmp_path / "fixed.nii.gz", 100.0 + 800.0 * fixed.array, fixed)
+    model = load_model(trained / "model.pt", "cpu")
+    result = write_registration(model, replace(record, fixed=tmp_path / "fixed.nii.gz"), tmp_path / "reg")
+    translated = load_image(tmp_path / "reg" / "translated.nii.gz").array
+    lo, hi = np.percentile(100.0 + 800.0 * fixed.array, [1, 99])
+    np.testing.assert_allclose(translated, lo + (hi - lo) * result.translated, rtol=1e-5, atol=1e-3)
+
+
 def test_registration_reports_its_phases_in_order(trained, phantom, tmp_path):
     """What register's progress bar shows beside the pair count: the phase of the pair in progress."""
     from innreg.data import read_manifest

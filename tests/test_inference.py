@@ -45,3 +45,18 @@ def test_register_warps_in_air_from_outside_the_moving_grid(monkeypatch, air):
     warped = model.register(moving, np.ones((32, 32), np.float32)).warped
     np.testing.assert_allclose(warped[:4], moving[4:8], atol=1e-3)
     np.testing.assert_allclose(warped[28:], air, atol=1e-3)
+
+
+def test_in_fixed_units_undoes_the_fixed_images_mapping():
+    config = Config.from_dict(TINY).updated(model={"dim": 2}, refine={"enabled": False})
+    model = RegistrationModel(INNReg(config.model), config, torch.device("cpu"))
+    ramp = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32)
+    ct = -1000.0 + 2500.0 * ramp  # -1000 (air) to 1500 HU: the curve's whole range
+    np.testing.assert_allclose(model.in_fixed_units(normalize_intensity(ct, hu_curve=True), ct), ct, atol=0.05)
+    mr = 100.0 + 900.0 * ramp
+    mask = mr > 300.0
+    back = model.in_fixed_units(normalize_percentile(mr, mask=mask), mr, mask)
+    lo, hi = np.percentile(mr[mask], [1, 99])
+    inside = (mr >= lo) & (mr <= hi)  # the percentiles clip outside, so only their span comes back
+    np.testing.assert_allclose(back[inside], mr[inside], rtol=1e-5)
+    np.testing.assert_allclose(back[~inside & (mr < lo)], lo, rtol=1e-5)

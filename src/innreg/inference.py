@@ -25,7 +25,7 @@ import torch
 from innreg.chain import stage_name
 from innreg.config import Config
 from innreg.core.warp import warp
-from innreg.data import Image, background_value, normalize_intensity, voxel_spacing
+from innreg.data import Image, background_value, denormalize_intensity, normalize_intensity, voxel_spacing
 from innreg.errors import InnregInputError, about_file
 from innreg.memory import keep_freed_memory
 from innreg.model import INNReg, check_network_size, resolve_device
@@ -110,6 +110,14 @@ class RegistrationModel:
         if array.shape != shape:
             raise InnregInputError(f"{name} {array.shape} does not match the images {shape}")
         return array != 0
+
+    def in_fixed_units(self, values: np.ndarray, fixed, fixed_mask=None) -> np.ndarray:
+        """``values`` in the normalised fixed contrast (e.g. :attr:`RegistrationResult.translated`) put into
+        ``fixed``'s units by the inverse of the mapping :meth:`register` gives ``fixed`` (with the same mask):
+        HU for CT in HU read through the soft-tissue curve, else the fixed image's 1st/99th percentile values."""
+        fixed_arr = as_array(fixed, "fixed")
+        mask = self._mask(fixed_mask, "fixed_mask", fixed_arr.shape)
+        return denormalize_intensity(values, fixed_arr, mask, self.config.model.hu_curve)
 
     @torch.no_grad()
     def register(
@@ -220,7 +228,8 @@ def write_registration(
     """Register one manifest record and write its outputs, all on the fixed image's grid and header.
     ``on_phase`` as in :meth:`RegistrationModel.register`, and ``"write outputs"`` before the files.
 
-    Files: ``warped.nii.gz`` (moving intensities), ``translated.nii.gz``, ``ddf.nii.gz`` and
+    Files: ``warped.nii.gz`` (moving intensities), ``translated.nii.gz`` (in the fixed image's units:
+    :meth:`RegistrationModel.in_fixed_units`), ``ddf.nii.gz`` and
     ``inverse_ddf.nii.gz`` (voxel units, pull-back, component k along voxel axis k; the convention is
     also in each file's header description), the same two maps as ITK/ANTs displacement fields
     ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
@@ -244,7 +253,9 @@ def write_registration(
         on_phase("write outputs")
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
-    save_image(out_dir / "translated.nii.gz", result.translated, fixed, dtype=np.float32)
+    # In the fixed image's units (HU for CT: a synthetic CT), so a viewer shows it in the fixed image's window.
+    translated = model.in_fixed_units(result.translated, fixed.array, fixed_mask)
+    save_image(out_dir / "translated.nii.gz", translated, fixed, dtype=np.float32)
     save_field(out_dir / "ddf.nii.gz", result.ddf, fixed)
     save_field(out_dir / "inverse_ddf.nii.gz", result.inverse_ddf, fixed)
     save_itk_field(out_dir / "ddf_itk.nii.gz", result.ddf, fixed)

@@ -34,9 +34,19 @@ def normalize_percentile(
         (e.g. a mostly-zero image), the full range ``[min, max]`` is used instead; a constant input
         gives zeros.
     """
+    array = np.asarray(array, dtype=np.float32)
+    lo, hi = _percentile_range(array, lower, upper, mask)
+    if hi <= lo:
+        return np.zeros_like(array)
+    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def _percentile_range(
+    array: np.ndarray, lower: float, upper: float, mask: np.ndarray | None
+) -> tuple[float, float]:
+    """The values :func:`normalize_percentile` maps to 0 and 1 (equal for a constant image)."""
     if not 0.0 <= lower < upper <= 100.0:
         raise ValueError(f"need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}")
-    array = np.asarray(array, dtype=np.float32)
     values = array
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
@@ -47,9 +57,7 @@ def normalize_percentile(
     lo, hi = np.percentile(values, [lower, upper])
     if hi <= lo:
         lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return np.zeros_like(array)
-    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return float(lo), float(hi)
 
 
 # CT in Hounsfield units mapped by a soft-tissue curve instead of its percentiles, which put air (-1000 HU)
@@ -78,6 +86,21 @@ def normalize_intensity(array: np.ndarray, mask: np.ndarray | None = None, hu_cu
         hu, value = np.array(HU_CURVE_KNOTS).T
         return np.interp(np.asarray(array, dtype=np.float32), hu, value).astype(np.float32)
     return normalize_percentile(array, mask=mask)
+
+
+def denormalize_intensity(
+    values: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None, hu_curve: bool = False
+) -> np.ndarray:
+    """The inverse of :func:`normalize_intensity` for ``reference``: ``values`` in ``[0, 1]`` (e.g. an image
+    translated into the reference's contrast) put into the reference's units. Percentiles 1/99 of the reference
+    (inside ``mask``) go back to their values, linearly, without clipping; the soft-tissue curve, which rises
+    strictly, is inverted knot by knot (HU for CT). float32, the shape of ``values``."""
+    values = np.asarray(values, dtype=np.float32)
+    if hu_curve and looks_like_hu(reference):
+        hu, value = np.array(HU_CURVE_KNOTS).T
+        return np.interp(values, value, hu).astype(np.float32)
+    lo, hi = _percentile_range(np.asarray(reference, dtype=np.float32), 1.0, 99.0, mask)
+    return (lo + values * (hi - lo)).astype(np.float32)
 
 
 def background_value(array: np.ndarray) -> float:
