@@ -253,7 +253,8 @@ def write_registration(
         on_phase("write outputs")
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
-    # In the fixed image's units (HU for CT: a synthetic CT), so a viewer shows it in the fixed image's window.
+    # In the fixed image's units (HU for CT: a synthetic CT), so a viewer, and the overview, show it in the
+    # fixed image's window.
     translated = model.in_fixed_units(result.translated, fixed.array, fixed_mask)
     save_image(out_dir / "translated.nii.gz", translated, fixed, dtype=np.float32)
     save_field(out_dir / "ddf.nii.gz", result.ddf, fixed)
@@ -266,7 +267,7 @@ def write_registration(
         save_image(out_dir / "warped_seg.nii.gz", result.warped_seg, fixed, dtype=np.int16)
     jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
     registration_overview(
-        out_dir / "overview.png", moving.array, fixed.array, result.translated, result.warped, result.ddf,
+        out_dir / "overview.png", moving.array, fixed.array, translated, result.warped, result.ddf,
         jacobian=jac, moving_seg=None if moving_seg is None else moving_seg.array,
         fixed_seg=None if fixed_seg is None else fixed_seg.array, warped_seg=result.warped_seg,
     )
