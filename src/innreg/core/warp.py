@@ -7,8 +7,8 @@ Displacement-field convention (used everywhere in innreg, and written into every
   ``k`` of the spatial dims (for a NIfTI volume loaded as ``(i, j, k)`` that is voxel axis i, j, k).
 * It is a **pull-back** (backward) map: ``warped(x) = moving(x + ddf(x))``; the field is defined on
   the fixed image's grid.
-* Out-of-grid samples of images read zero (``padding="zeros"``; :func:`warp`'s ``fill`` sets another value), fields are extended by their border
-  value when composed.
+* Out-of-grid samples of images read zero (``padding="zeros"``; :func:`warp`'s ``fill`` sets another value),
+  fields are extended by their border value when composed.
 * Sampling uses ``align_corners=True``, so voxel centres sit exactly on the grid (the VoxelMorph/MONAI
   ``Warp`` convention).
 """

@@ -117,8 +117,8 @@ def resample_to(image: Image, reference: Image, order: Interpolation | int = Int
     """Resample ``image`` onto the grid of ``reference`` through their voxel-to-world affines.
 
     Points of the reference grid that fall outside ``image`` read 0 (intensities: :func:`background_value`, air
-    for CT in HU). 2D images are resampled in
-    their plane (the through-plane offset between the two slices is ignored).
+    for CT in HU). 2D images are resampled in their plane (the through-plane offset between the two slices is
+    ignored).
 
     Args:
         image: the image to resample (intensities or labels).
