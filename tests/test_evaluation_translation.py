@@ -104,6 +104,16 @@ def test_evaluate_scores_a_translation_into_ct_in_hu_through_the_curve(tmp_path)
     assert summary.translation_ncc == pytest.approx(1.0) and summary.translation_ssim == pytest.approx(1.0)
 
 
+def test_evaluate_shows_the_translation_in_the_fixed_images_units_when_the_method_can(tmp_path):
+    paths = generate_phantom_dataset(tmp_path / "d", "pd", "t1", n=3, size=(48, 40), seed=0, progress=False)
+    records = read_manifest(paths["train"])[:1]
+    registrar = TruthTranslator([load_image(records[0].moving_as_fixed).array])
+    calls = []
+    registrar.in_fixed_units = lambda values, fixed, mask=None: calls.append(values.shape) or values
+    evaluate(registrar, records, tmp_path / "eval", overview_pairs=1, progress=False)
+    assert calls == [(48, 40)] and len(list((tmp_path / "eval").glob("overview_*.png"))) == 1
+
+
 class CountingRegistrar:
     """Identity registration on a stated device, recording the seconds it reports call by call."""
 

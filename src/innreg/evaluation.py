@@ -50,7 +50,9 @@ from innreg.results import EvaluationSummary, Overlap, PairMetrics, TranslationF
 
 
 class Registrar(Protocol):
-    """What evaluation needs from a method."""
+    """What evaluation needs from a method. One that also has ``in_fixed_units`` (as
+    :class:`~innreg.inference.RegistrationModel`) gets its translation shown in the fixed image's units in the
+    overview figures."""
 
     def register(self, moving, fixed, moving_seg=None) -> RegistrationResult: ...
 
@@ -239,8 +241,11 @@ def _evaluate_pairs(
         rows.append(row)
         if i < overview_pairs:
             jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
+            translated = result.translated
+            if hasattr(registrar, "in_fixed_units"):  # shown in the fixed image's window, as register shows it
+                translated = registrar.in_fixed_units(translated, fixed.array, masks.get("fixed_mask"))
             registration_overview(
-                staging / f"overview_{name}.png", moving.array, fixed.array, result.translated, result.warped,
+                staging / f"overview_{name}.png", moving.array, fixed.array, translated, result.warped,
                 result.ddf, jacobian=jac, moving_seg=moving_seg.array, fixed_seg=fixed_seg.array,
                 warped_seg=result.warped_seg, title=f"{method}: pair {i}",
             )
