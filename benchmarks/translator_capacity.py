@@ -31,9 +31,10 @@ what it reaches from ``truth`` but not from ``refined`` the alignment costs it.
 
 ``--moving-intensity`` maps the moving image (the translator's input) otherwise than registration does,
 to see what CT in Hounsfield units loses to the percentile normalisation (RESULTS.md 2h): ``percentile``
-(default, as registration), ``hu-curve`` (``innreg.data.intensity.HU_CURVE_KNOTS``: piecewise linear through -1000, -100, 100,
-1500 HU to 0, 0.2, 0.9, 1: air to fat, soft tissue, bone; what ``model.hu_curve`` gives every input since section 32), ``soft-tissue-window`` (-160 to 240 HU to 0-1, clipped) or
-``rank`` (the image's empirical CDF). The alignment, the targets and the scores are unchanged.
+(default, as registration), ``hu-curve`` (``innreg.data.intensity.HU_CURVE_KNOTS``: piecewise linear
+through -1000, -100, 100, 1500 HU to 0, 0.2, 0.9, 1: air to fat, soft tissue, bone; what ``model.hu_curve``
+gives every input in HU since section 32), ``soft-tissue-window`` (-160 to 240 HU to 0-1, clipped) or ``rank``
+(the image's empirical CDF). The alignment, the targets and the scores are unchanged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from torch import Tensor, nn
 
 from innreg import load_model
 from innreg.config import ModelConfig
-from innreg.data import PairRecord, load_field, load_image, normalize_intensity, normalize_percentile, read_manifest
+from innreg.data import PairRecord, hu_curve_map, load_field, load_image, normalize_percentile, read_manifest
 from innreg.evaluation import endpoint_error_mm, head_mask, translation_fidelity
 from innreg.inference import RegistrationModel, grid_spacing
 from innreg.metrics import ncc
@@ -69,7 +70,7 @@ Triple = tuple[Tensor, Tensor, Tensor]  # (moving, target, covered), each (1, 1,
 
 MOVING_INTENSITY = {
     "percentile": normalize_percentile,
-    "hu-curve": lambda a: normalize_intensity(a, hu_curve=True),
+    "hu-curve": hu_curve_map,
     "soft-tissue-window": lambda a: np.clip((a + 160.0) / 400.0, 0.0, 1.0),
     "rank": lambda a: (np.argsort(np.argsort(a, axis=None, kind="stable")) / (a.size - 1)).reshape(a.shape),
 }

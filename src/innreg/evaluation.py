@@ -33,9 +33,9 @@ from innreg.data import (
     load_field,
     load_image,
     load_masks,
+    hu_curve_map,
     load_pair,
     looks_like_hu,
-    normalize_intensity,
     normalize_percentile,
     read_manifest,
     resample_to,
@@ -108,7 +108,7 @@ def head_mask(image: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     if looks_like_hu(image):
-        image = normalize_intensity(image, hu_curve=True)
+        image = hu_curve_map(image)
     return ndimage.binary_fill_holes(image > 0.05 * np.percentile(image, 99))
 
 
@@ -136,7 +136,7 @@ def translation_fidelity(
     """
     mask = head_mask(truth)
     if hu_curve:
-        truth, moving = (normalize_intensity(a, hu_curve=True) if looks_like_hu(a) else a for a in (truth, moving))
+        truth, moving = (hu_curve_map(a) if looks_like_hu(a) else a for a in (truth, moving))
     truth_n = normalize_percentile(truth, mask=mask)
     translated_n, moving_n = (normalize_percentile(image, mask=mask) for image in (translated, moving))
     return TranslationFidelity(

@@ -76,8 +76,10 @@ def _current_refine_section(config: dict) -> dict:
 # it, CT in HU was normalised by its percentiles like any image).
 _KEYS_BEFORE_THEY_EXISTED = {
     "refine": {"reference_spacing": 0.0, "mind_presmooth": 0.0, "inverse_weight": 0.0, "inverse_factor": 1},
-    "model": {"squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "affine_slope": 0.0, "cascades": 1, "inn_latent": 0,
-              "hu_curve": False},
+    "model": {
+        "squeeze": "cells", "affine_pool": 1, "affine_hidden": 0, "affine_slope": 0.0, "cascades": 1, "inn_latent": 0,
+        "hu_curve": False,
+    },
 }
 
 

@@ -5,6 +5,7 @@ from innreg.data.intensity import (
     HU_CURVE_KNOTS,
     Interpolation,
     background_value,
+    hu_curve_map,
     looks_like_hu,
     normalize_intensity,
     normalize_percentile,
@@ -48,6 +49,8 @@ def test_hu_curve_maps_the_knots_and_interpolates_between_them():
     # clipped outside
     np.testing.assert_allclose(out, [0.0, 0.0, 0.1, 0.2, 0.55, 0.9, 0.95, 1.0, 1.0], atol=1e-6)
     assert HU_CURVE_KNOTS[0] == (-1000.0, 0.0) and HU_CURVE_KNOTS[-1] == (1500.0, 1.0)
+    # the curve itself asks nothing: soft-tissue values alone (no air, so not detected as HU) still map by it
+    np.testing.assert_allclose(hu_curve_map(np.array([0.0, 100.0])), [0.55, 0.9], atol=1e-6)
 
 
 def test_only_images_that_look_like_hu_get_the_curve():

@@ -83,9 +83,15 @@ def normalize_intensity(array: np.ndarray, mask: np.ndarray | None = None, hu_cu
     something else), the soft-tissue curve :data:`HU_CURVE_KNOTS`, the same fixed mapping for every CT, whatever
     its field of view or mask. float32, same shape."""
     if hu_curve and looks_like_hu(array):
-        hu, value = np.array(HU_CURVE_KNOTS).T
-        return np.interp(np.asarray(array, dtype=np.float32), hu, value).astype(np.float32)
+        return hu_curve_map(array)
     return normalize_percentile(array, mask=mask)
+
+
+def hu_curve_map(array: np.ndarray) -> np.ndarray:
+    """The soft-tissue curve :data:`HU_CURVE_KNOTS` applied to values in HU, without asking whether they are
+    (callers that have not decided use :func:`normalize_intensity`). float32, same shape."""
+    hu, value = np.array(HU_CURVE_KNOTS).T
+    return np.interp(np.asarray(array, dtype=np.float32), hu, value).astype(np.float32)
 
 
 def denormalize_intensity(
