@@ -1,57 +1,75 @@
-"""How much the translation could add: the refinement guided by the raw, translated or perfectly translated image.
+"""How much a better translation could add to today's pipeline: the model's translation against a perfect one.
 
 Usage:
-    python benchmarks/translation_headroom.py MODEL.pt TEST.csv N_PAIRS 0,3,10,30
+    python benchmarks/translation_headroom.py MODEL.pt TEST.csv N_PAIRS '[{}, {"translation_weight": 10.0}]'
 
 For the first ``N_PAIRS`` pairs of a phantom manifest (it needs the ``moving_as_fixed`` column: the moving
-subject rendered in the fixed modality, a perfect translation), the model's pipeline
-(:func:`innreg.pipeline.registration_chain`) runs with channel 1 of the stage pair holding the raw moving
-image (``--no-translate``), the model's translation, or ``moving_as_fixed``, for each
-``refine.translation_weight`` given; prints the mean Dice over the phantom's labels 1-3. Voxel units
-(``reference_spacing: 0``), as the weights were chosen.
+subject rendered in the fixed modality, a perfect translation), each refinement setting of the list (keys of
+``innreg.config.RefineConfig`` over the model's; ``{}`` is the shipped default) runs three ways through
+``RegistrationModel.register``, the code behind ``innreg register`` and ``innreg evaluate``:
+
+- ``raw``: ``--no-translate`` (the moving image in the translation's place, the fixed image in the inverse's);
+- ``translator``: the model's translation and inverse (the default);
+- ``truth``: the translated channel replaced by the pair's ``moving_as_fixed``, normalised as ``register``
+  normalises the fixed image; the inverse channel stays the model's (the phantom writes no perfect inverse).
+
+Prints the mean Dice over the fixed labels (as ``innreg evaluate`` scores it) per source and setting, one
+thread. ``raw`` and ``translator`` with ``{}`` reproduce ``innreg evaluate`` with and without
+``--no-translate``.
 """
 
 from __future__ import annotations
 
+import ast
 import sys
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from innreg import load_model
-from innreg.chain import StagePair
-from innreg.core.warp import warp
-from innreg.data import load_image, load_pair, normalize_percentile, read_manifest
-from innreg.metrics import dice_per_label
-from innreg.pipeline import registration_chain, stage_pair
+from innreg.core.filters import resize_linear
+from innreg.data import load_image, load_pair, normalize_intensity, read_manifest, voxel_spacing
+from innreg.evaluation import overlap_metrics
 
 
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+class PerfectTranslation(nn.Module):
+    """Stands in for a model's translator: ``forward`` gives :attr:`truth` (``(1, 1, *S)``, set per pair)
+    at the size it is asked for; ``inverse`` stays the translator's."""
+
+    def __init__(self, translator: nn.Module) -> None:
+        super().__init__()
+        self.translator = translator
+        self.truth: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return resize_linear(self.truth, tuple(x.shape[2:]))
+
+    def inverse(self, y: Tensor) -> Tensor:
+        return self.translator.inverse(y)
 
 
-def main(model_path: str, manifest: str, n_pairs: str, weights: str) -> None:
+def main(model_path: str, manifest: str, n_pairs: str, settings: str) -> None:
     torch.set_num_threads(1)
-    registration = load_model(model_path, "cpu")
     records = read_manifest(manifest)[: int(n_pairs)]
-    for source in ("raw", "translator", "truth"):
-        for weight in (float(w) for w in weights.split(",")):
-            config = registration.config.updated(refine={"translation_weight": weight, "reference_spacing": 0.0})
-            chain = registration_chain(registration.model, config)
+    if any(r.moving_as_fixed is None for r in records):
+        sys.exit(f"{manifest}: needs a moving_as_fixed column (a phantom manifest)")
+    models = {"raw": load_model(model_path, "cpu", translate=False), "translator": load_model(model_path, "cpu")}
+    models["truth"] = load_model(model_path, "cpu")
+    perfect = PerfectTranslation(models["truth"].model.translator)
+    models["truth"].model.translator = perfect
+    shipped = models["raw"].config
+    for overrides in ast.literal_eval(settings):
+        for source, registrar in models.items():
+            registrar.config = shipped.updated(refine=overrides)
             dice = []
             for record in records:
                 moving, fixed, moving_seg, fixed_seg = load_pair(record)
-                m, f = _tensor(normalize_percentile(moving.array)), _tensor(normalize_percentile(fixed.array))
-                if source == "truth":
-                    truth = _tensor(normalize_percentile(load_image(record.moving_as_fixed).array))
-                    pair = StagePair(torch.cat([m, truth], dim=1), f)
-                else:
-                    pair = stage_pair(registration.model, m, f, translate=source == "translator")
-                with torch.no_grad():
-                    ddf = chain(pair, with_inverse=False).ddf
-                warped = warp(_tensor(moving_seg.array), ddf, mode="nearest")[0, 0].numpy()
-                dice.append(np.nanmean(list(dice_per_label(warped, fixed_seg.array, labels=[1, 2, 3]).values())))
-            print(f"{source:10s} w = {weight:5.1f}: Dice {np.mean(dice):.4f}", flush=True)
+                truth = normalize_intensity(load_image(record.moving_as_fixed).array, None, shipped.model.hu_curve)
+                perfect.truth = torch.from_numpy(np.ascontiguousarray(truth, dtype=np.float32))[None, None]
+                result = registrar.register(moving, fixed, moving_seg=moving_seg)
+                dice.append(overlap_metrics(result.warped_seg, fixed_seg.array, voxel_spacing(fixed)).dice_mean)
+            print(f"{source:10s} {overrides}: Dice {np.mean(dice):.4f}", flush=True)
 
 
 if __name__ == "__main__":

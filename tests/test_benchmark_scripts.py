@@ -162,6 +162,23 @@ def test_translation_resolution_ceiling_loses_only_fine_detail():
     assert script.resolution_nccs(fine, fine, 2)[2] < 0.3  # averaged away on the coarse grid
 
 
+def test_translation_headroom_puts_the_truth_in_place_of_the_translation_and_keeps_the_inverse():
+    import torch
+
+    class Doubling(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+        def inverse(self, y):
+            return y / 2
+
+    perfect = _script("translation_headroom").PerfectTranslation(Doubling())
+    perfect.truth = torch.arange(16.0).reshape(1, 1, 4, 4)
+    torch.testing.assert_close(perfect(torch.zeros(1, 1, 4, 4)), perfect.truth)  # whatever the input
+    assert perfect(torch.zeros(1, 1, 2, 2)).shape == (1, 1, 2, 2)  # at the size asked for
+    torch.testing.assert_close(perfect.inverse(torch.full((1, 1, 2, 2), 6.0)), torch.full((1, 1, 2, 2), 3.0))
+
+
 def test_wholehead_table_pairs_the_evaluations_it_finds(tmp_path):
     import csv
     import json
