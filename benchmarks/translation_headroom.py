@@ -10,8 +10,9 @@ subject rendered in the fixed modality, a perfect translation), each refinement 
 
 - ``raw``: ``--no-translate`` (the moving image in the translation's place, the fixed image in the inverse's);
 - ``translator``: the model's translation and inverse (the default);
-- ``truth``: the translated channel replaced by the pair's ``moving_as_fixed``, normalised as ``register``
-  normalises the fixed image; the inverse channel stays the model's (the phantom writes no perfect inverse).
+- ``truth``: the translated channel (and the guide's, for a model with one) replaced by the pair's
+  ``moving_as_fixed``, normalised as ``register`` normalises the fixed image; the inverse channel stays the
+  model's (the phantom writes no perfect inverse).
 
 Prints the mean Dice over the fixed labels (as ``innreg evaluate`` scores it) per source and setting, one
 thread. ``raw`` and ``translator`` with ``{}`` reproduce ``innreg evaluate`` with and without
@@ -56,8 +57,13 @@ def main(model_path: str, manifest: str, n_pairs: str, settings: str) -> None:
         sys.exit(f"{manifest}: needs a moving_as_fixed column (a phantom manifest)")
     models = {"raw": load_model(model_path, "cpu", translate=False), "translator": load_model(model_path, "cpu")}
     models["truth"] = load_model(model_path, "cpu")
-    perfect = PerfectTranslation(models["truth"].model.translator)
-    models["truth"].model.translator = perfect
+    network = models["truth"].model
+    if network.translator is None:
+        sys.exit(f"{model_path}: the model has no translator")
+    perfect = PerfectTranslation(network.translator)
+    network.translator = perfect
+    if network.guide is not None:  # the refinement matches the guide's channel (3D: the slice-wise guide)
+        network.guide = perfect
     shipped = models["raw"].config
     for overrides in ast.literal_eval(settings):
         for source, registrar in models.items():
