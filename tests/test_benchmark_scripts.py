@@ -162,7 +162,7 @@ def test_translation_resolution_ceiling_loses_only_fine_detail():
     assert script.resolution_nccs(fine, fine, 2)[2] < 0.3  # averaged away on the coarse grid
 
 
-def test_translation_headroom_puts_the_truth_in_place_of_the_translation_and_keeps_the_inverse():
+def test_translation_headroom_stand_in_gives_its_channel_and_keeps_the_inverse():
     import torch
 
     class Doubling(torch.nn.Module):
@@ -172,11 +172,40 @@ def test_translation_headroom_puts_the_truth_in_place_of_the_translation_and_kee
         def inverse(self, y):
             return y / 2
 
-    perfect = _script("translation_headroom").PerfectTranslation(Doubling())
-    perfect.truth = torch.arange(16.0).reshape(1, 1, 4, 4)
-    torch.testing.assert_close(perfect(torch.zeros(1, 1, 4, 4)), perfect.truth)  # whatever the input
-    assert perfect(torch.zeros(1, 1, 2, 2)).shape == (1, 1, 2, 2)  # at the size asked for
-    torch.testing.assert_close(perfect.inverse(torch.full((1, 1, 2, 2), 6.0)), torch.full((1, 1, 2, 2), 3.0))
+    script = _script("translation_headroom")
+    stand_in = script.StandIn(Doubling())
+    truth = torch.arange(16.0).reshape(1, 1, 4, 4)
+    stand_in.channel = script.channel_of("truth", truth, torch.zeros_like(truth), torch.zeros_like(truth), 0.0)
+    torch.testing.assert_close(stand_in(torch.zeros(1, 1, 4, 4)), truth)  # whatever the input
+    assert stand_in(torch.zeros(1, 1, 2, 2)).shape == (1, 1, 2, 2)  # at the size asked for
+    torch.testing.assert_close(stand_in.inverse(torch.full((1, 1, 2, 2), 6.0)), torch.full((1, 1, 2, 2), 3.0))
+
+
+def test_translation_headroom_sources_compose_truth_and_translation_by_hand():
+    import torch
+
+    script = _script("translation_headroom")
+    doubling = lambda x: 2 * x  # noqa: E731 - the "translator"
+    x = torch.rand(1, 1, 6, 5, generator=torch.Generator().manual_seed(1))
+    truth, moving = torch.full_like(x, 0.5), torch.full_like(x, 0.1)
+    brain = torch.zeros_like(x)
+    brain[..., :3, :] = 1
+
+    def channel(source, sd=0.0):
+        return script.channel_of(source, truth, moving, brain, sd)(doubling, x)
+
+    torch.testing.assert_close(channel("truth-mix:0.25"), torch.full_like(x, 0.75 * 0.5 + 0.25 * 0.1))
+    inside = channel("truth-brain")
+    torch.testing.assert_close(inside[..., :3, :], truth[..., :3, :])  # the truth in the brain
+    torch.testing.assert_close(inside[..., 3:, :], 2 * x[..., 3:, :])  # the translation outside
+    torch.testing.assert_close(channel("translation-brain"), brain * 2 * x + (1 - brain) * truth)
+    # The coarse error added to the truth and taken from the translation split the translation's error in two.
+    torch.testing.assert_close(channel("truth+low:2") + channel("translation-low:2"), truth + 2 * x)
+    torch.testing.assert_close(channel("truth-blur:1"), truth)  # a constant image stays
+    noisy = channel("truth+noise:2", sd=0.01)
+    assert 0.015 < float((noisy - truth).std()) < 0.025  # twice the s.d. given
+    with pytest.raises(SystemExit):
+        channel("truth-sharpen:2")
 
 
 def test_wholehead_table_pairs_the_evaluations_it_finds(tmp_path):
