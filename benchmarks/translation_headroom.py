@@ -73,10 +73,10 @@ def channel_of(source: str, truth: Tensor, moving: Tensor, brain: Tensor, noise_
         return resize_linear(image, tuple(x.shape[2:]))
 
     if name in ("truth", "truth+noise", "truth-blur", "truth-mix"):
-        noise = torch.randn(truth.shape, generator=torch.Generator().manual_seed(0))
+        seeded = torch.Generator().manual_seed(0)
         image = {
             "truth": lambda: truth,
-            "truth+noise": lambda: truth + value * noise_sd * noise,
+            "truth+noise": lambda: truth + value * noise_sd * torch.randn(truth.shape, generator=seeded),
             "truth-blur": lambda: gaussian_smooth(truth, value),
             "truth-mix": lambda: (1 - value) * truth + value * moving,
         }[name]()
@@ -123,9 +123,9 @@ def main(model_path: str, manifest: str, n_pairs: str, settings: str, sources: s
             dice = []
             for record in records:
                 moving, fixed, moving_seg, fixed_seg = load_pair(record)
-                m = normalize_intensity(moving.array, None, shipped.model.hu_curve)
-                truth = normalize_intensity(load_image(record.moving_as_fixed).array, None, shipped.model.hu_curve)
-                if source not in models:
+                if source not in models:  # a stand-in's channel, made from this pair's truth
+                    m = normalize_intensity(moving.array, None, shipped.model.hu_curve)
+                    truth = normalize_intensity(load_image(record.moving_as_fixed).array, None, shipped.model.hu_curve)
                     sd = noise_sd(m, m > 0.1) if source.startswith("truth+noise") else 0.0
                     brain = (moving_seg.array > 0).astype(np.float32)
                     stand_in.channel = channel_of(source, _tensor(truth), _tensor(m), _tensor(brain), sd)
