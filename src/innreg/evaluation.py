@@ -30,10 +30,10 @@ from innreg.atomic import staged_dir
 from innreg.data import (
     Interpolation,
     PairRecord,
+    hu_curve_map,
     load_field,
     load_image,
     load_masks,
-    hu_curve_map,
     load_pair,
     looks_like_hu,
     normalize_percentile,
