@@ -206,6 +206,29 @@ def test_batches_are_matching_crops_of_the_aligned_pairs():
     assert per_axis.shape == (3, 1, 1, 14)
 
 
+def test_a_bias_field_scales_the_moving_crop_smoothly_and_leaves_the_crops_and_the_fixed_image():
+    import numpy as np
+
+    from innreg.data import bias_field
+    from innreg.translation_training import random_batch
+
+    images = [torch.rand(1, 1, 20, 14) + 0.5 for _ in range(3)]
+    aligned = [(m, 1.0 - m, torch.ones_like(m)) for m in images]
+    plain = random_batch(aligned, np.random.default_rng(4), size=4, crop=8)
+    biased = random_batch(aligned, np.random.default_rng(4), size=4, crop=8, bias=0.3)
+    torch.testing.assert_close(biased[1], plain[1])  # same crops, flips and fixed images
+    ratio = biased[0] / plain[0]
+    assert not torch.allclose(ratio, torch.ones_like(ratio))
+    # A quadratic log-field with coefficients within +-0.3: at most 5 * 0.3 anywhere in 2D, and smooth: its
+    # slope along an axis is at most 0.3 + 2 * 0.3 + 0.3 per unit of [-1, 1], a step of 2 / 19 on a 20-voxel axis.
+    assert ratio.log().abs().max() <= 1.5 + 1e-5
+    assert (ratio[..., 1:, :] / ratio[..., :-1, :]).log().abs().max() <= 1.2 * 2 / 19 + 1e-5
+    # The field itself: 1 at the centre without quadratic terms, exp(c) at the corner along the first axis.
+    field = bias_field((5, 3), np.array([0.2, 0.0, 0.0, 0.0, 0.0]))
+    np.testing.assert_allclose(field[2, 1], 1.0)
+    np.testing.assert_allclose(field[4, 0], np.exp(0.2), rtol=1e-6)
+
+
 def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(phantom, tiny_dict, tmp_path, monkeypatch):
     import copy
 

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from innreg import distributed
 from innreg.config import Config, TrainConfig
 from innreg.core.filters import gaussian_smooth
-from innreg.data import PairDataset, PairRecord
+from innreg.data import PairDataset, PairRecord, bias_field, random_bias_coefficients
 from innreg.loop import LoopState, optimiser_step, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
 from innreg.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from innreg.model import MIN_NETWORK_SIZE, INNReg, build_critic
@@ -116,13 +116,20 @@ class TranslationObjective(nn.Module):
 
 
 def random_batch(
-    aligned: list[tuple[Tensor, Tensor, Tensor]], rng: np.random.Generator, size: int, crop: int | Sequence[int]
+    aligned: list[tuple[Tensor, Tensor, Tensor]],
+    rng: np.random.Generator,
+    size: int,
+    crop: int | Sequence[int],
+    bias: float = 0.0,
 ) -> list[Tensor]:
     """A random batch of aligned pairs: each a random crop of at most ``crop`` voxels per axis (one
     length per axis, or one for all; 0: the whole axis), flipped along random axes. The modality
-    mapping is local, so crops teach it as well as whole images at a fraction of the cost."""
+    mapping is local, so crops teach it as well as whole images at a fraction of the cost. ``bias > 0``
+    multiplies each item's moving image, before cropping, by a random :func:`~innreg.data.bias_field` of
+    that coefficient range: the translator then cannot read a tissue from its brightness alone, which a
+    bias field shifts (drawn after the crops, so the crops are the same at any ``bias``)."""
     picks = rng.choice(len(aligned), size=size, replace=len(aligned) < size)
-    items = []
+    windows = []
     for i in picks:
         shape = aligned[i][0].shape[2:]
         crops = [crop] * len(shape) if isinstance(crop, int) else list(crop)
@@ -131,8 +138,15 @@ def random_batch(
             length = min(s, c) if c > 0 else s
             start = int(rng.integers(0, s - length + 1))
             window.append(slice(start, start + length))
-        axes = [2 + k for k in range(len(shape)) if rng.random() < 0.5]
-        items.append([t[tuple(window)].flip(axes) if axes else t[tuple(window)] for t in aligned[i]])
+        windows.append((tuple(window), [2 + k for k in range(len(shape)) if rng.random() < 0.5]))
+    items = []
+    for i, (window, axes) in zip(picks, windows):
+        parts = list(aligned[i])
+        if bias > 0:
+            shape = parts[0].shape[2:]
+            field = bias_field(shape, random_bias_coefficients(len(shape), bias, rng))
+            parts[0] = parts[0] * torch.from_numpy(field).to(parts[0])
+        items.append([t[window].flip(axes) if axes else t[window] for t in parts])
     return [torch.cat(parts) for parts in zip(*items)]
 
 
@@ -181,7 +195,7 @@ def train_translator(
         translator.train()
         # Keyed by step (a resumed loop draws the same crops) and by rank (each rank its own).
         rng = np.random.default_rng([seed, 13, step, ctx.rank] if ctx.enabled else [seed, 13, step])
-        moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop)
+        moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop, t.translator_bias)
         logs = {}
         if discriminator is not None:
             with torch.no_grad():

@@ -198,6 +198,12 @@ class TrainConfig:
     # out on FLAIR |HH| 0.049 -> 0.039, NCC 0.860 -> 0.852. The texture stays 2.5-3.5x the moving image's
     # noise, so 0 stays the default.
     translator_inverse_smoothing: float = 0.0
+    # Coefficient range of a random quadratic log-bias field (innreg.data.bias_field, as the phantom
+    # draws with its default 0.3) multiplied onto the aligned moving image of every batch item in those
+    # steps; 0 = none. A translator that reads a tissue from its brightness turns a bright bias patch
+    # of one tissue into another tissue's translation (RESULTS.md section 34); with the field it must read
+    # the neighbourhood instead.
+    translator_bias: float = 0.0
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.4 s a
     # step on one core at 224x192; at most 2 x train.steps (innreg.distillation.distillation_steps).
@@ -362,7 +368,7 @@ def build_section(section_cls: type, values: dict[str, Any], where: str):
         raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
     non_negative_keys = (
         "disc_blur", "translator_inverse_l1", "translator_inverse_smoothing", "data_workers", "translator_rounds",
-        "distil_steps", "translator_crop",
+        "distil_steps", "translator_crop", "translator_bias",
     )
     for name in non_negative_keys:
         if getattr(section, name, 0.0) < 0:

@@ -9,8 +9,8 @@ _EXPORTS = {
         "random_elastic_field",
     ),
     "intensity": (
-        "HU_CURVE_KNOTS", "Interpolation", "background_value", "denormalize_intensity", "hu_curve_map",
-        "looks_like_hu", "normalize_intensity", "normalize_percentile", "resample_to",
+        "HU_CURVE_KNOTS", "Interpolation", "background_value", "bias_field", "denormalize_intensity", "hu_curve_map",
+        "looks_like_hu", "normalize_intensity", "normalize_percentile", "random_bias_coefficients", "resample_to",
     ),
     "io": ("Image", "load_field", "load_image", "load_labels", "save_field", "save_image", "voxel_spacing"),
     "itk": ("itk_displacement", "save_itk_field"),

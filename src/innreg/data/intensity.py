@@ -1,7 +1,8 @@
-"""Intensity normalisation and resampling onto another image's grid."""
+"""Intensity normalisation, multiplicative bias fields and resampling onto another image's grid."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 import numpy as np
@@ -113,6 +114,20 @@ def background_value(array: np.ndarray) -> float:
     """What points outside an image's grid read when it is resampled or warped: air (the curve's lowest knot,
     -1000 HU) for an image that :func:`looks_like_hu`, where 0 would be water, else 0."""
     return HU_CURVE_KNOTS[0][0] if looks_like_hu(array) else 0.0
+
+
+def bias_field(shape: Sequence[int], coefficients: np.ndarray) -> np.ndarray:
+    """A smooth multiplicative bias field of ``shape``: ``exp`` of a polynomial of degree 2 in coordinates
+    normalised to [-1, 1], ``coefficients`` for the linear then the quadratic terms (as
+    :func:`random_bias_coefficients` draws them)."""
+    coords = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    terms = list(coords) + [a * b for i, a in enumerate(coords) for b in coords[i:]]
+    return np.exp(sum(c * t for c, t in zip(coefficients, terms))).astype(np.float32)
+
+
+def random_bias_coefficients(dim: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Coefficients of a random :func:`bias_field` in ``dim`` dimensions, each uniform in ``[-strength, strength]``."""
+    return rng.uniform(-strength, strength, dim + dim * (dim + 1) // 2)
 
 
 def _same_grid(a: Image, b: Image, atol: float = 1e-4) -> bool:

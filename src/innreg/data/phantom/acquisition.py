@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from innreg.data.intensity import bias_field, random_bias_coefficients
 from innreg.data.phantom.contrast import Modality, is_ct
 
 
@@ -109,8 +110,7 @@ def draw_acquisition(
     # No ringing for CT in HU (a CT has no k-space truncation; over its full range the ringing of bone and
     # air would reach 100 HU); the windowed CT keeps its draw.
     gibbs = bool(rng.uniform() < params.gibbs_probability) and modality != Modality.CT_HU
-    n_terms = dim + dim * (dim + 1) // 2
-    bias = rng.uniform(-params.bias, params.bias, n_terms) if params.bias > 0 and not is_ct(modality) else None
+    bias = random_bias_coefficients(dim, params.bias, rng) if params.bias > 0 and not is_ct(modality) else None
     snr = _draw(rng, params.snr)
     ct_noise = _draw(rng, params.ct_noise_hu)
     fov_cut = None
@@ -196,13 +196,6 @@ def resolve(image: np.ndarray, acquisition: Acquisition) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _bias_field(shape: Sequence[int], coefficients: np.ndarray) -> np.ndarray:
-    """``exp`` of a polynomial of degree 2 in coordinates normalised to [-1, 1]."""
-    coords = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
-    terms = list(coords) + [a * b for i, a in enumerate(coords) for b in coords[i:]]
-    return np.exp(sum(c * t for c, t in zip(coefficients, terms))).astype(np.float32)
-
-
 def corrupt(
     image: np.ndarray, acquisition: Acquisition, modality: Modality, level: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -213,7 +206,7 @@ def corrupt(
             image = image + rng.standard_normal(image.shape) * acquisition.ct_noise_hu / 80.0  # window width
         return image.astype(np.float32)
     if acquisition.bias_coefficients is not None:
-        image = image * _bias_field(image.shape, acquisition.bias_coefficients)
+        image = image * bias_field(image.shape, acquisition.bias_coefficients)
     if not acquisition.snr:
         return image.astype(np.float32)
     sigma = level / acquisition.snr
