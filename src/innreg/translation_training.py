@@ -141,12 +141,12 @@ def random_batch(
         windows.append((tuple(window), [2 + k for k in range(len(shape)) if rng.random() < 0.5]))
     items = []
     for i, (window, axes) in zip(picks, windows):
-        parts = list(aligned[i])
+        moving, *others = aligned[i]
         if bias > 0:
-            shape = parts[0].shape[2:]
+            shape = moving.shape[2:]
             field = bias_field(shape, random_bias_coefficients(len(shape), bias, rng))
-            parts[0] = parts[0] * torch.from_numpy(field).to(parts[0])
-        items.append([t[window].flip(axes) if axes else t[window] for t in parts])
+            moving = moving * torch.from_numpy(field).to(moving)
+        items.append([t[window].flip(axes) if axes else t[window] for t in (moving, *others)])
     return [torch.cat(parts) for parts in zip(*items)]
 
 
