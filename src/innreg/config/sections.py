@@ -204,7 +204,8 @@ class TrainConfig:
     # of one tissue into another tissue's translation (RESULTS.md section 34); with the field it must read
     # the neighbourhood instead. Redone stages of two PD -> T1 runs (section 35): at 0.3 the spread inside
     # white matter falls to the truth's, Dice +0.002 (held out) / -0.003 (tune) at the default weights and
-    # +0.003 to +0.007 at refine.translation_weight 10, still under the perfect translation; 0 stays the default.
+    # +0.004 / +0.005 at refine.translation_weight 10 (0.6: +0.003 / +0.007), still under the perfect
+    # translation; 0 stays the default.
     translator_bias: float = 0.0
     # Then: steps fine-tuning the registration network (affine stage and U-Net) towards the refinement's
     # affine maps and fields of augmented training pairs (innreg.distillation); 0 = off. About 0.4 s a
