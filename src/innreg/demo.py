@@ -34,10 +34,12 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
         print(f"[1/3] generating {n_pairs} phantom T2->T1 pairs in {data_dir}")
         data = generate_phantom_dataset(data_dir, moving="t2", fixed="t1", n=n_pairs, dim=2, size=DEMO_SIZE, seed=0, overwrite=True)
     joint = steps or DEMO_STEPS
-    # The later stages get half the joint budget each, so the demo stays a demo (defaults: 2 x 1000 and 1000).
+    # The later stages get half the joint budget each (a translator round and the distillation), so the
+    # demo stays a demo; the rounds are the default's.
     stages = {"translator_steps": max(1, joint // 2), "distil_steps": max(1, joint // 2)}
     config = Config().updated(train={"steps": joint, "device": device} | stages)
-    print(f"[2/3] training INNReg for {joint} steps, then 2 x {stages['translator_steps']} translator and "
+    rounds = config.train.translator_rounds
+    print(f"[2/3] training INNReg for {joint} steps, then {rounds} x {stages['translator_steps']} translator and "
           f"{stages['distil_steps']} distillation steps (labels are not used)")
     run_dir = out_dir / "run"
     model_path = train(data["train"], run_dir, config, resume=(run_dir / "checkpoint.pt").exists())
