@@ -227,6 +227,9 @@ def test_a_bias_field_scales_the_moving_crop_smoothly_and_leaves_the_crops_and_t
     field = bias_field((5, 3), np.array([0.2, 0.0, 0.0, 0.0, 0.0]))
     np.testing.assert_allclose(field[2, 1], 1.0)
     np.testing.assert_allclose(field[4, 0], np.exp(0.2), rtol=1e-6)
+    window = (slice(1, 4), slice(2, 3))  # a window of the field is that part of the whole field
+    coefficients = np.arange(1, 6) / 10
+    np.testing.assert_allclose(bias_field((5, 3), coefficients, window), bias_field((5, 3), coefficients)[window])
 
 
 def test_interrupted_stages_resume_to_the_translator_of_an_uninterrupted_run(phantom, tiny_dict, tmp_path, monkeypatch):

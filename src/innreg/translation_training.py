@@ -125,9 +125,9 @@ def random_batch(
     """A random batch of aligned pairs: each a random crop of at most ``crop`` voxels per axis (one
     length per axis, or one for all; 0: the whole axis), flipped along random axes. The modality
     mapping is local, so crops teach it as well as whole images at a fraction of the cost. ``bias > 0``
-    multiplies each item's moving image, before cropping, by a random :func:`~innreg.data.bias_field` of
-    that coefficient range: the translator then cannot read a tissue from its brightness alone, which a
-    bias field shifts (drawn after the crops, so the crops are the same at any ``bias``)."""
+    multiplies each item's moving crop by its window of a random :func:`~innreg.data.bias_field` over the
+    whole image, of that coefficient range: the translator then cannot read a tissue from its brightness
+    alone, which a bias field shifts (drawn after the crops, so the crops are the same at any ``bias``)."""
     picks = rng.choice(len(aligned), size=size, replace=len(aligned) < size)
     windows = []
     for i in picks:
@@ -141,12 +141,12 @@ def random_batch(
         windows.append((tuple(window), [2 + k for k in range(len(shape)) if rng.random() < 0.5]))
     items = []
     for i, (window, axes) in zip(picks, windows):
-        moving, *others = aligned[i]
-        if bias > 0:
-            shape = moving.shape[2:]
-            field = bias_field(shape, random_bias_coefficients(len(shape), bias, rng))
-            moving = moving * torch.from_numpy(field).to(moving)
-        items.append([t[window].flip(axes) if axes else t[window] for t in (moving, *others)])
+        crops = [t[window] for t in aligned[i]]
+        if bias > 0:  # the field's window only: a whole volume per item and step would dwarf a crop
+            shape = aligned[i][0].shape[2:]
+            field = bias_field(shape, random_bias_coefficients(len(shape), bias, rng), window[2:])
+            crops[0] = crops[0] * torch.from_numpy(field).to(crops[0])
+        items.append([t.flip(axes) if axes else t for t in crops])
     return [torch.cat(parts) for parts in zip(*items)]
 
 

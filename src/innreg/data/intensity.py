@@ -116,11 +116,13 @@ def background_value(array: np.ndarray) -> float:
     return HU_CURVE_KNOTS[0][0] if looks_like_hu(array) else 0.0
 
 
-def bias_field(shape: Sequence[int], coefficients: np.ndarray) -> np.ndarray:
+def bias_field(shape: Sequence[int], coefficients: np.ndarray, window: Sequence[slice] | None = None) -> np.ndarray:
     """A smooth multiplicative bias field of ``shape``: ``exp`` of a polynomial of degree 2 in coordinates
     normalised to [-1, 1], ``coefficients`` for the linear then the quadratic terms (as
-    :func:`random_bias_coefficients` draws them)."""
-    coords = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    :func:`random_bias_coefficients` draws them). With ``window`` (one slice per axis) only that part of the
+    field is computed, ``bias_field(shape, c)[window]`` without the rest (a crop of a large volume)."""
+    window = window or [slice(None)] * len(shape)
+    coords = np.meshgrid(*[np.linspace(-1, 1, s)[w] for s, w in zip(shape, window)], indexing="ij")
     terms = list(coords) + [a * b for i, a in enumerate(coords) for b in coords[i:]]
     return np.exp(sum(c * t for c, t in zip(coefficients, terms))).astype(np.float32)
 
