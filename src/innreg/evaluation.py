@@ -134,9 +134,10 @@ def translation_fidelity(
     as the method sees it. The ``identity_`` values score the untranslated moving image, the floor a
     translator should beat.
     """
-    mask = head_mask(truth)
     if hu_curve:
         truth, moving = (hu_curve_map(a) if looks_like_hu(a) else a for a in (truth, moving))
+    # After the curve: head_mask reads HU through the same curve, so the mask is the same either way.
+    mask = head_mask(truth)
     truth_n = normalize_percentile(truth, mask=mask)
     translated_n, moving_n = (normalize_percentile(image, mask=mask) for image in (translated, moving))
     return TranslationFidelity(
