@@ -31,9 +31,8 @@ def oblique_affine(shape: tuple[int, ...], angles: tuple[float, ...], spacing: t
 
 def untrained_model(path: Path, dim: int) -> Path:
     """A tiny untrained network: its affine stage is the identity, so the per-pair refinement does the
-    registration (a real field, found in seconds), on MIND alone: an untrained translator's output is no guide
-    (on the 2D pair here Dice 0.913 on MIND alone, 0.899 at the 2D default translation weight 6)."""
-    config = Config.from_dict(TINY).updated(model={"dim": dim}, refine={"translation_weight": 0.0})
+    registration (a real field, found in seconds)."""
+    config = Config.from_dict(TINY).updated(model={"dim": dim})
     save_model(INNReg(config.model), config, path)
     return path
 

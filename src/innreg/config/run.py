@@ -124,18 +124,13 @@ class Config:
         3D, where it would double the translator's channels. Nor the refinement's inverse channel
         (``refine.inverse_weight: 0``): measured on two fresh 3D sets with these CPU defaults, weight 3
         lost 0.021 / 0.009 Dice at half resolution and 0.015 / 0.009 at full (PD / T2 -> T1, every pair
-        lower; RESULTS.md section 20). Nor the 2D default's translation weight 6 (``refine.translation_weight:
-        3``): on two 3D sets of these defaults 6 moved Dice by +0.0006 (CT) and -0.0012 (T2; RESULTS.md section
-        37). Explicit settings (config file, options) win.
+        lower; RESULTS.md section 20). Explicit settings (config file, options) win.
         """
         config = cls().updated(model={"dim": dim}, train={"data_workers": 0 if device_type == "cpu" else 4})
         if dim == 3:
             config = config.updated(
                 model={"inn_latent": 0},
-                refine={
-                    "steps": (40, 30, 20, 12), "fine_update": FineUpdate.GRID, "inverse_weight": 0.0,
-                    "translation_weight": 3.0,
-                },
+                refine={"steps": (40, 30, 20, 12), "fine_update": FineUpdate.GRID, "inverse_weight": 0.0},
                 train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":

@@ -306,13 +306,10 @@ class RefineConfig:
     # whatever the spacing (files of older innreg).
     reference_spacing: float = 1.08
     # Translation guidance: weight of the squared difference between the warped translated moving
-    # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. With the
-    # early translator, on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost
-    # 0.009. The three-round translator (train.translator_rounds: 3) bears twice that: on its ten 2D
-    # models 6 gained +0.0025 Dice on average over 3 (nine of ten; 8 gained more only on CT and one FLAIR
-    # set; RESULTS.md section 37). 3D keeps 3 (Config.sized_for). A model keeps the weight it was trained
-    # with (its stored refine section).
-    translation_weight: float = 6.0
+    # image and the fixed image (both in [0, 1]) against one MIND channel's; 0 = MIND only. Measured
+    # on the whole-head PD -> T1 tune set: 1 and 3 gained 0.011-0.014 Dice, 10 lost 0.009; held out,
+    # 3 gained 0.007 on T2 -> T1 and lost 0.008 on CT -> T1 (poor CT translator; RESULTS.md).
+    translation_weight: float = 3.0
     # The INN's other direction as a second guide: weight of the squared difference between the warped
     # raw moving image and the fixed image translated into the moving modality by the translator's
     # inverse, ``T^-1(fixed)``, against one MIND channel; 0 = off. Needs an invertible translator
