@@ -165,11 +165,11 @@ class TrainConfig:
     # After the joint training: alternating rounds of (align the training pairs with the refinement,
     # train the translator alone on the aligned pairs for translator_steps steps, at most steps); 0 = off.
     # See innreg.translation_training.
-    translator_rounds: int = 3
     # Three rounds against two (RESULTS.md sections 35-36): the translator had not finished learning in
     # two. Redone on five runs, translated NCC with moving_as_fixed +0.006 to +0.09 and Dice +0.001 to
     # +0.005; end to end on the fresh PD -> T1 set 158, NCC 0.663 -> 0.764, Dice 0.863 -> 0.865 (8 of 10
     # pairs higher); about 5 minutes more a 2D training on one core. A fourth did not gain (section 36).
+    translator_rounds: int = 3
     # 2 x 1000 steps against 2 x 300 (fresh Haar translators, RESULTS.md section 2b): NCC with
     # moving_as_fixed 0.550 -> 0.734 on the PD -> T1 tune set and 0.693 -> 0.826 on the held-out
     # T2 -> T1 set, Dice the same (0.849 / 0.854); about 0.4-0.5 s a step on one core.
