@@ -20,7 +20,9 @@ the translated channel (default ``raw,translator,truth``) through ``Registration
 - ``truth-brain`` / ``translation-brain``: the truth inside the brain (the moving labels) and the model's
   translation outside it / the other way round;
 - ``truth+low:S`` / ``translation-low:S``: the truth plus the model's error smoothed by S voxels (its coarse
-  error alone) / the model's translation minus that smoothed error (its fine error alone).
+  error alone) / the model's translation minus that smoothed error (its fine error alone);
+- ``translator-flip:AXES``: the model's translation averaged over the input flipped along every subset of the
+  spatial axes ``AXES`` (digits, e.g. ``0`` or ``01``), each output flipped back (test-time augmentation).
 
 Every source but ``raw`` keeps the model's inverse channel (the phantom writes no perfect inverse) and stands in
 for the guide's channel too, for a model with one. Prints the mean Dice over the fixed labels (as ``innreg
@@ -31,6 +33,7 @@ evaluate`` scores it) per setting and source, one thread. ``raw`` and ``translat
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 from collections.abc import Callable
 
@@ -92,6 +95,15 @@ def channel_of(source: str, truth: Tensor, moving: Tensor, brain: Tensor, noise_
             return target + coarse_error if name == "truth+low" else translated - coarse_error
 
         return split
+    if name == "translator-flip":
+        axes = [2 + int(a) for a in arg]  # tensor dims of the spatial axes named
+        subsets = [[a for a, keep in zip(axes, bits) if keep] for bits in itertools.product((0, 1), repeat=len(axes))]
+
+        def averaged(translator: nn.Module, x: Tensor) -> Tensor:
+            outputs = [translator(x.flip(dims)).flip(dims) if dims else translator(x) for dims in subsets]
+            return sum(outputs) / len(outputs)
+
+        return averaged
     raise SystemExit(f"unknown source {source!r} (see the module docstring)")
 
 

@@ -204,6 +204,11 @@ def test_translation_headroom_sources_compose_truth_and_translation_by_hand():
     torch.testing.assert_close(channel("truth-blur:1"), truth)  # a constant image stays
     noisy = channel("truth+noise:2", sd=0.01)
     assert 0.015 < float((noisy - truth).std()) < 0.025  # twice the s.d. given
+    # Test-time flips: an equivariant translator gives itself back; one that reads position averages its views.
+    torch.testing.assert_close(channel("translator-flip:01"), 2 * x)
+    ramp = torch.arange(5.0).expand(1, 1, 6, 5)
+    position = script.channel_of("translator-flip:1", truth, moving, brain, 0.0)(lambda image: image + ramp, x)
+    torch.testing.assert_close(position, x + 2.0)  # (x + ramp + x + ramp reversed) / 2
     with pytest.raises(SystemExit):
         channel("truth-sharpen:2")
 
