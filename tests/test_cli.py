@@ -56,6 +56,25 @@ def test_register_single_pair_writes_outputs_on_fixed_grid(trained, phantom, tmp
     assert set(np.unique(labels)) <= {0, 1, 2, 3}
 
 
+def test_register_and_apply_keep_large_label_ids_exactly(trained, phantom, tmp_path, capsys):
+    # Atlas-style ids: beyond int16 (written as int16 before) and beyond float32's 2**24 (warped as floats before).
+    row = next(csv.DictReader(Path(phantom["test"]).open()))
+    root = Path(phantom["test"]).parent
+    seg = nib.load(root / row["moving_seg"])
+    ids = np.array([0, 40000, 16777217, 614454277])
+    big = tmp_path / "big_seg.nii.gz"
+    nib.save(nib.Nifti1Image(ids[np.asarray(seg.dataobj).astype(int)].astype(np.int32), seg.affine), big)
+    out, applied = tmp_path / "reg", tmp_path / "applied.nii.gz"
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--moving", root / row["moving"],
+                       "--fixed", root / row["fixed"], "--moving-seg", big, "--out", out)  # fmt: skip
+    assert code == 0, err
+    warped = np.asarray(nib.load(out / "warped_seg.nii.gz").dataobj)
+    assert set(np.unique(warped)) <= set(ids) and len(np.unique(warped)) == 4
+    code, _, err = run(capsys, "apply", "--registration", out, "--image", big, "--out", applied, "--labels")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(nib.load(applied).dataobj), warped)
+
+
 def test_register_batch_form(trained, phantom, tmp_path, capsys):
     code, out, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "a")
     assert code == 0, err

@@ -180,7 +180,8 @@ class RegistrationModel:
             seg = as_array(moving_seg, "moving_seg")
             if seg.shape != moving_arr.shape:
                 raise InnregInputError(f"moving_seg {seg.shape} does not match moving {moving_arr.shape}")
-            warped_seg = warp(self._tensor(seg), ddf, mode="nearest")[0, 0].cpu().numpy().astype(seg.dtype)
+            labels = torch.from_numpy(np.ascontiguousarray(seg, dtype=np.int64))[None, None].to(self.device)
+            warped_seg = warp(labels, ddf, mode="nearest")[0, 0].cpu().numpy().astype(seg.dtype)
         result = RegistrationResult(
             warped=warped[0, 0].cpu().numpy(),
             translated=translated[0, 0].cpu().numpy(),
@@ -264,7 +265,7 @@ def write_registration(
     # load_pair returned the moving image resampled onto the fixed grid; apply needs its own grid
     save_grids(out_dir, fixed, load_image(record.moving))
     if result.warped_seg is not None:
-        save_image(out_dir / "warped_seg.nii.gz", result.warped_seg, fixed, dtype=np.int16)
+        save_image(out_dir / "warped_seg.nii.gz", result.warped_seg, fixed)  # the smallest integer type
     jac = jacobian_determinant(torch.from_numpy(result.ddf)[None])[0].numpy()
     registration_overview(
         out_dir / "overview.png", moving.array, fixed.array, translated, result.warped, result.ddf,

@@ -96,7 +96,8 @@ def apply(
     order = Interpolation.NEAREST if labels else Interpolation.LINEAR
     # The same steps and dtypes as innreg.inference, so labels reproduce warped_seg exactly.
     on_fixed = resample_to(image, fixed, order).array
-    source = torch.from_numpy(np.ascontiguousarray(on_fixed, dtype=np.float32))[None, None].to(dev)
+    on_fixed = np.ascontiguousarray(on_fixed, dtype=np.int64 if labels else np.float32)  # labels warp exactly
+    source = torch.from_numpy(on_fixed)[None, None].to(dev)
     field = torch.from_numpy(ddf)[None].to(dev)
     fill = 0.0 if labels else background_value(image.array)
     warped = warp(source, field, mode="nearest" if labels else "bilinear", fill=fill)[0, 0].cpu().numpy()

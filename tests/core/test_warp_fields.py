@@ -39,6 +39,22 @@ def test_constant_shift_matches_hand_computed_values():
     torch.testing.assert_close(filled[:, 4], (image[0, 0, :, 4] - 1000.0) / 2)
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_label_maps_warp_to_their_exact_values(dtype):
+    # Atlas ids beyond float32's 2**24 (e.g. 614454277) would round if sampled as floats.
+    ids = [0, 7, 200] if dtype == torch.uint8 else [0, 40000, 16777217, 614454277]
+    labels = torch.tensor(ids, dtype=dtype)[torch.arange(20) % len(ids)].view(1, 1, 4, 5)
+    ddf = torch.zeros(1, 2, 4, 5)
+    ddf[:, 1] = 1.2  # nearest: one voxel to the right
+    out = warp(labels, ddf, mode="nearest")
+    assert out.dtype == dtype
+    torch.testing.assert_close(out[0, 0, :, :4], labels[0, 0, :, 1:], rtol=0, atol=0)
+    assert torch.all(out[0, 0, :, 4] == 0)  # outside the grid reads 0
+    shifted = labels.to(torch.int64) - 5  # 0 is no longer the smallest value, nor a label at all
+    assert torch.all(warp(shifted, ddf, mode="nearest")[0, 0, :, 4] == 0)
+    torch.testing.assert_close(warp(shifted, ddf, mode="nearest", fill=-5), out.to(torch.int64) - 5, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shape", CASES)
 def test_small_velocity_integrates_to_itself(shape, smooth_field):
     velocity = smooth_field(shape, amplitude=0.05, sigma=2)

@@ -77,8 +77,8 @@ class ConvexAdam(Method):
         warped = warp(torch.from_numpy(moving_arr.astype(np.float32))[None, None], ddf)[0, 0].numpy()
         warped_seg = None
         if seg_arr is not None:
-            seg = torch.from_numpy(seg_arr.astype(np.float32))[None, None]
-            warped_seg = warp(seg, ddf, mode="nearest")[0, 0].numpy().round().astype(seg_arr.dtype)
+            seg = torch.from_numpy(seg_arr.astype(np.int64))[None, None]
+            warped_seg = warp(seg, ddf, mode="nearest")[0, 0].numpy().astype(seg_arr.dtype)
         seconds = time.perf_counter() - start
         return RegistrationResult(
             warped=warped,

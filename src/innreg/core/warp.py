@@ -65,19 +65,33 @@ def warp(
     """Pull ``image`` back through ``ddf``: ``out(x) = image(x + ddf(x))``.
 
     Args:
-        image: ``(N, C, *spatial)`` float tensor.
+        image: ``(N, C, *spatial)`` float tensor, or an integer label map with ``nearest``: its values come
+            back exactly, whatever their size (see :func:`_warp_labels`).
         ddf: ``(N, dim, *spatial)`` displacement in voxels, channel k along spatial axis k.
         mode: ``bilinear`` for intensities and fields, ``nearest`` for label maps.
         padding: ``zeros`` or ``border``.
         fill: what out-of-grid samples read with ``zeros`` padding instead of 0 (air, -1000, for CT in HU).
 
     Returns:
-        The warped image, same shape as ``image`` (batch broadcast if one of them has N == 1).
+        The warped image, same shape and dtype as ``image`` (batch broadcast if one of them has N == 1).
     """
     _check_pair(image, ddf)
+    if not image.is_floating_point() and InterpMode(mode) == InterpMode.NEAREST:
+        return _warp_labels(image, ddf, PaddingMode(padding), int(fill))
     if fill:
         return _pull_back(image - fill, ddf, InterpMode(mode), PaddingMode(padding)) + fill
     return _pull_back(image, ddf, InterpMode(mode), PaddingMode(padding))
+
+
+def _warp_labels(labels: Tensor, ddf: Tensor, padding: PaddingMode, fill: int) -> Tensor:
+    """Nearest-neighbour :func:`warp` of an integer label map through the indices of its sorted distinct values
+    (and ``fill``): sampling goes through ``ddf``'s float type, which holds indices exactly (float32: up to 2**24
+    distinct values) but not large values themselves (float32 rounds atlas ids such as 614454277)."""
+    values, index = torch.unique(torch.cat([labels.flatten(), labels.new_tensor([fill])]), return_inverse=True)
+    outside = index[-1]  # zeros padding reads 0, so indices are taken relative to fill's
+    relative = (index[:-1].view(labels.shape) - outside).to(ddf.dtype)
+    sampled = _pull_back(relative, ddf, InterpMode.NEAREST, padding).round().long() + outside
+    return values[sampled]
 
 
 def sample_on_grid(image: Tensor, ddf: Tensor, padding: PaddingMode | str = PaddingMode.ZEROS) -> Tensor:
