@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -166,6 +167,18 @@ def test_apply_to_an_image_on_another_grid_resamples_through_world_coordinates(p
     out, expected = load_labels(tmp_path / "o.nii.gz"), load_labels(reg / "warped_seg.nii.gz")
     assert out.shape == expected.shape
     assert (out.array == expected.array).mean() > 0.97
+
+
+def test_apply_warns_in_one_line_about_a_header_itk_may_read_elsewhere(phantom_2d, tmp_path, capsys):
+    moving = nib.load(phantom_2d["moving"])
+    odd = nib.Nifti1Image(np.asarray(moving.dataobj), moving.affine)
+    odd.set_qform(moving.affine + np.diag([0.5, 0, 0, 0]), code=1)  # half a mm more along x
+    nib.save(odd, tmp_path / "odd.nii.gz")
+    argv = ["apply", "--registration", phantom_2d["reg"], "--image", tmp_path / "odd.nii.gz", "--out", tmp_path / "o.nii.gz"]
+    assert main([str(a) for a in argv]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"innreg: warning: {tmp_path / 'odd.nii.gz'}: its qform and sform disagree; innreg uses the sform, "
+                   "ITK and ANTs may use the qform (ddf_itk.nii.gz may not line up in them)"]  # fmt: skip
 
 
 def test_apply_bad_input_gives_one_line(phantom_2d, oblique_3d, tmp_path, capsys):

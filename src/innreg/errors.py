@@ -21,6 +21,12 @@ class TrainingDivergedError(RuntimeError):
     """
 
 
+class GeometryWarning(UserWarning):
+    """A file's header geometry that innreg reads one way (nibabel's: the sform when set, else the qform) and ITK
+    or ANTs may read another, so a transform exported for them (``ddf_itk.nii.gz``) may not line up there. The
+    command line prints it as one line ``innreg: warning: <file>: <problem>``."""
+
+
 @contextlib.contextmanager
 def about_file(path: object) -> Iterator[None]:
     """Prefix the message of an :class:`InnregInputError` raised inside with ``path`` (the file the

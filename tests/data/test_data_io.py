@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -15,7 +16,7 @@ from innreg.data.io import (
     save_image,
     voxel_spacing,
 )
-from innreg.errors import InnregInputError
+from innreg.errors import GeometryWarning, InnregInputError
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
@@ -37,6 +38,33 @@ def test_round_trip_3d_keeps_affine_and_header(tmp_path, ramp3d, suffix, affine,
     np.testing.assert_allclose(loaded.affine, affine, atol=1e-6)
     assert voxel_spacing(loaded) == pytest.approx((0.8, 1.5, 2.0))
     assert nib.load(out).header["descrip"].tobytes().rstrip(b"\0") == b"doubled"
+
+
+def test_spacing_follows_the_sform_where_pixdim_disagrees(tmp_path, ramp2d):
+    # An sform-only header whose pixdim was never updated: the affine (what resampling uses) is the geometry.
+    img = nib.Nifti1Image(ramp2d[:, :, None], np.diag([2.0, 0.5, 1.0, 1.0]))
+    img.set_qform(None, code=0)
+    img.header.set_zooms((1.0, 1.0, 1.0))
+    nib.save(img, tmp_path / "sform_only.nii")
+    loaded = load_image(tmp_path / "sform_only.nii")
+    assert nib.load(tmp_path / "sform_only.nii").header.get_zooms()[:2] == (1.0, 1.0)
+    assert voxel_spacing(loaded) == pytest.approx((2.0, 0.5))
+
+
+def test_headers_that_itk_may_read_elsewhere_warn(tmp_path, ramp2d):
+    sform_only = nib.Nifti1Image(ramp2d, np.diag([0.8, 1.5, 1.0, 1.0]))  # what nibabel and innreg write
+    nib.save(sform_only, tmp_path / "sform_only.nii")
+    disagree = nib.Nifti1Image(ramp2d, np.eye(4))
+    disagree.set_qform(np.diag([2.0, 1.0, 1.0, 1.0]), code=1)
+    nib.save(disagree, tmp_path / "disagree.nii")
+    nib.save(nib.Nifti1Image(np.round(ramp2d * 3), None), tmp_path / "no_geometry.nii")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_image(tmp_path / "sform_only.nii")
+    with pytest.warns(GeometryWarning, match="disagree.nii: its qform and sform disagree"):
+        load_image(tmp_path / "disagree.nii")
+    with pytest.warns(GeometryWarning, match="no_geometry.nii: no qform or sform"):
+        load_labels(tmp_path / "no_geometry.nii")
 
 
 def test_trailing_singleton_is_squeezed_and_written_back(tmp_path, ramp2d, affine, write_nifti):

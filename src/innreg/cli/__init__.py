@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from importlib import import_module
 from typing import Sequence
 
-from innreg.errors import InnregInputError, TrainingDivergedError
+from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError
 from innreg.memory import keep_freed_memory
 
 COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "compare", "demo", "benchmark")
@@ -47,11 +48,28 @@ def _one_line(message: object) -> str:
     return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Ours (a file's geometry) as one line; anything else (a library's) as Python shows it."""
+    if issubclass(category, GeometryWarning):
+        print(f"innreg: warning: {_one_line(message)}", file=sys.stderr)
+    else:
+        _PYTHON_SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOW_WARNING = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``innreg`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         _command(args.command).run(args)
     except InnregInputError as err:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ import nibabel as nib
 import numpy as np
 
 from innreg.atomic import atomic_output
-from innreg.errors import InnregInputError
+from innreg.errors import GeometryWarning, InnregInputError
 
 FIELD_DESCRIPTION = "innreg ddf: pull-back x+u(x), voxel units, channel k = voxel axis k"
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -158,6 +159,21 @@ def _check_affine(path: Path, affine: np.ndarray) -> None:
         raise InnregInputError(f"{path}: the affine (sform/qform) is singular: a voxel axis has zero length")
 
 
+def _itk_geometry_caveat(img: nib.spatialimages.SpatialImage) -> str | None:
+    """Why ITK/ANTs may place this NIfTI file elsewhere than innreg does, or ``None``: no qform or sform
+    (nibabel then uses a centred default grid, ITK the origin), or a qform and sform that disagree (nibabel
+    uses the sform; ITK may read the qform, taking the sform only as a scanner transform it can decompose)."""
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        return None
+    header = img.header
+    qform_code, sform_code = int(header["qform_code"]), int(header["sform_code"])
+    if qform_code == 0 and sform_code == 0:
+        return "no qform or sform is set; innreg uses nibabel's default geometry, ITK and ANTs their own"
+    if qform_code > 0 and sform_code > 0 and not np.allclose(header.get_qform(), header.get_sform(), atol=1e-3):
+        return "its qform and sform disagree; innreg uses the sform, ITK and ANTs may use the qform"
+    return None
+
+
 def _read(path: str | os.PathLike, what: str) -> tuple[Path, np.ndarray, np.ndarray, nib.Nifti1Header]:
     """Load a file with nibabel: (path, in-memory array as float64, in-memory affine, header)."""
     path = Path(path)
@@ -173,6 +189,9 @@ def _read(path: str | os.PathLike, what: str) -> tuple[Path, np.ndarray, np.ndar
     if not isinstance(img, nib.spatialimages.SpatialImage):
         raise InnregInputError(f"{path}: not a NIfTI image (nibabel read it as {type(img).__name__})")
     _check_affine(path, np.asarray(img.affine, dtype=np.float64))
+    caveat = _itk_geometry_caveat(img)
+    if caveat:
+        warnings.warn(f"{path}: {caveat} (ddf_itk.nii.gz may not line up in them)", GeometryWarning, stacklevel=3)
     dtype = img.get_data_dtype()
     if dtype.kind == "c" or dtype.fields is not None:
         raise InnregInputError(f"{path}: unsupported voxel type {dtype} (need real scalar values)")
@@ -359,13 +378,10 @@ def load_field(path: str | os.PathLike, like: Image | None = None) -> np.ndarray
 
 
 def voxel_spacing(image: Image) -> tuple[float, ...]:
-    """Voxel size along each array axis (mm): the header zooms, reordered like the array axes.
+    """Voxel size along each array axis (mm): the lengths of the affine's columns.
 
-    Images built in memory (no header) use the lengths of the affine's columns instead.
+    The affine is the geometry every resampling uses (nibabel takes it from the sform when one is set), so
+    distances in mm follow it too, also where a header's ``pixdim`` disagrees with its sform.
     """
-    if image.header is None:
-        zooms = np.linalg.norm(image.affine[:3, : image.dim], axis=0)
-        return tuple(float(z) for z in zooms)
-    disk = tuple(image.header.get_data_shape())
-    zooms = list(image.header.get_zooms()[:3]) + [1.0] * (3 - len(disk[:3]))
-    return tuple(float(zooms[k]) for k in _axis_order(disk)[: image.dim])
+    zooms = np.linalg.norm(image.affine[:3, : image.dim], axis=0)
+    return tuple(float(z) for z in zooms)
