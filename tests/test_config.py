@@ -1,6 +1,6 @@
 import pytest
 
-from innreg.config import Config, RegLossKind, TranslatorKind
+from innreg.config import Config, RegLossKind, TranslatorKind, refine_overrides_from_yaml
 from innreg.errors import InnregInputError
 
 
@@ -78,3 +78,58 @@ def test_discriminator_size_in_both_sections_is_refused(tmp_path):
     path.write_text("model: {disc_channels: 8}\ntrain: {disc_channels: 16}\n")
     with pytest.raises(InnregInputError, match="both.yaml: disc_channels is set in both model and train"):
         Config.from_yaml(path)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        # Values that used to pass the reading and fail later with a traceback.
+        ("train: {lr: .nan}\n", r"train\.lr: invalid value nan \(expected a finite number\)"),
+        ("loss: {w_smooth: .inf}\n", r"loss\.w_smooth: invalid value inf \(expected a finite number\)"),
+        ("refine: {smooth_sigma: .nan}\n", r"refine\.smooth_sigma: invalid value nan"),
+        ("model: {unet_encoder: []}\n", r"model\.unet_encoder: invalid value \[\] \(expected at least one entry\)"),
+        ("model: {unet_decoder: [4, 0, 4, 4, 4]}\n", r"model\.unet_decoder: entries must be >= 1"),
+        ("model: {unet_encoder: [4, 4, 4], unet_decoder: [4, 4]}\n", r"model\.unet_decoder: needs at least one entry"),
+        ("model: {inn_hidden: -8}\n", r"model\.inn_hidden: must be >= 1, got -8"),
+        ("model: {inn_blocks: 0}\n", r"model\.inn_blocks: must be >= 1"),
+        ("model: {resnet_channels: 0}\n", r"model\.resnet_channels: must be >= 1"),
+        ("model: {ddc_kernel: 4}\n", r"model\.ddc_kernel: must be odd"),
+        ("model: {clamp: 0}\n", r"model\.clamp: must be > 0"),
+        ("train: {disc_layers: 0}\n", r"train\.disc_layers: must be >= 1"),
+        ("train: {betas: [0.9]}\n", r"train\.betas: invalid value \[0\.9\] \(expected 2 entries\)"),
+        ("train: {betas: [1.0, 0.999]}\n", r"train\.betas: entries must be < 1"),
+        ("loss: {nmi_bins: 1}\n", r"loss\.nmi_bins: must be >= 2"),
+        ("refine: {affine_factors: [4], affine_steps: [3, 3]}\n", "affine_factors and affine_steps need one entry"),
+        # YAML booleans and fractions are not silently made integers (true was 1, 2.5 was 2).
+        ("train: {steps: true}\n", r"train\.steps: invalid value True \(expected a number, not true/false\)"),
+        ("train: {lr: false}\n", r"train\.lr: invalid value False"),
+        ("train: {steps: 2.5}\n", r"train\.steps: invalid value 2\.5 \(expected an integer\)"),
+        ("refine: {steps: [20, 15, 10.5, 5]}\n", r"refine\.steps: invalid value .* \(expected an integer\)"),
+        ("train: {device: 5}\n", r"train\.device: invalid value 5 \(expected a string\)"),
+        ("1: {}\nmodel: {}\n", r"unknown section\(s\) \['1'\]"),
+    ],
+)
+def test_bad_values_are_refused_when_the_config_is_read(tmp_path, text, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InnregInputError, match=needle) as err:
+        Config.from_yaml(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_integral_values_and_zero_where_it_means_off_are_kept(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("train: {steps: 5.0, lr: 1}\nmodel: {inn_latent: 0, affine_hidden: 0}\nrefine: {remap_bins: 0}\n")
+    config = Config.from_yaml(path)
+    assert config.train.steps == 5 and isinstance(config.train.steps, int)
+    assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert (config.model.inn_latent, config.model.affine_hidden, config.refine.remap_bins) == (0, 0, 0)
+
+
+def test_a_config_file_that_is_not_utf8_text_names_the_file(tmp_path):
+    path = tmp_path / "random.yaml"
+    path.write_bytes(bytes(range(128, 256)) * 4)
+    for read in (Config.from_yaml, refine_overrides_from_yaml):
+        with pytest.raises(InnregInputError, match="not a UTF-8 text file") as err:
+            read(path)
+        assert str(err.value).startswith(f"{path}: ")

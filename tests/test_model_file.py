@@ -122,7 +122,8 @@ def test_missing_and_truncated_files(tmp_path, saved):
 
 
 @pytest.mark.parametrize(
-    ("key", "old"), [("reference_spacing", 0.0), ("mind_presmooth", 0.0), ("inverse_weight", 0.0), ("inverse_factor", 1)]
+    ("key", "old"),
+    [("reference_spacing", 0.0), ("mind_presmooth", 0.0), ("inverse_weight", 0.0), ("inverse_factor", 1)],
 )
 def test_old_file_without_a_refine_key_keeps_the_refinement_it_had(saved, tmp_path, key, old):
     # Before reference_spacing: voxel units; before mind_presmooth: unsmoothed MIND; before
@@ -180,3 +181,45 @@ def test_old_file_without_hu_curve_keeps_percentiles_for_ct_in_hu(tmp_path):
     del ckpt["config"]["model"]["hu_curve"]  # as files from before the key
     torch.save(ckpt, tmp_path / "old.pt")
     assert read_model(tmp_path / "old.pt").config == config
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        # A config edited after training: the weights no longer fit the network it describes.
+        (lambda ckpt: ckpt["config"]["model"].update(inn_hidden=8), r"translator\..* has shape \("),
+        (lambda ckpt: ckpt["config"]["model"].update(dim=3), r"has shape \("),
+        (lambda ckpt: ckpt["config"]["model"].update(cascades=3), r"registration\.cascade\.1\..* missing"),
+        (lambda ckpt: ckpt["state_dict"].update(extra=torch.zeros(1)), "extra is not in the config's network"),
+    ],
+)
+def test_weights_that_do_not_fit_the_config_give_one_clear_line(saved, tmp_path, edit, needle):
+    ckpt = torch.load(saved[0], weights_only=False)
+    edit(ckpt)
+    path = tmp_path / "edited.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(InnregInputError, match=needle) as err:
+        read_model(path).network()
+    message = str(err.value)
+    assert message.startswith(f"{path}: weights do not match the model its config describes (") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda ckpt: ckpt.pop("config"), "model file without config"),
+        (lambda ckpt: ckpt.pop("state_dict"), "model file without state_dict"),
+        (lambda ckpt: ckpt.update(config=[1, 2]), "config: expected a mapping"),
+        (lambda ckpt: ckpt["config"].update(model="inn"), "config: expected a mapping"),
+        (lambda ckpt: ckpt.update(state_dict=None), "state_dict: expected a mapping"),
+        (lambda ckpt: ckpt["config"]["train"].update(lr=float("nan")), r"train\.lr: invalid value nan"),
+    ],
+)
+def test_a_file_of_this_format_without_its_parts_gives_one_clear_line(saved, tmp_path, edit, needle):
+    ckpt = torch.load(saved[0], weights_only=False)
+    edit(ckpt)
+    path = tmp_path / "damaged.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(InnregInputError, match=needle) as err:
+        read_model(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)

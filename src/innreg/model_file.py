@@ -27,17 +27,40 @@ _ADAM_REFINE_KEYS = frozenset({"lr", "smooth"})
 
 @dataclass
 class SavedModel:
-    """The contents of a model file: its (upgraded) config, the weights and the training info."""
+    """The contents of a model file (``source``): its (upgraded) config, the weights and the training info."""
 
     config: Config
     state_dict: dict[str, torch.Tensor]
     info: dict[str, Any]
+    source: str
 
     def network(self) -> INNReg:
-        """The :class:`INNReg` of ``config.model`` with the saved weights loaded (on the weights' device)."""
+        """The :class:`INNReg` of ``config.model`` with the saved weights loaded (on the weights' device).
+
+        Raises:
+            InnregInputError: the weights do not fit that network (a config edited after training).
+        """
         model = INNReg(self.config.model)
+        mismatch = _first_mismatch(model.state_dict(), self.state_dict)
+        if mismatch:
+            raise InnregInputError(f"{self.source}: weights do not match the model its config describes ({mismatch})")
         model.load_state_dict(self.state_dict)
         return model
+
+
+def _first_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, Any]) -> str | None:
+    """The first difference between a network's ``expected`` weights and the ``saved`` ones, in words
+    (a missing, surplus or differently shaped weight), or ``None`` where they fit."""
+    for name, tensor in expected.items():
+        if name not in saved:
+            return f"{name} missing"
+        found = saved[name]
+        if not isinstance(found, torch.Tensor):
+            return f"{name} is not a tensor"
+        if found.shape != tensor.shape:
+            return f"{name} has shape {tuple(found.shape)}, the config's network {tuple(tensor.shape)}"
+    surplus = sorted(map(str, set(saved) - set(expected)))
+    return f"{surplus[0]} is not in the config's network" if surplus else None
 
 
 def save_atomic(obj: object, path: Path) -> None:
@@ -92,6 +115,8 @@ def upgraded_config(stored: dict, source: str) -> Config:
     """The :class:`Config` of a stored config dict (a model file's or a training checkpoint's) from any
     innreg version: the upgrades above, then :meth:`Config.from_dict` (which also moves keys that
     older versions kept in another section, ``model.disc_*``)."""
+    if not isinstance(stored, dict) or not all(isinstance(v, (dict, type(None))) for v in stored.values()):
+        raise InnregInputError(f"{source}: config: expected a mapping of sections to mappings of keys")
     upgraded = _with_stored_keys(_current_refine_section(stored))
     return Config.from_dict(upgraded, source=source)
 
@@ -100,7 +125,8 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
     """Read and check a model file written by :func:`save_model` (or an older innreg).
 
     Raises:
-        InnregInputError: no such file, an unreadable or foreign file, or a newer model format.
+        InnregInputError: no such file, an unreadable or foreign file, a newer model format, or a file
+            of this format without its config or weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -108,11 +134,19 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
     try:
         ckpt = torch.load(path, map_location=device, weights_only=False)
     except Exception as err:
-        raise InnregInputError(f"{path}: cannot read model ({err.__class__.__name__}; truncated or not a model.pt)") from err
+        problem = f"cannot read model ({err.__class__.__name__}; truncated or not a model.pt)"
+        raise InnregInputError(f"{path}: {problem}") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else None
         if isinstance(found, str) and found.startswith(MODEL_FORMAT.split("/")[0] + "/"):
-            raise InnregInputError(f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg")
+            raise InnregInputError(
+                f"{path}: model format {found} is not readable by this innreg (reads {MODEL_FORMAT}); upgrade innreg"
+            )
         raise InnregInputError(f"{path}: not an innreg model file (expected {MODEL_FORMAT})")
+    missing = [key for key in ("config", "state_dict") if key not in ckpt]
+    if missing:
+        raise InnregInputError(f"{path}: model file without {' or '.join(missing)} (damaged or edited)")
+    if not isinstance(ckpt["state_dict"], dict):
+        raise InnregInputError(f"{path}: state_dict: expected a mapping of weight names to tensors")
     config = upgraded_config(ckpt["config"], str(path))
-    return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {})
+    return SavedModel(config, ckpt["state_dict"], ckpt.get("info") or {}, str(path))

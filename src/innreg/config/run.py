@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from innreg.config.sections import LossConfig, ModelConfig, RefineConfig, TrainConfig, build_section
+from innreg.config.build import build_section
+from innreg.config.sections import LossConfig, ModelConfig, RefineConfig, TrainConfig
 from innreg.core.enums import DistilTarget, FineUpdate, TranslatorKind
 from innreg.errors import InnregInputError
 
@@ -53,7 +54,9 @@ class Config:
             raise InnregInputError(f"{source}: expected a mapping with sections {'/'.join(SECTIONS)}")
         unknown = set(data) - set(SECTIONS)
         if unknown:
-            raise InnregInputError(f"{source}: unknown section(s) {sorted(unknown)}; expected {', '.join(SECTIONS)}")
+            raise InnregInputError(
+                f"{source}: unknown section(s) {sorted(map(str, unknown))}; expected {', '.join(SECTIONS)}"
+            )
         data = _moved_keys_upgraded(data, source)
         sections = {}
         for name, section_cls in zip(SECTIONS, (ModelConfig, LossConfig, TrainConfig, RefineConfig)):
@@ -172,11 +175,19 @@ def _moved_keys_upgraded(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _read_yaml(path: str | Path) -> Any:
+    """The parsed contents of a YAML config file; a missing, unreadable, non-UTF-8 or malformed file
+    raises :class:`InnregInputError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise InnregInputError(f"{path}: config file not found")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InnregInputError(f"{path}: not a UTF-8 text file (a config file is YAML text)") from err
+    except OSError as err:
+        raise InnregInputError(f"{path}: cannot read config file ({err.strerror or err.__class__.__name__})") from err
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise InnregInputError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
 
@@ -187,6 +198,8 @@ def refine_overrides_from_yaml(path: str | Path) -> dict[str, Any]:
     and refused here."""
     data = _read_yaml(path) or {}
     if not isinstance(data, dict) or set(data) - {"refine"}:
-        raise InnregInputError(f"{path}: expected only a refine section (the other settings are fixed when the model is trained)")
+        raise InnregInputError(
+            f"{path}: expected only a refine section (the other settings are fixed when the model is trained)"
+        )
     Config.from_dict(data, source=str(path))
     return dict(data.get("refine") or {})

@@ -1,13 +1,10 @@
 """The four sections of a run's settings (``model``, ``loss``, ``train``, ``refine``), with what each
-default was measured on, and :func:`build_section`, which builds one from a (partial) mapping and checks it.
+default was measured on; :func:`innreg.config.build.build_section` builds one from a (partial) mapping and checks it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any
 
 from innreg.core.enums import (
     DistilTarget,
@@ -21,7 +18,6 @@ from innreg.core.enums import (
     SubnetKind,
     TranslatorKind,
 )
-from innreg.errors import InnregInputError
 
 
 @dataclass
@@ -334,76 +330,3 @@ class RefineConfig:
     # over the other ablations, within 0.003 of the default). On the translation itself 32 bins gave
     # -0.001 to +0.005 on four fresh sets, so it is off.
     remap_bins: int = 0
-
-
-def build_section(section_cls: type, values: dict[str, Any], where: str):
-    """An instance of ``section_cls`` from ``values`` (any subset of its keys, YAML types converted);
-    unknown keys and bad values raise :class:`InnregInputError` naming ``where``."""
-    if not isinstance(values, dict):
-        raise InnregInputError(f"{where}: expected a mapping")
-    fields = {f.name: f for f in dataclasses.fields(section_cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise InnregInputError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
-    defaults = section_cls()
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(defaults, name)
-        try:
-            if isinstance(default, Enum):
-                value = type(default)(value)
-            elif isinstance(default, tuple):
-                value = tuple(type(default[0])(v) for v in value)
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ValueError("expected true/false")
-            elif isinstance(default, (int, float)) and not isinstance(default, bool):
-                value = type(default)(value)
-        except (ValueError, TypeError) as err:
-            raise InnregInputError(f"{where}.{name}: invalid value {value!r} ({err})") from err
-        kwargs[name] = value
-    section = section_cls(**kwargs)
-    if getattr(section, "dim", 2) not in (2, 3):
-        raise InnregInputError(f"{where}.dim: must be 2 or 3, got {section.dim}")
-    if getattr(section, "affine_pool", 1) < 1 or getattr(section, "affine_hidden", 0) < 0 or getattr(section, "affine_slope", 0) < 0:
-        raise InnregInputError(f"{where}: need affine_pool >= 1, affine_hidden >= 0 and affine_slope >= 0")
-    if getattr(section, "guide_slices", False) and (section.dim != 3 or section.guide == TranslatorKind.NONE):
-        raise InnregInputError(f"{where}.guide_slices: needs dim 3 and a guide (model.guide), got dim {section.dim}, guide {section.guide.value}")
-    if getattr(section, "inn_latent", 0) < 0:
-        raise InnregInputError(f"{where}.inn_latent: must be >= 0, got {section.inn_latent}")
-    if getattr(section, "cascades", 1) < 1:
-        raise InnregInputError(f"{where}.cascades: must be >= 1, got {section.cascades}")
-    non_negative_keys = (
-        "disc_blur", "translator_inverse_l1", "translator_inverse_smoothing", "data_workers", "translator_rounds",
-        "distil_steps", "translator_crop", "translator_bias",
-    )
-    for name in non_negative_keys:
-        if getattr(section, name, 0.0) < 0:
-            raise InnregInputError(f"{where}.{name}: must be >= 0, got {getattr(section, name)}")
-    if getattr(section, "input_factor", 1) < 1:
-        raise InnregInputError(f"{where}.input_factor: must be >= 1, got {section.input_factor}")
-    if isinstance(section, TrainConfig):
-        counts = {name: getattr(section, name) for name in ("steps", "batch_size", "checkpoint_every", "translator_steps")}
-        rates = {name: getattr(section, name) for name in ("lr", "translator_lr", "guide_lr", "grad_clip")}
-        if min(counts.values()) < 1 or min(rates.values()) <= 0:
-            raise InnregInputError(f"{where}: need {', '.join(counts)} >= 1 and {', '.join(rates)} > 0")
-    if isinstance(section, RefineConfig):
-        for factors, steps in ((section.factors, section.steps), (section.affine_factors, section.affine_steps)):
-            if len(factors) != len(steps) or min(factors, default=1) < 1 or min(steps, default=0) < 0:
-                raise InnregInputError(f"{where}: factors and steps need one entry per level, factors >= 1, steps >= 0")
-        if section.grid_factor < 1 or section.inverse_factor < 1 or section.int_steps < 0 or section.mind_dilation < 1 or section.mind_radius < 0:
-            raise InnregInputError(
-                f"{where}: need grid_factor >= 1, inverse_factor >= 1, int_steps >= 0, mind_dilation >= 1, mind_radius >= 0"
-            )
-        if section.remap_bins != 0 and section.remap_bins < 2:
-            raise InnregInputError(f"{where}.remap_bins: must be 0 (off) or >= 2, got {section.remap_bins}")
-        non_negative = (
-            section.smooth_sigma, section.residual_damping, section.affine_damping, section.translation_weight,
-            section.inverse_weight, section.reference_spacing, section.mind_presmooth, section.grid_pool_sigma,
-        )
-        if section.step_size <= 0 or min(non_negative) < 0:
-            raise InnregInputError(
-                f"{where}: need step_size > 0 and smooth_sigma, residual_damping, affine_damping, translation_weight, "
-                "inverse_weight, reference_spacing, mind_presmooth, grid_pool_sigma >= 0"
-            )
-    return section
