@@ -145,15 +145,16 @@ def check_network_size(shape: tuple[int, ...], input_factor: int, name: str) -> 
     check_working_size(shape, input_factor, MIN_NETWORK_SIZE, name)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
+def resolve_device(device: str | torch.device = "auto", where: str = "--device") -> torch.device:
     """``auto`` picks CUDA when available, else the CPU; ``cpu``/``cuda[:k]`` are taken as given. Any
-    other name, or CUDA on a machine without it, is an :class:`~innreg.errors.InnregInputError`."""
+    other name, or CUDA on a machine without it, is an :class:`~innreg.errors.InnregInputError` naming
+    ``where`` the value came from (an option, or a config file's key)."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise InnregInputError(f"--device {device}: expected auto, cpu or cuda[:k]")
+        raise InnregInputError(f"{where} {device}: expected auto, cpu or cuda[:k]")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InnregInputError(f"--device {device}: CUDA is not available on this machine")
+        raise InnregInputError(f"{where} {device}: CUDA is not available on this machine")
     return torch.device(device)

@@ -203,7 +203,7 @@ def _train(
     import yaml
 
     config = config or Config()
-    ctx, device = distributed.setup(resolve_device(config.train.device))
+    ctx, device = distributed.setup(resolve_device(config.train.device, where="train.device"))
     distributed.check_precision(config.train.precision, device)
     if resume and ckpt_path.exists():
         requested_steps = config.train.steps

@@ -69,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+# What an interrupted command keeps, where it keeps something.
+_INTERRUPTED = {
+    "train": "; progress so far is saved (--resume continues the run)",
+    "benchmark": "; finished methods and training checkpoints are kept (the same command continues)",
+}
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         _command(args.command).run(args)
@@ -88,6 +95,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("innreg: interrupted; progress so far is saved (use --resume to continue a training run)", file=sys.stderr)
+        print(f"innreg: interrupted{_INTERRUPTED.get(args.command, '')}", file=sys.stderr)
         return 130
     return 0

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="2: 2D images or random slices of 3D volumes; 3: volumes, on a CPU trained at half resolution (default 2)",
     )
     p.add_argument("--batch-size", type=positive_int, help="pairs per step (default 2)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
     p.add_argument(
         "--resume", action="store_true",
         help="continue the run in --out from its last checkpoint, with its own settings (--steps raises its steps; "
@@ -52,7 +52,8 @@ def train_config(args: argparse.Namespace) -> Any:
 
     config = Config.from_yaml(args.config) if args.config else Config()
     dim = args.dim or config.model.dim
-    device = resolve_device(args.device or config.train.device).type
+    where = "--device" if args.device else f"{args.config}: train.device" if args.config else "train.device"
+    device = resolve_device(args.device or config.train.device, where).type
     sized = Config.sized_for(dim, device)
     config = Config.from_yaml(args.config, base=sized) if args.config else sized
     overrides = {
@@ -65,8 +66,13 @@ def train_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> None:
+    from innreg.errors import InnregInputError
     from innreg.training import train
 
+    if not args.resume and (args.out / "checkpoint.pt").exists():  # a new run would discard it
+        raise InnregInputError(
+            f"{args.out}: holds a training run (checkpoint.pt); continue it with --resume or choose another --out"
+        )
     pairs = manifest_with_masks(args.pairs, args)
     config = train_config(args)
     if args.resume and args.steps is None and (args.out / "checkpoint.pt").exists():

@@ -1,0 +1,62 @@
+"""Options the command line refuses before doing any work, and what it says when interrupted."""
+
+from __future__ import annotations
+
+import argparse
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from innreg import cli
+from innreg.cli import main
+
+
+def _error(capsys) -> str:
+    return capsys.readouterr().err.strip()
+
+
+def test_train_refuses_a_negative_seed(phantom, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--pairs", str(phantom["train"]), "--out", str(tmp_path / "run"), "--seed", "-1"])
+    assert exit_info.value.code == 2 and "argument --seed: must be a non-negative integer, got -1" in _error(capsys)
+
+
+def test_train_without_resume_keeps_an_existing_run(phantom, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"an earlier run")
+    assert main(["train", "--pairs", str(phantom["train"]), "--out", str(run), "--steps", "1", "--quiet"]) == 2
+    assert _error(capsys) == (
+        f"innreg: error: {run}: holds a training run (checkpoint.pt); continue it with --resume or choose another --out"
+    )
+    assert (run / "checkpoint.pt").read_bytes() == b"an earlier run"
+
+
+def test_a_device_from_the_config_file_is_named_as_its_key(phantom, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"train": {"device": "tpu"}}))
+    args = ["train", "--pairs", str(phantom["train"]), "--out", str(tmp_path / "run"), "--config", str(config)]
+    assert main(args) == 2
+    assert _error(capsys) == f"innreg: error: {config}: train.device tpu: expected auto, cpu or cuda[:k]"
+    assert main([*args, "--device", "tpu"]) == 2  # the option, where given, is what is named
+    assert _error(capsys) == "innreg: error: --device tpu: expected auto, cpu or cuda[:k]"
+
+
+def test_demo_refuses_a_device_before_generating_data(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "tpu"]) == 2
+    assert "--device tpu" in _error(capsys)
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [("train", "innreg: interrupted; progress so far is saved (--resume continues the run)"), ("evaluate", "innreg: interrupted")],
+)
+def test_an_interrupt_says_what_the_command_keeps(command, said, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_command", lambda name: SimpleNamespace(run=interrupted))
+    assert cli._run(argparse.Namespace(command=command)) == 130
+    assert _error(capsys) == said
