@@ -26,7 +26,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
-from innreg.atomic import staged_dir
+from innreg.atomic import check_folder_spares_inputs, staged_dir
 from innreg.data import (
     Interpolation,
     PairRecord,
@@ -46,7 +46,11 @@ from innreg.errors import InnregInputError, about_file
 from innreg.inference import RegistrationResult
 from innreg.losses import nmi
 from innreg.metrics import dice_per_label, hd95_per_label, ncc, neg_jacobian_fraction, ssim
-from innreg.results import EvaluationSummary, Overlap, PairMetrics, TranslationFidelity, write_results
+from innreg.results import PER_PAIR_FILE, EvaluationSummary, Overlap, PairMetrics, TranslationFidelity, write_results
+
+EVALUATION_OUTPUTS = (PER_PAIR_FILE, "summary.json", "summary.md", "pairs", "overview_*.png")
+"""What :func:`evaluate` writes into its folder (glob patterns): a new evaluation replaces all of them, so no
+earlier run's overview or label map stays beside its results."""
 
 
 class Registrar(Protocol):
@@ -91,7 +95,9 @@ def _masks(registrar: Registrar, record: PairRecord, fixed, method: str) -> dict
     return masks
 
 
-def endpoint_error_mm(ddf: np.ndarray, true_ddf: np.ndarray, spacing: Sequence[float], mask: np.ndarray | None) -> float:
+def endpoint_error_mm(
+    ddf: np.ndarray, true_ddf: np.ndarray, spacing: Sequence[float], mask: np.ndarray | None
+) -> float:
     """Mean Euclidean distance in mm between two displacement fields ``(dim, *S)`` (inside ``mask``)."""
     scale = np.asarray(spacing, dtype=np.float64).reshape(-1, *([1] * (ddf.ndim - 1)))
     err = np.sqrt((((ddf - true_ddf) * scale) ** 2).sum(axis=0))
@@ -173,14 +179,21 @@ def evaluate(
 ) -> EvaluationSummary:
     """Register every pair of a manifest with labels and write ``per_pair.csv``, ``summary.json``,
     ``summary.md``, the warped label maps and a few overview PNGs into ``out_dir``: all of them once every
-    pair has been scored (a failing pair leaves ``out_dir`` as it was).
+    pair has been scored (a failing pair leaves ``out_dir`` as it was), replacing an earlier evaluation's
+    (:data:`EVALUATION_OUTPUTS`; other files in ``out_dir`` are kept).
+
+    Raises:
+        InnregInputError: a pair lacks a label map, or one of its files is among the outputs it would replace.
 
     Returns:
         The summary (also written to ``summary.json``).
     """
     records = labelled_records(pairs)
     out_dir = Path(out_dir)
-    with staged_dir(out_dir) as staging:  # a broken later pair leaves no earlier pair's outputs
+    inputs = [(f"pair {i} {k}", v) for i, record in enumerate(records) for k, v in vars(record).items()]
+    check_folder_spares_inputs(out_dir, EVALUATION_OUTPUTS, inputs)
+    # A broken later pair leaves no earlier pair's outputs; an earlier evaluation's outputs go.
+    with staged_dir(out_dir, owned=EVALUATION_OUTPUTS) as staging:
         (staging / "pairs").mkdir()
         rows = _evaluate_pairs(registrar, records, staging, out_dir, overview_pairs, progress, method)
         summary = EvaluationSummary.of_pairs(rows, method)

@@ -7,8 +7,9 @@ percentiles, exactly as in training; the warped output keeps the moving image's 
 The stages that run (the network, then unless ``config.refine.enabled`` is off the per-pair refinement,
 guided by the translated moving image when ``refine.translation_weight > 0`` and by the fixed image
 translated back when ``refine.inverse_weight > 0``) are chosen by
-:func:`innreg.pipeline.registration_chain`; the refinement's time counts in ``RegistrationResult.seconds``. ``load_model(..., translate=False)``
-runs the identical pipeline on the untranslated moving image (the translation ablation).
+:func:`innreg.pipeline.registration_chain`; the refinement's time counts in
+``RegistrationResult.seconds``. ``load_model(..., translate=False)`` runs the identical pipeline on the
+untranslated moving image (the translation ablation).
 """
 
 from __future__ import annotations
@@ -236,14 +237,26 @@ def write_registration(
     ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
     ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
     (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, and ``overview.png``.
+
+    The folder is complete or as it was: the files are staged and moved in once all are written
+    (:func:`innreg.atomic.staged_dir`; the grids last), and the files of an earlier registration in
+    ``out_dir`` that this one does not write (its ``warped_seg.nii.gz``) are removed; other files are kept.
+
+    Raises:
+        InnregInputError: one of the record's files is a registration file in ``out_dir`` (it would be
+            overwritten), or the inputs are bad.
     """
-    from innreg.data import load_image, load_masks, load_pair, save_field, save_image, save_itk_field
-    from innreg.metrics import jacobian_determinant
-    from innreg.reports import registration_overview
-    from innreg.warping import save_grids
+    from dataclasses import fields
+
+    from innreg.atomic import check_folder_spares_inputs, staged_dir
+    from innreg.data import load_masks, load_pair
+    from innreg.warping import FIXED_GRID, MOVING_GRID, REGISTRATION_FILES
 
     out_dir = Path(out_dir)
-    moving, fixed, moving_seg, fixed_seg = load_pair(record)
+    inputs = [(f.name, getattr(record, f.name)) for f in fields(record)]
+    check_folder_spares_inputs(out_dir, REGISTRATION_FILES, inputs)
+    loaded = load_pair(record)
+    moving, fixed, moving_seg, _ = loaded
     moving_mask, fixed_mask = load_masks(record, fixed)
     with about_file(record.moving):
         result = model.register(
@@ -252,7 +265,22 @@ def write_registration(
         )
     if on_phase is not None:
         on_phase("write outputs")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with staged_dir(out_dir, owned=REGISTRATION_FILES, last=(FIXED_GRID, MOVING_GRID)) as staging:
+        _write_outputs(model, record, result, loaded, fixed_mask, staging)
+    return result
+
+
+def _write_outputs(
+    model: RegistrationModel, record, result: RegistrationResult, loaded: tuple, fixed_mask, out_dir: Path
+) -> None:
+    """The files of :func:`write_registration`, written into ``out_dir`` (its staging folder); ``loaded``:
+    :func:`~innreg.data.load_pair`'s images of ``record``."""
+    from innreg.data import load_image, save_field, save_image, save_itk_field
+    from innreg.metrics import jacobian_determinant
+    from innreg.reports import registration_overview
+    from innreg.warping import save_grids
+
+    moving, fixed, moving_seg, fixed_seg = loaded
     save_image(out_dir / "warped.nii.gz", result.warped, fixed, dtype=np.float32)
     # In the fixed image's units (HU for CT: a synthetic CT), so a viewer, and the overview, show it in the
     # fixed image's window.
@@ -272,4 +300,3 @@ def write_registration(
         jacobian=jac, moving_seg=None if moving_seg is None else moving_seg.array,
         fixed_seg=None if fixed_seg is None else fixed_seg.array, warped_seg=result.warped_seg,
     )
-    return result

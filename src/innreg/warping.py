@@ -3,7 +3,9 @@
 ``innreg register`` writes into its output folder, besides the warped images, everything a later
 application needs: ``ddf.nii.gz`` / ``inverse_ddf.nii.gz`` (innreg's voxel convention, on the fixed
 grid) and the two grids, ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` (all-zero images carrying
-the fixed and the original moving image's shape, affine and header).
+the fixed and the original moving image's shape, affine and header). The folder is written whole
+(staged, the grids moved in last; :func:`innreg.inference.write_registration`), so one with its grids is
+complete, and ``apply`` refuses to write its output over one of the folder's files or over its input.
 
 * Forward (moving space -> fixed grid): the image is resampled onto the fixed grid through world
   coordinates and pulled back through ``ddf``, exactly what ``register`` does to the moving image and
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from innreg.atomic import check_not_input
 from innreg.data import (
     Image, Interpolation, background_value, load_field, load_image, load_labels, resample_to, save_image,
 )
@@ -36,6 +39,12 @@ from innreg.nn import warp
 
 FIXED_GRID = "fixed_grid.nii.gz"
 MOVING_GRID = "moving_grid.nii.gz"
+REGISTRATION_FILES = (
+    "warped.nii.gz", "translated.nii.gz", "ddf.nii.gz", "inverse_ddf.nii.gz", "ddf_itk.nii.gz",
+    "inverse_ddf_itk.nii.gz", FIXED_GRID, MOVING_GRID, "warped_seg.nii.gz", "overview.png",
+)
+"""Every file ``innreg register`` may write into a registration folder (:func:`innreg.inference.write_registration`):
+a new registration replaces them all, removing those it does not write, and ``apply`` never overwrites one."""
 
 
 def save_grids(out_dir: str | os.PathLike, fixed: Image, moving: Image) -> None:
@@ -71,7 +80,8 @@ def apply(
         registration: the folder ``register`` wrote (``--out``, or one pair's sub-folder).
         image: a NIfTI path or an :class:`Image`: moving-space data (forward) or fixed-space data
             (``inverse``), on any grid.
-        out: optional destination ``.nii``/``.nii.gz`` (atomic write).
+        out: optional destination ``.nii``/``.nii.gz`` (atomic write); neither ``image`` nor a file of
+            the registration.
         labels: nearest-neighbour interpolation and integer output, for label maps.
         inverse: map fixed-space data onto the moving grid instead of moving-space data onto the fixed grid.
         device: where the warp runs: ``cpu`` (default), ``cuda[:k]`` or ``auto``. The resampling onto
@@ -86,6 +96,9 @@ def apply(
     dev = resolve_device(device)
     if not registration.is_dir():
         raise InnregInputError(f"{registration}: registration folder not found")
+    if out is not None:
+        own = [("a file of the registration", registration / name) for name in REGISTRATION_FILES]
+        check_not_input(out, [("image", None if isinstance(image, Image) else image), *own])
     fixed = _grid(registration, FIXED_GRID)
     target = _grid(registration, MOVING_GRID) if inverse else fixed
     ddf = load_field(registration / ("inverse_ddf.nii.gz" if inverse else "ddf.nii.gz"), like=fixed)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from innreg.cli.options import DEVICE_HELP, add_mask_options, add_refine_options, load_model_from_args, records_with_masks
+from innreg.cli.options import (
+    DEVICE_HELP, add_mask_options, add_refine_options, load_model_from_args, records_with_masks,
+)
 from innreg.errors import InnregInputError
 
 HELP = "register one pair (--moving/--fixed) or every pair of a manifest (--pairs)"
@@ -25,16 +27,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from innreg.atomic import check_output_dir, staged_dir
+    from innreg.atomic import check_folder_spares_inputs, check_output_dir, staged_dir
     from innreg.data import PairRecord, read_manifest
+    from innreg.warping import REGISTRATION_FILES
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
     check_output_dir(args.out)  # an unusable --out fails now, not after the registration
-    model = load_model_from_args(args)
+    inputs = [("--model", args.model), ("--pairs", args.pairs), ("--fixed-mask", args.fixed_mask),
+              ("--moving-mask", args.moving_mask)]  # fmt: skip
     if args.pairs is not None:
         records = records_with_masks(read_manifest(args.pairs), args)
         names = [f"{i:04d}_{Path(record.moving).name.split('.')[0]}" for i, record in enumerate(records)]
+        # A pair's folder is replaced whole: no input may lie in one.
+        inputs += [(f"pair {i} {k}", v) for i, r in enumerate(records) for k, v in vars(r).items()]
+        check_folder_spares_inputs(args.out, names, inputs)
+        model = load_model_from_args(args)
         with staged_dir(args.out) as staging:  # a broken later pair leaves no earlier pair's outputs
             _register_all(model, records, [staging / name for name in names], args.quiet)
         for i, name in enumerate(names):
@@ -44,6 +52,10 @@ def run(args: argparse.Namespace) -> None:
             moving=args.moving, fixed=args.fixed, moving_seg=args.moving_seg,
             fixed_mask=args.fixed_mask, moving_mask=args.moving_mask,
         )
+        inputs += [("--moving", args.moving), ("--fixed", args.fixed), ("--moving-seg", args.moving_seg)]
+        check_folder_spares_inputs(args.out, REGISTRATION_FILES, inputs)
+        model = load_model_from_args(args)
+        # Staged (innreg.inference.write_registration): an interrupted run leaves --out as it was.
         _register_all(model, [record], [args.out], args.quiet)
         print(f"outputs: {args.out}")
 
