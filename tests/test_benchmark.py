@@ -25,7 +25,9 @@ TINY = {
 def data(tmp_path_factory) -> dict[str, Path]:
     """4 phantom pairs of 32x32 (2 train, 2 test) and a small-network YAML config."""
     root = tmp_path_factory.mktemp("bench")
-    paths = generate_phantom_dataset(root / "data", n=4, dim=2, size=(32, 32), seed=0, test_fraction=0.5, progress=False)
+    paths = generate_phantom_dataset(
+        root / "data", n=4, dim=2, size=(32, 32), seed=0, test_fraction=0.5, progress=False
+    )
     paths["config"] = root / "tiny.yaml"
     paths["config"].write_text(yaml.safe_dump(TINY))
     return paths
@@ -36,7 +38,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_benchmark_in_process_writes_tables_and_resumes(data, tmp_path, monkeypatch):
+def test_benchmark_in_process_writes_tables_and_resumes(data, tmp_path, monkeypatch, capsys):
     import innreg.baselines.ants
 
     def no_ants():
@@ -48,6 +50,7 @@ def test_benchmark_in_process_writes_tables_and_resumes(data, tmp_path, monkeypa
         steps=3, device="cpu", config=data["config"], progress=False, isolate=False,
     )  # fmt: skip
     md = run_benchmark(settings)
+    assert capsys.readouterr().err == "benchmark: ants-syn: not run: needs the antspyx package\n"  # told once
 
     rows = _rows(tmp_path / "results.csv")
     assert [r["method"] for r in rows] == ["identity", "innreg"]
@@ -93,7 +96,8 @@ def test_benchmark_rejects_unknown_methods_and_missing_manifests(data, tmp_path,
     args = ["benchmark", "--train", str(data["train"]), "--test", str(data["test"]), "--out", str(tmp_path)]
     assert main([*args, "--methods", "identity,nosuch"]) == 2
     assert "unknown method(s) nosuch" in capsys.readouterr().err
-    assert main(["benchmark", "--train", str(tmp_path / "none.csv"), "--test", str(data["test"]), "--out", str(tmp_path)]) == 2
+    missing = ["--train", str(tmp_path / "none.csv"), "--test", str(data["test"]), "--out", str(tmp_path)]
+    assert main(["benchmark", *missing]) == 2
     assert "none.csv" in capsys.readouterr().err
 
 
@@ -134,6 +138,7 @@ def test_convergence_study_records_dice_every_k_steps(data, tmp_path):
     assert (tmp_path / "convergence.png").stat().st_size > 0
     # The training run is the benchmark's fit folder, so a benchmark in the same folder reuses it.
     assert (tmp_path / "innreg" / "fit" / "model.pt").is_file()
+    assert json.loads((tmp_path / "innreg" / "inputs.json").read_text())["steps"] == 2  # what it was trained from
 
 
 def test_learned_methods_start_from_defaults_sized_like_innreg_train(tmp_path):

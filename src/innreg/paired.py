@@ -50,16 +50,18 @@ class PairedDifference:
 def paired_difference(
     a: Sequence[float], b: Sequence[float], confidence: float = 0.95, resamples: int = 10000, seed: int = 0
 ) -> PairedDifference:
-    """Compare ``a`` and ``b``, one value per pair in the same order; pairs with a NaN are left out.
+    """Compare ``a`` and ``b``, one value per pair in the same order; pairs with a NaN (undefined) are left out.
 
     Raises:
-        ValueError: on different lengths, or fewer than two pairs with both values.
+        ValueError: on different lengths, an infinite value, or fewer than two pairs with both values.
     """
     from scipy import stats
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"paired values need two equal-length lists, got shapes {a.shape} and {b.shape}")
+    if np.isinf(a).any() or np.isinf(b).any():  # its mean and interval would be inf and NaN
+        raise ValueError("paired values must be finite (or NaN where undefined), got an infinite one")
     both = ~(np.isnan(a) | np.isnan(b))
     a, b = a[both], b[both]
     d = a - b

@@ -204,8 +204,8 @@ class EvaluationSummary:
 
     def per_label(self) -> dict[str, float]:
         """``{"dice_<label>": mean, "hd95_<label>": mean}``, keys sorted as strings (the JSON layout)."""
-        named = {f"{metric}_{k}": v for metric, values in zip(_LABEL_METRICS, (self.per_label_dice, self.per_label_hd95))
-                 for k, v in values.items()}  # fmt: skip
+        by_metric = zip(_LABEL_METRICS, (self.per_label_dice, self.per_label_hd95))
+        named = {f"{metric}_{k}": v for metric, values in by_metric for k, v in values.items()}
         return dict(sorted(named.items()))
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,8 +267,20 @@ def write_results(pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_
 
 def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str, str], float]:
     """One metric of a ``per_pair.csv`` (or of the evaluation folder holding one), keyed by the pair's
-    ``(moving, fixed)`` paths; an empty cell reads as NaN."""
+    ``(moving, fixed)`` paths.
+
+    An undefined value reads as NaN (left out of paired comparisons): the evaluation writes ``nan`` where
+    a metric has no value for the pair (e.g. Dice of a label absent from both label maps) and leaves the
+    cell empty where the pair lacks the label or the optional metric. No metric it writes can be
+    infinite, so ``inf`` is refused.
+
+    Raises:
+        InnregInputError: not UTF-8 CSV, a repeated column name, a missing column, a row whose cells do
+            not match the header, a non-numeric or infinite ``metric`` value, or a pair listed twice; the
+            message names the file (and the line and column).
+    """
     import csv
+    import io
 
     from innreg.errors import InnregInputError
 
@@ -277,14 +289,35 @@ def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str
         path = path / PER_PAIR_FILE
     if not path.is_file():
         raise InnregInputError(f"{path}: no such file (expected the {PER_PAIR_FILE} of an evaluation)")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"moving", "fixed", metric} <= set(rows[0]):
-        raise InnregInputError(f"{path}: needs columns moving, fixed and {metric}")
     try:
-        values = {(r["moving"], r["fixed"]): float(r[metric]) if r[metric] else float("nan") for r in rows}
-    except ValueError as err:
-        raise InnregInputError(f"{path}: column {metric} is not numeric ({err})") from err
-    if len(values) < len(rows):  # keyed by pair, a repeated pair would silently keep only its last row
-        raise InnregInputError(f"{path}: a (moving, fixed) pair appears more than once; pairs must be unique")
+        text = path.read_bytes().decode("utf-8-sig")  # -sig: a spreadsheet's byte-order mark
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, [])
+        rows = [(reader.line_num, row) for row in reader if row]
+    except UnicodeDecodeError as err:
+        raise InnregInputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except csv.Error as err:
+        raise InnregInputError(f"{path}: not a readable CSV file ({err})") from None
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:  # a reader keyed by name would silently take one of them
+        raise InnregInputError(f"{path}: repeats the column(s) {', '.join(repeated)}")
+    if not rows or not {"moving", "fixed", metric} <= set(header):
+        raise InnregInputError(f"{path}: needs columns moving, fixed and {metric}")
+    column = {name: i for i, name in enumerate(header)}
+    values: dict[tuple[str, str], float] = {}
+    for line, row in rows:
+        where = f"{path}: line {line}"
+        if len(row) != len(header):
+            raise InnregInputError(f"{where}: {len(row)} cells, but the header has {len(header)}")
+        cell = row[column[metric]].strip()
+        try:
+            value = float(cell) if cell else math.nan
+        except ValueError:
+            raise InnregInputError(f"{where}: column {metric} is not numeric ({cell!r})") from None
+        if math.isinf(value):
+            raise InnregInputError(f"{where}: column {metric} is {cell}, which no evaluation writes (undefined is nan)")
+        key = (row[column["moving"]], row[column["fixed"]])
+        if key in values:  # keyed by pair, a repeated pair would silently keep only its last row
+            raise InnregInputError(f"{where}: the pair {key[0]}, {key[1]} appears more than once; pairs must be unique")
+        values[key] = value
     return values

@@ -4,15 +4,18 @@
 method (the learned ones with the same step budget), scores it with
 :func:`innreg.evaluation.evaluate` (one metrics code path for all) and writes
 
-* ``DIR/<method>/fit/`` (training run), ``DIR/<method>/eval/`` (per-pair CSV, summary, overview) and
-  ``DIR/<method>/result.json`` (summary + cost), or ``DIR/<method>/error.txt`` when a method could
-  not run (e.g. ANTs not installed);
+* ``DIR/<method>/fit/`` (training run), ``DIR/<method>/eval/`` (per-pair CSV, summary, overview),
+  ``DIR/<method>/result.json`` (summary + cost) and ``DIR/<method>/inputs.json`` (what they were
+  computed from), or ``DIR/<method>/error.txt`` (the failed method's log) when a method could not run
+  (e.g. ANTs not installed); each failure is reported once, as one line on stderr;
 * ``DIR/results.csv``, ``DIR/results.md`` and ``DIR/dice_bars.png`` over all finished methods.
 
 Each method runs in its own Python process (``python -m innreg.cli benchmark ... --one-method NAME``)
 so its peak resident memory (``getrusage`` max RSS: interpreter, libraries, data, training and
-evaluation together) is its own. A finished method (``result.json`` present) is skipped on a rerun,
-and an interrupted training resumes from its checkpoint.
+evaluation together) is its own. On a rerun a finished method is kept only when ``inputs.json``
+records today's manifests (and the files they list), steps, dim and config
+(:mod:`innreg.benchmark.inputs`); otherwise it runs again, saying so on stderr. An interrupted
+training from the same inputs resumes from its checkpoint.
 
 ``--convergence`` instead trains the given methods (default: ``innreg`` and ``innreg-no-barrier``)
 while measuring the test Dice on a fixed subset of pairs every ``--eval-every`` steps, and writes

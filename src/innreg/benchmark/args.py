@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from innreg.benchmark.convergence import convergence_study
-from innreg.benchmark.run import run_benchmark, run_method
+from innreg.benchmark.run import METHOD_NOT_RUN, run_benchmark, run_method
 from innreg.benchmark.settings import CONVERGENCE_METHODS, DEFAULT_METHODS, RESULT_FILE, BenchmarkSettings
 from innreg.cli_types import positive_int
 from innreg.errors import InnregInputError
@@ -16,25 +16,30 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``innreg benchmark``."""
     from innreg.baselines import METHODS
 
-    parser.add_argument("--train", required=True, type=Path, help="manifest CSV of the training pairs")
-    parser.add_argument("--test", required=True, type=Path, help="manifest CSV of the test pairs (with moving_seg, fixed_seg)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (results.csv, results.md, dice_bars.png, one folder per method)")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--train", required=True, type=Path, help="manifest CSV of the training pairs")
+    add("--test", required=True, type=Path, help="manifest CSV of the test pairs (with moving_seg, fixed_seg)")
+    add("--out", required=True, type=Path,
+        help="output folder (results.csv, results.md, dice_bars.png, one folder per method)")
+    add(
         "--methods",
         default=None,
         help=f"comma-separated methods (default: all; with --convergence: {','.join(CONVERGENCE_METHODS)}); "
         f"known: {', '.join(METHODS)}",
     )
-    parser.add_argument("--steps", type=positive_int, default=1200, help="training steps of every learned method (default: 1200)")
-    parser.add_argument("--device", default="auto", help="compute device: auto, cpu or cuda[:k] (default: auto)")
-    parser.add_argument("--dim", type=int, choices=(2, 3), default=2, help="2D or 3D images (default: 2)")
-    parser.add_argument("--config", type=Path, help="YAML base config for the learned methods (their own switches override it)")
-    parser.add_argument("--in-process", action="store_true", help="run all methods in this process (peak memory is then cumulative)")
-    parser.add_argument("--convergence", action="store_true", help="Dice against training step instead of the comparison table")
-    parser.add_argument("--eval-every", type=positive_int, default=None, help="with --convergence: steps between evaluations (default: steps/20)")
-    parser.add_argument("--convergence-pairs", type=positive_int, default=10, help="with --convergence: test pairs evaluated (default: 10)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--one-method", action="store_true", help=argparse.SUPPRESS)  # internal: one method, this process
+    add("--steps", type=positive_int, default=1200, help="training steps of every learned method (default: 1200)")
+    add("--device", default="auto", help="compute device: auto, cpu or cuda[:k] (default: auto)")
+    add("--dim", type=int, choices=(2, 3), default=2, help="2D or 3D images (default: 2)")
+    add("--config", type=Path, help="YAML base config for the learned methods (their own switches override it)")
+    add("--in-process", action="store_true",
+        help="run all methods in this process (peak memory is then cumulative)")
+    add("--convergence", action="store_true", help="Dice against training step instead of the comparison table")
+    add("--eval-every", type=positive_int, default=None,
+        help="with --convergence: steps between evaluations (default: steps/20)")
+    add("--convergence-pairs", type=positive_int, default=10,
+        help="with --convergence: test pairs evaluated (default: 10)")
+    add("--quiet", action="store_true", help="no progress bars")
+    add("--one-method", action="store_true", help=argparse.SUPPRESS)  # internal: one method, this process
 
 
 def run_benchmark_from_args(args: argparse.Namespace) -> Path:
@@ -58,7 +63,10 @@ def run_benchmark_from_args(args: argparse.Namespace) -> Path:
     if args.one_method:
         if len(methods) != 1:
             raise InnregInputError("--one-method: give exactly one method in --methods")
-        run_method(methods[0], settings)
+        try:
+            run_method(methods[0], settings)
+        except InnregInputError:  # its message is in error.txt; the benchmark's process reports it once
+            raise SystemExit(METHOD_NOT_RUN) from None
         return settings.out / methods[0] / RESULT_FILE
     md = run_benchmark(settings)
     print(f"results: {md}")

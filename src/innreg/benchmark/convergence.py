@@ -9,11 +9,14 @@ from typing import Sequence
 import numpy as np
 
 from innreg.atomic import check_output_dir, write_text
-from innreg.benchmark.settings import CONVERGENCE_METHODS
+from innreg.benchmark.inputs import FIT_KEYS, changed, method_inputs, read_inputs, renew
+from innreg.benchmark.settings import CONVERGENCE_METHODS, FIT_DIR
 from innreg.errors import InnregInputError
 
 
-def steps_to_fraction(steps: Sequence[int], dice: Sequence[float], fraction: float = 0.95, start: float = 0.0) -> int | None:
+def steps_to_fraction(
+    steps: Sequence[int], dice: Sequence[float], fraction: float = 0.95, start: float = 0.0
+) -> int | None:
     """First evaluated step whose Dice reaches ``start + fraction * (final - start)``.
 
     With ``start = 0`` this is "steps to reach 95% of the final Dice"; with ``start`` the identity
@@ -55,9 +58,10 @@ def convergence_study(
 
     Every ``eval_every`` steps (and at the last) the model in training registers the first
     ``n_pairs`` test pairs; Dice is computed by the evaluation code. The training run of method ``m``
-    is ``out/m/fit`` (so a later benchmark in the same ``out`` reuses it); when that already holds a
-    model trained without a curve, the study trains again in ``out/m/convergence_run``. Curves are
-    kept in ``out/m/convergence.csv`` and a rerun continues where it stopped.
+    is ``out/m/fit`` (so a later benchmark in the same ``out`` reuses it; its inputs are recorded as the
+    benchmark records them); when that already holds a model trained without a curve, or from other
+    inputs, the study trains again in ``out/m/convergence_run``. Curves are kept in ``out/m/convergence.csv``
+    and a rerun continues where it stopped.
 
     Returns:
         ``out/convergence.md`` (also written: ``convergence.csv`` with all curves, ``convergence.png``).
@@ -93,10 +97,15 @@ def convergence_study(
             raise InnregInputError(f"--methods {name}: the convergence study needs a method trained by innreg train")
         curve_path = out / name / "convergence.csv"
         curve = _read_curve(curve_path)
-        shared_dir, own_dir = out / name / "fit", out / name / "convergence_run"
-        # The benchmark's training run carries the curve, unless it finished before any curve existed.
+        shared_dir, own_dir = out / name / FIT_DIR, out / name / "convergence_run"
+        # The benchmark's training run carries the curve, unless it finished before any curve existed or
+        # was trained from other inputs (or from unrecorded ones) than these.
         finished_without_curve = (shared_dir / "model.pt").exists() and not curve_path.exists()
-        run_dir = own_dir if own_dir.exists() or finished_without_curve else shared_dir
+        inputs = method_inputs(name, Path(train), Path(test), steps, dim, config and Path(config))
+        shared_differs = shared_dir.exists() and bool(set(FIT_KEYS) & set(changed(read_inputs(out / name), inputs)))
+        run_dir = own_dir if own_dir.exists() or finished_without_curve or shared_differs else shared_dir
+        if not shared_dir.exists() and run_dir == shared_dir:
+            renew(out / name, inputs)  # so a benchmark in ``out`` knows what the training run is from
         # The curves follow the network's training, so they register without per-pair refinement.
         run_config = method.run_config(steps, device).updated(refine={"enabled": False})
 
@@ -109,7 +118,8 @@ def convergence_study(
             )
             _write_curve(curve_path, curve)
 
-        print(f"convergence: {name}: training {steps} steps, Dice on {len(pairs)} test pairs every {eval_every}", flush=True)
+        print(f"convergence: {name}: training {steps} steps, Dice on {len(pairs)} test pairs every {eval_every}",
+              flush=True)
         method.fit(train, run_dir, steps, device, progress, on_step=on_step)
         curves[name] = {s: d for s, d in curve.items() if s <= steps}
 

@@ -27,7 +27,8 @@ DEFAULT_METHODS = (
 CONVERGENCE_METHODS = ("innreg", "innreg-no-barrier")
 RESULT_FILE = "result.json"
 EVAL_DIR = "eval"  # DIR/<method>/eval: the method's evaluation (per_pair.csv, summary.json, ...)
-ERROR_FILE = "error.txt"
+FIT_DIR = "fit"  # DIR/<method>/fit: its training run (model.pt, checkpoint.pt, ...)
+ERROR_FILE = "error.txt"  # DIR/<method>/error.txt: why the method did not run (its failure's log)
 
 
 @dataclass
