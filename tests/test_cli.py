@@ -81,6 +81,10 @@ def test_register_batch_form(trained, phantom, tmp_path, capsys):
     assert len(list((tmp_path / "a").glob("*/warped.nii.gz"))) == 2
     code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "b", "--quiet")
     assert code == 0 and "register" not in err
+    # A label map given for one pair is not silently dropped for a manifest's pairs.
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "c",
+                       "--moving-seg", phantom["test"])  # fmt: skip
+    assert code == 2 and err.strip().startswith("innreg: error: --moving-seg: for one pair") and not (tmp_path / "c").exists()
 
 
 def test_register_writes_the_translation_in_the_fixed_images_units(trained, phantom, tmp_path):

@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> None:
 
     if (args.pairs is None) == (args.moving is None or args.fixed is None):
         raise InnregInputError("register: give either --moving and --fixed, or --pairs")
+    if args.pairs is not None and args.moving_seg is not None:
+        raise InnregInputError("--moving-seg: for one pair (--moving/--fixed); with --pairs, the manifest's moving_seg column")
     check_output_dir(args.out)  # an unusable --out fails now, not after the registration
     inputs = [("--model", args.model), ("--pairs", args.pairs), ("--fixed-mask", args.fixed_mask),
               ("--moving-mask", args.moving_mask)]  # fmt: skip
