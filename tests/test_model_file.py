@@ -223,3 +223,18 @@ def test_a_file_of_this_format_without_its_parts_gives_one_clear_line(saved, tmp
     with pytest.raises(InnregInputError, match=needle) as err:
         read_model(path)
     assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+class _RunsCode:
+    """An object whose unpickling would call a function: a model file from an untrusted source."""
+
+    def __reduce__(self):
+        return (print, ("unpickled code ran",))
+
+
+def test_a_file_holding_other_objects_is_refused_without_running_them(tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    torch.save({"format": MODEL_FORMAT, "config": {}, "state_dict": {}, "info": {"note": _RunsCode()}}, path)
+    with pytest.raises(InnregInputError, match="not a plain model file"):
+        read_model(path)
+    assert "unpickled code ran" not in capsys.readouterr().out

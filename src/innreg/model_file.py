@@ -7,6 +7,8 @@ the config travels with the weights, so a model is rebuilt from its file alone.
 
 from __future__ import annotations
 
+import pickle
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,11 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> SavedMod
     if not path.is_file():
         raise InnregInputError(f"{path}: model file not found")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        # Tensors and plain values only: a model file from elsewhere cannot run code when it is read.
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        problem = "not a plain model file (it holds objects other than weights and settings)"
+        raise InnregInputError(f"{path}: {problem}") from err
     except Exception as err:
         problem = f"cannot read model ({err.__class__.__name__}; truncated or not a model.pt)"
         raise InnregInputError(f"{path}: {problem}") from err
