@@ -124,6 +124,20 @@ def write_case(root: Path) -> dict[str, Path]:
     return paths | {"csv": root / "pairs.csv"}
 
 
+@pytest.mark.parametrize("column", ["fixed_mask", "moving_mask"])
+def test_an_empty_mask_is_refused_naming_its_file(tmp_path, column):
+    from innreg.data import load_image
+    from innreg.data.pairs import load_masks
+    from innreg.errors import InnregInputError
+
+    case = write_case(tmp_path)
+    empty = tmp_path / "empty.nii.gz"
+    save_image(empty, np.zeros_like(band_mask(), dtype=np.uint8), load_image(case["fixed"]))
+    record = PairRecord(case["moving"], case["fixed"], **{column: empty})
+    with pytest.raises(InnregInputError, match=f"{empty}: mask has no non-zero voxel"):
+        load_masks(record, load_image(case["fixed"]))
+
+
 def test_manifest_mask_columns_reach_the_dataset_sliced_and_augmented(tmp_path):
     case = write_case(tmp_path)
     records = read_manifest(case["csv"])

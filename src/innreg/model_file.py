@@ -52,7 +52,7 @@ class SavedModel:
 
 def _first_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, Any]) -> str | None:
     """The first difference between a network's ``expected`` weights and the ``saved`` ones, in words
-    (a missing, surplus or differently shaped weight), or ``None`` where they fit."""
+    (a missing, surplus, differently shaped or non-finite weight), or ``None`` where they fit."""
     for name, tensor in expected.items():
         if name not in saved:
             return f"{name} missing"
@@ -61,6 +61,8 @@ def _first_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, Any]) ->
             return f"{name} is not a tensor"
         if found.shape != tensor.shape:
             return f"{name} has shape {tuple(found.shape)}, the config's network {tuple(tensor.shape)}"
+        if found.is_floating_point() and not torch.isfinite(found).all():
+            return f"{name} holds NaN or infinite values (a diverged training)"
     surplus = sorted(map(str, set(saved) - set(expected)))
     return f"{surplus[0]} is not in the config's network" if surplus else None
 

@@ -158,16 +158,25 @@ def load_masks(record: PairRecord, fixed: Image) -> tuple[np.ndarray | None, np.
     like the moving image, and not warped); ``None`` where the record has no mask.
 
     Raises:
-        InnregInputError: unreadable mask, or a mask whose shape differs from its image's.
+        InnregInputError: unreadable mask, a mask whose shape differs from its image's, or an empty mask
+            (the similarity would have nothing to compare).
     """
     fixed_mask = moving_mask = None
     if record.fixed_mask is not None:
-        fixed_mask = (load_labels(record.fixed_mask, like=fixed).array != 0).astype(np.float32)
+        fixed_mask = _non_empty(load_labels(record.fixed_mask, like=fixed).array != 0, record.fixed_mask)
     if record.moving_mask is not None:
         moving = load_image(record.moving)
         mask = load_labels(record.moving_mask, like=moving)
+        _non_empty(mask.array != 0, record.moving_mask)
         moving_mask = (_on_fixed_grid(mask, fixed, Interpolation.NEAREST).array != 0).astype(np.float32)
     return moving_mask, fixed_mask
+
+
+def _non_empty(mask: np.ndarray, path) -> np.ndarray:
+    """``mask`` as float32 ``{0, 1}``; an all-zero mask raises :class:`InnregInputError` naming ``path``."""
+    if not mask.any():
+        raise InnregInputError(f"{path}: mask has no non-zero voxel")
+    return mask.astype(np.float32)
 
 
 class PairDataset(Dataset):
