@@ -241,7 +241,7 @@ def test_a_file_holding_other_objects_is_refused_without_running_them(tmp_path, 
 
 
 def test_weights_with_nan_are_refused_as_a_diverged_training(saved, tmp_path):
-    stored = torch.load(saved, weights_only=True)
+    stored = torch.load(saved[0], weights_only=True)
     name = next(k for k, v in stored["state_dict"].items() if v.is_floating_point())
     stored["state_dict"][name] = torch.full_like(stored["state_dict"][name], float("nan"))
     torch.save(stored, tmp_path / "nan.pt")
