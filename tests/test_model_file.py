@@ -183,6 +183,14 @@ def test_old_file_without_hu_curve_keeps_percentiles_for_ct_in_hu(tmp_path):
     assert read_model(tmp_path / "old.pt").config == config
 
 
+def _edited_copy(source, edit, path):
+    """A copy of the model file ``source`` at ``path`` with ``edit`` applied to its contents."""
+    ckpt = torch.load(source, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "edit, needle",
     [
@@ -194,10 +202,7 @@ def test_old_file_without_hu_curve_keeps_percentiles_for_ct_in_hu(tmp_path):
     ],
 )
 def test_weights_that_do_not_fit_the_config_give_one_clear_line(saved, tmp_path, edit, needle):
-    ckpt = torch.load(saved[0], weights_only=False)
-    edit(ckpt)
-    path = tmp_path / "edited.pt"
-    torch.save(ckpt, path)
+    path = _edited_copy(saved[0], edit, tmp_path / "edited.pt")
     with pytest.raises(InnregInputError, match=needle) as err:
         read_model(path).network()
     message = str(err.value)
@@ -216,10 +221,7 @@ def test_weights_that_do_not_fit_the_config_give_one_clear_line(saved, tmp_path,
     ],
 )
 def test_a_file_of_this_format_without_its_parts_gives_one_clear_line(saved, tmp_path, edit, needle):
-    ckpt = torch.load(saved[0], weights_only=False)
-    edit(ckpt)
-    path = tmp_path / "damaged.pt"
-    torch.save(ckpt, path)
+    path = _edited_copy(saved[0], edit, tmp_path / "damaged.pt")
     with pytest.raises(InnregInputError, match=needle) as err:
         read_model(path)
     assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
@@ -241,9 +243,7 @@ def test_a_file_holding_other_objects_is_refused_without_running_them(tmp_path, 
 
 
 def test_weights_with_nan_are_refused_as_a_diverged_training(saved, tmp_path):
-    stored = torch.load(saved[0], weights_only=True)
-    name = next(k for k, v in stored["state_dict"].items() if v.is_floating_point())
-    stored["state_dict"][name] = torch.full_like(stored["state_dict"][name], float("nan"))
-    torch.save(stored, tmp_path / "nan.pt")
+    name = next(k for k, v in saved[1].state_dict().items() if v.is_floating_point())
+    path = _edited_copy(saved[0], lambda ckpt: ckpt["state_dict"][name].fill_(float("nan")), tmp_path / "nan.pt")
     with pytest.raises(InnregInputError, match=f"{name} holds NaN or infinite values"):
-        read_model(tmp_path / "nan.pt").network()
+        read_model(path).network()
