@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from innreg.errors import TrainingDivergedError
-from innreg.loop import read_checkpoint, run_loop, scheduled_lr, set_lr
+from innreg.loop import optimiser_step, read_checkpoint, run_loop, scheduled_lr, set_lr
 
 
 def test_non_finite_logs_stop_the_loop_and_keep_the_last_checkpoint(tmp_path):
@@ -55,3 +55,13 @@ def test_set_lr_sets_every_group_and_skips_none():
     opt = torch.optim.Adam([{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.5}], lr=1.0)
     set_lr((opt, None), 0.25)
     assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
+
+
+@pytest.mark.parametrize("scaler", [None, torch.amp.GradScaler("cpu", enabled=False)], ids=["plain", "inactive-scaler"])
+def test_non_finite_gradients_of_a_finite_loss_stop_before_the_update(scaler):
+    weight = torch.nn.Parameter(torch.zeros(3))
+    optimiser = torch.optim.SGD([weight], lr=0.1)
+    loss = torch.sqrt(weight).sum()  # 0, with an infinite gradient at 0
+    with pytest.raises(TrainingDivergedError, match="gradients not finite"):
+        optimiser_step(optimiser, loss, [weight], grad_clip=1.0, scaler=scaler)
+    assert torch.equal(weight.detach(), torch.zeros(3))  # the clip's NaN never reached the weights

@@ -109,3 +109,49 @@ def test_joint_steps_leave_the_guide_alone(tiny_dict):
         train_step(state, moving, fixed, config)
     assert all(torch.equal(v, state.model.guide.state_dict()[k]) for k, v in guide.items())
     assert any(not torch.equal(v, state.model.translator.state_dict()[k]) for k, v in translator.items())
+
+
+def test_resume_without_a_config_keeps_the_runs_steps_and_a_lengthened_resume_drops_the_old_model(phantom, tiny_dict, tmp_path):
+    import yaml
+
+    from innreg.training import train
+
+    run = tmp_path / "run"
+    config = Config.from_dict({**tiny_dict, "train": {**tiny_dict["train"], "steps": 2}})
+    train(phantom["train"], run, config, progress=False)
+    finished = torch.load(run / "model.pt", weights_only=True)
+    train(phantom["train"], run, resume=True, progress=False)  # no config: the run's own 2 steps, not 1200
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 2
+    again = torch.load(run / "model.pt", weights_only=True)
+    assert again["info"]["steps"] == 2 and all(torch.equal(v, again["state_dict"][k]) for k, v in finished["state_dict"].items())
+
+    import innreg.training as training
+
+    real_step = training.train_step
+
+    def interrupted(state, *args, **kwargs):
+        if state.step == 2:
+            raise KeyboardInterrupt
+        return real_step(state, *args, **kwargs)
+
+    training.train_step = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(phantom["train"], run, config.updated(train={"steps": 4}), resume=True, progress=False)
+    finally:
+        training.train_step = real_step
+    assert not (run / "model.pt").exists()  # the 2-step model does not stand for the 4-step config.yaml
+
+
+def test_a_resumed_fp16_run_is_refused_on_a_cpu(phantom, tiny_dict, tmp_path):
+    from innreg.errors import InnregInputError
+    from innreg.training import train
+
+    run = tmp_path / "run"
+    config = Config.from_dict({**tiny_dict, "train": {**tiny_dict["train"], "steps": 1}})
+    train(phantom["train"], run, config, progress=False)
+    saved = torch.load(run / "checkpoint.pt", weights_only=False)
+    saved["extra"]["config"]["train"]["precision"] = "fp16"  # as a GPU run would have saved it
+    torch.save(saved, run / "checkpoint.pt")
+    with pytest.raises(InnregInputError, match=r"checkpoint.pt: train.precision fp16: needs a CUDA device"):
+        train(phantom["train"], run, config.updated(train={"steps": 2}), resume=True, progress=False)

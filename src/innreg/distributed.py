@@ -127,11 +127,11 @@ def union_over_ranks(values: set, ctx: DistContext) -> set:
     return set().union(*gathered)
 
 
-def check_precision(precision: Precision | str, device: torch.device) -> Precision:
-    """The precision, refused with a one-line error where the device cannot run it."""
+def check_precision(precision: Precision | str, device: torch.device, where: str = "--precision") -> Precision:
+    """The precision, refused with a one-line error naming ``where`` it came from where the device cannot run it."""
     precision = Precision(precision)
     if precision is Precision.FP16 and device.type != "cuda":
-        raise InnregInputError(f"--precision fp16: needs a CUDA device (this run uses {device}); use bf16 or fp32")
+        raise InnregInputError(f"{where} fp16: needs a CUDA device (this run uses {device}); use bf16 or fp32")
     return precision
 
 

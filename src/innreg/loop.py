@@ -130,14 +130,22 @@ def optimiser_step(
 ) -> None:
     """One update of every trainer: clear the gradients, backpropagate ``loss``, clip the gradients' norm
     to ``grad_clip`` (``train.grad_clip``), step. With a ``scaler`` (mixed precision) the loss is scaled
-    and the gradients unscaled before the clip; the caller calls ``scaler.update()`` once per iteration."""
+    and the gradients unscaled before the clip; the caller calls ``scaler.update()`` once per iteration.
+
+    Raises:
+        TrainingDivergedError: the gradients are not finite (a finite loss can have them), before the
+            update: the clip would turn them into NaN weights. An active fp16 scaler skips such a step
+            itself (and lowers its scale) instead.
+    """
     optimiser.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
     else:
         scaler.scale(loss).backward()
         scaler.unscale_(optimiser)
-    torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    if not torch.isfinite(norm) and (scaler is None or not scaler.is_enabled()):
+        raise TrainingDivergedError("gradients not finite")
     if scaler is None:
         optimiser.step()
     else:

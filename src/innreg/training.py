@@ -169,7 +169,7 @@ def train(
         out_dir: run directory (created); holds ``config.yaml``, ``checkpoint.pt``, ``history.csv``,
             ``loss_curve.png`` and, at the end, ``model.pt``.
         config: the run config (defaults if ``None``). With ``resume=True`` the checkpoint's config
-            is used, except ``train.steps`` which may be raised to train longer.
+            is used, except ``train.steps`` which a given config may raise to train longer.
         resume: continue from ``out_dir/checkpoint.pt``.
         progress: show a progress bar with the losses.
         on_step: optional callback after each joint step with the :class:`TrainState` and the step's
@@ -202,16 +202,17 @@ def _train(
     """The body of :func:`train`, in a run folder that exists."""
     import yaml
 
+    requested_steps = None if config is None else config.train.steps  # no config: the run's own steps
     config = config or Config()
     ctx, device = distributed.setup(resolve_device(config.train.device, where="train.device"))
     distributed.check_precision(config.train.precision, device)
     if resume and ckpt_path.exists():
-        requested_steps = config.train.steps
         # The data workers belong to this machine, like the device (the batches are the same either way).
         machine = {"data_workers": config.train.data_workers}
         saved = read_checkpoint(ckpt_path, "train")
         config = upgraded_config(saved["extra"]["config"], str(ckpt_path)).updated(train=machine)  # older runs too
-        if requested_steps > config.train.steps:
+        distributed.check_precision(config.train.precision, device, f"{ckpt_path}: train.precision")
+        if requested_steps is not None and requested_steps > config.train.steps:
             config = config.updated(train={"steps": requested_steps})
         state = build_state(config, device)
         state.loop = restore(saved, state.parts())
@@ -235,8 +236,10 @@ def _train(
         return distributed.mean_over_ranks(logs, ctx, device)
 
     if main and state.step < t.steps:
-        # Joint steps still to run change the model: later stages' checkpoints from before are stale.
-        for stale in [*out_dir.glob("translator_round*_checkpoint.pt"), out_dir / "distillation_checkpoint.pt"]:
+        # Joint steps still to run change the model: later stages' checkpoints and a model.pt from before
+        # are stale (a model.pt stands for a finished run of config.yaml).
+        stale_files = [*out_dir.glob("translator_round*_checkpoint.pt"), out_dir / "distillation_checkpoint.pt"]
+        for stale in [*stale_files, out_dir / "model.pt"]:
             stale.unlink(missing_ok=True)
     run_loop(
         "train", t.steps, step_fn, state.parts(), ckpt_path, t.checkpoint_every, progress and main,
