@@ -111,7 +111,7 @@ def test_joint_steps_leave_the_guide_alone(tiny_dict):
     assert any(not torch.equal(v, state.model.translator.state_dict()[k]) for k, v in translator.items())
 
 
-def test_resume_without_a_config_keeps_the_runs_steps_and_a_lengthened_resume_drops_the_old_model(phantom, tiny_dict, tmp_path):
+def test_resume_without_a_config_keeps_the_runs_steps_and_a_longer_one_drops_the_old_model(phantom, tiny_dict, tmp_path):
     import yaml
 
     from innreg.training import train
@@ -123,7 +123,8 @@ def test_resume_without_a_config_keeps_the_runs_steps_and_a_lengthened_resume_dr
     train(phantom["train"], run, resume=True, progress=False)  # no config: the run's own 2 steps, not 1200
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 2
     again = torch.load(run / "model.pt", weights_only=True)
-    assert again["info"]["steps"] == 2 and all(torch.equal(v, again["state_dict"][k]) for k, v in finished["state_dict"].items())
+    assert again["info"]["steps"] == 2
+    assert all(torch.equal(v, again["state_dict"][k]) for k, v in finished["state_dict"].items())
 
     import innreg.training as training
 
