@@ -111,7 +111,7 @@ def test_joint_steps_leave_the_guide_alone(tiny_dict):
     assert any(not torch.equal(v, state.model.translator.state_dict()[k]) for k, v in translator.items())
 
 
-def test_resume_without_a_config_keeps_the_runs_steps_and_a_longer_one_drops_the_old_model(phantom, tiny_dict, tmp_path):
+def test_resume_without_config_keeps_its_steps_and_a_longer_one_drops_the_old_model(phantom, tiny_dict, tmp_path):
     import yaml
 
     from innreg.training import train
