@@ -190,7 +190,7 @@ def evaluate(
     """
     records = labelled_records(pairs)
     out_dir = Path(out_dir)
-    inputs = [(f"pair {i} {k}", v) for i, record in enumerate(records) for k, v in vars(record).items()]
+    inputs = [(f"pair {i} {k}", v) for i, record in enumerate(records) for k, v in record.files()]
     check_folder_spares_inputs(out_dir, EVALUATION_OUTPUTS, inputs)
     # A broken later pair leaves no earlier pair's outputs; an earlier evaluation's outputs go.
     with staged_dir(out_dir, owned=EVALUATION_OUTPUTS) as staging:

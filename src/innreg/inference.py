@@ -246,15 +246,12 @@ def write_registration(
         InnregInputError: one of the record's files is a registration file in ``out_dir`` (it would be
             overwritten), or the inputs are bad.
     """
-    from dataclasses import fields
-
     from innreg.atomic import check_folder_spares_inputs, staged_dir
     from innreg.data import load_masks, load_pair
     from innreg.warping import FIXED_GRID, MOVING_GRID, REGISTRATION_FILES
 
     out_dir = Path(out_dir)
-    inputs = [(f.name, getattr(record, f.name)) for f in fields(record)]
-    check_folder_spares_inputs(out_dir, REGISTRATION_FILES, inputs)
+    check_folder_spares_inputs(out_dir, REGISTRATION_FILES, record.files())
     loaded = load_pair(record)
     moving, fixed, moving_seg, _ = loaded
     moving_mask, fixed_mask = load_masks(record, fixed)

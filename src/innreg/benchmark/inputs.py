@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,9 @@ def _manifest(path: Path) -> dict[str, str]:
 
     listed = hashlib.sha256()
     for record in read_manifest(path):
-        for f in fields(record):
-            file = getattr(record, f.name)
-            if file is not None:
-                stat = file.stat()
-                listed.update(f"{f.name}\0{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        for column, file in record.files():
+            stat = file.stat()
+            listed.update(f"{column}\0{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return {"path": str(path.resolve()), "sha256": _sha256(path), "files": listed.hexdigest()}
 
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
         records = records_with_masks(read_manifest(args.pairs), args)
         names = [f"{i:04d}_{Path(record.moving).name.split('.')[0]}" for i, record in enumerate(records)]
         # A pair's folder is replaced whole: no input may lie in one.
-        inputs += [(f"pair {i} {k}", v) for i, r in enumerate(records) for k, v in vars(r).items()]
+        inputs += [(f"pair {i} {k}", v) for i, r in enumerate(records) for k, v in r.files()]
         check_folder_spares_inputs(args.out, names, inputs)
         model = load_model_from_args(args)
         with staged_dir(args.out) as staging:  # a broken later pair leaves no earlier pair's outputs

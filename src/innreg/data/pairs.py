@@ -65,6 +65,10 @@ class PairRecord:
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, f.name, Path(value))
 
+    def files(self) -> list[tuple[str, Path]]:
+        """``(column, path)`` of every file the record names, in column order."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None]
+
 
 def read_manifest(csv_path: str | os.PathLike) -> list[PairRecord]:
     """Read a pair manifest (see the module docstring).
@@ -163,20 +167,20 @@ def load_masks(record: PairRecord, fixed: Image) -> tuple[np.ndarray | None, np.
     """
     fixed_mask = moving_mask = None
     if record.fixed_mask is not None:
-        fixed_mask = _non_empty(load_labels(record.fixed_mask, like=fixed).array != 0, record.fixed_mask)
+        fixed_mask = (load_labels(record.fixed_mask, like=fixed).array != 0).astype(np.float32)
+        _check_not_empty(fixed_mask, record.fixed_mask)
     if record.moving_mask is not None:
         moving = load_image(record.moving)
         mask = load_labels(record.moving_mask, like=moving)
-        _non_empty(mask.array != 0, record.moving_mask)
+        _check_not_empty(mask.array, record.moving_mask)
         moving_mask = (_on_fixed_grid(mask, fixed, Interpolation.NEAREST).array != 0).astype(np.float32)
     return moving_mask, fixed_mask
 
 
-def _non_empty(mask: np.ndarray, path) -> np.ndarray:
-    """``mask`` as float32 ``{0, 1}``; an all-zero mask raises :class:`InnregInputError` naming ``path``."""
+def _check_not_empty(mask: np.ndarray, path: Path) -> None:
+    """An all-zero ``mask`` raises :class:`InnregInputError` naming ``path``."""
     if not mask.any():
         raise InnregInputError(f"{path}: mask has no non-zero voxel")
-    return mask.astype(np.float32)
 
 
 class PairDataset(Dataset):
