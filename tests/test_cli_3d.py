@@ -57,11 +57,13 @@ def test_3d_cpu_defaults_train_at_half_resolution_and_gpu_gets_the_full_budget(t
     # The half-resolution CPU network is trained with a stronger smoothness term; 2D and GPU keep 1.
     assert config.loss.w_smooth == 10.0
     assert gpu.loss.w_smooth == Config.sized_for(2, "cpu").loss.w_smooth == Config().loss.w_smooth
-    # 3D refines with twice the coarse levels' demons steps and 12 at full resolution, computed at the
-    # velocity grid's points, on any device; 2D keeps the plain schedule on every voxel.
+    # 3D refines with a longer schedule (more affine and coarse demons steps, 12 at full resolution, computed
+    # at the velocity grid's points) on any device; 2D keeps the short schedule on every voxel.
     assert gpu.refine.steps == config.refine.steps == (40, 30, 20, 12)
+    assert gpu.refine.affine_steps == config.refine.affine_steps == (6, 3)
+    assert (Config().refine.affine_steps, Config().refine.affine_factors) == ((3, 2), (8, 4))
     assert gpu.refine.fine_update == config.refine.fine_update == FineUpdate.GRID
-    assert (Config().refine.steps, Config().refine.fine_update) == ((20, 15, 10, 5), FineUpdate.VOXELS)
+    assert (Config().refine.steps, Config().refine.fine_update) == ((5, 5, 10, 5), FineUpdate.VOXELS)
     assert Config.sized_for(2, "cpu").refine == Config().refine
     assert gpu.refine.inverse_weight == config.refine.inverse_weight == 0.0 < Config().refine.inverse_weight  # 2D only
     # Refined fields did not help in 3D (benchmarks/scale3d.md): a CPU distils the affine maps alone, a

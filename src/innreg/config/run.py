@@ -82,10 +82,12 @@ class Config:
         on an H200 the CPU-side augmentation was 2.2 s of a 3.1 s step in 3D and 0.07 of 0.35 s in 2D
         (``benchmarks/RESULTS.md`` section 20); the batches are the same.
 
-        3D (any device): twice the refinement's demons steps on the coarse levels and 12 at full
+        3D (any device): a longer refinement, 40, 30 and 20 demons steps on the coarse levels and 12 at full
         resolution, computed at the velocity grid's points and pooled over a neighbourhood (``refine: {steps:
-        (40, 30, 20, 12), fine_update: grid}``, ``grid_pool_sigma: 1``). On the scale3d volumes
-        (``benchmarks/scale3d.md``) twice the steps on every level gained 0.011 Dice (three times 0.014). The
+        (40, 30, 20, 12), fine_update: grid}``, ``grid_pool_sigma: 1``), after 6 and 3 affine steps (``affine_steps:
+        (6, 3)``; 2D's shorter (3, 2) and (5, 5, 10, 5) were measured in 2D only, ``benchmarks/RESULTS.md`` section
+        39). On the scale3d volumes (``benchmarks/scale3d.md``) twice the 2D steps of then, (20, 15, 10, 5), on every
+        level gained 0.011 Dice (three times 0.014). The
         full-resolution level was most of the 3D seconds: 8 steps on every voxel kept Dice within 0.001 of 10
         (``benchmarks/RESULTS.md`` section 30); 12 at the grid's points took 6.5 instead of 8.0 s a pair for
         0.7857 vs 0.7845 Dice on a T2 -> T1 tune set (unpooled 0.7830) and 0.7488 vs 0.7436 held out on CT
@@ -133,7 +135,10 @@ class Config:
         if dim == 3:
             config = config.updated(
                 model={"inn_latent": 0},
-                refine={"steps": (40, 30, 20, 12), "fine_update": FineUpdate.GRID, "inverse_weight": 0.0},
+                refine={
+                    "steps": (40, 30, 20, 12), "affine_steps": (6, 3), "fine_update": FineUpdate.GRID,
+                    "inverse_weight": 0.0,
+                },
                 train={"distil_steps": 0},
             )
         if dim == 3 and device_type == "cpu":

@@ -251,13 +251,16 @@ class RefineConfig:
     # stage beats starting from the full field, whose local errors the refinement does not undo.
     init: RefineInit = RefineInit.AFFINE
     # Affine correction first (capture range): downsampling factors and Gauss-Newton steps per level.
+    # 2D: (3, 2) and demons steps (5, 5, 10, 5) kept Dice of (6, 3) and (20, 15, 10, 5) within 0.0005 on
+    # two PD -> T1 sets for about 15 % of a pair's seconds (benchmarks/RESULTS.md section 39); 3D keeps
+    # its own schedule (Config.sized_for).
     affine_factors: tuple[int, ...] = (8, 4)
-    affine_steps: tuple[int, ...] = (6, 3)
+    affine_steps: tuple[int, ...] = (3, 2)
     # Levenberg-Marquardt damping of the affine steps, as a fraction of the normal matrix' diagonal.
     affine_damping: float = 0.1
     # Pyramid levels, coarse to fine: image downsampling factor and demons steps per level.
     factors: tuple[int, ...] = (8, 4, 2, 1)
-    steps: tuple[int, ...] = (20, 15, 10, 5)
+    steps: tuple[int, ...] = (5, 5, 10, 5)
     # The velocity grid is never finer than 1/grid_factor of the image: smoother fields, fewer folds.
     grid_factor: int = 2
     # Where the demons update of the levels finer than the velocity grid (the full-resolution level) is
