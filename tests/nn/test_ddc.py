@@ -53,6 +53,21 @@ def test_ddc_subnet_starts_at_zero_and_learns(dim):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_ddc_subnet_without_autograd_gives_the_same_values_and_leaves_its_input(dim):
+    """Without autograd the subnet's element-wise steps run in place (registering): same output, input kept."""
+    net = DDCSubnet(2, 4, hidden=8, dim=dim, kernel_size=3)
+    torch.nn.init.normal_(net.proj_out.weight)  # a trained, non-zero last layer
+    x = torch.randn(2, 2, *([5] * dim))
+    kept = x.clone()
+    with_grad = net(x)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), with_grad, rtol=0, atol=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), with_grad.detach(), rtol=0, atol=0)
+    assert torch.equal(x, kept)
+
+
 def test_kernel_size_must_be_odd():
     with pytest.raises(ValueError, match="odd"):
         DynamicDepthwiseConv(4, dim=2, kernel_size=4)
