@@ -62,6 +62,8 @@ def test_head_motion_options_reach_the_generator(tmp_path, capsys):
     "options, needle",
     [
         (["--size", "12x32"], "at least 16"),
+        (["--size", "100000x100000"], "at most 16777216 voxels"),
+        (["--dim", "3", "--size", "512x512x512"], "at most 16777216 voxels"),
         (["--size", "32x32x32"], "needs 2 values"),
     ],
 )

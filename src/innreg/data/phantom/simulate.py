@@ -19,6 +19,8 @@ given. The affine of every image records this geometry in mm.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -62,6 +64,9 @@ ANATOMY_VARIATION = DeformationParams(
     rotation_deg=4.0, scale=(0.94, 1.06), shear=0.03, translation=0.02, elastic_magnitude_vox=2.0
 )
 MIN_SIZE = 16
+# At most 256**3 voxels: a pair's simulation holds a few dozen float arrays of the grid (a 256**3 pair needs
+# several GB); a larger size ended in an out-of-memory traceback instead of a one-line error.
+MAX_VOXELS = 256**3
 _SUB_SLICES_MM = (-2.0, -1.0, 0.0, 1.0, 2.0)  # through-plane samples of a 2D slice up to 5 mm thick
 
 
@@ -125,6 +130,8 @@ def check_size(dim: int, size: Sequence[int]) -> tuple[int, ...]:
     size = tuple(int(s) for s in size)
     if len(size) != dim or min(size) < MIN_SIZE:
         raise InnregInputError(f"size={size}: need {dim} sizes of at least {MIN_SIZE} voxels for dim={dim}")
+    if math.prod(size) > MAX_VOXELS:
+        raise InnregInputError(f"size={size}: at most {MAX_VOXELS} voxels (e.g. 256x256x256 or 4096x4096)")
     return size
 
 
