@@ -8,7 +8,7 @@ import torch
 from innreg import demons
 from innreg.config import FineUpdate, RefineConfig
 from innreg.core.filters import gaussian_smooth, spatial_gradient
-from innreg.demons import LevelUpdate, demons_update, gauss_newton_step
+from innreg.demons import LevelUpdate, demons_update, gauss_newton_step, residual_and_gradient
 
 
 def test_demons_update_hand_computed():
@@ -17,12 +17,23 @@ def test_demons_update_hand_computed():
     _, j = torch.meshgrid(torch.arange(6.0), torch.arange(7.0), indexing="ij")
     target = (0.5 * j)[None, None]
     moved = target + 0.1
-    update = demons_update(moved, target, spatial_gradient(target), RefineConfig(residual_damping=0.025))
+    update = demons_update(moved, target, RefineConfig(residual_damping=0.025))
     assert update.shape == (1, 2, 6, 7)
     torch.testing.assert_close(update[0, 0], torch.zeros(6, 7))
     torch.testing.assert_close(update[0, 1], torch.full((6, 7), -0.05 / 0.12525))
     # Matched images give no update.
-    assert not demons_update(target, target, spatial_gradient(target), RefineConfig()).any()
+    assert not demons_update(target, target, RefineConfig()).any()
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 9, 7), (1, 2, 6, 5, 4)])
+def test_esm_gradient_is_the_mean_of_both_gradients(shape):
+    # Computed as the gradient of the mean image: the same as the mean of the two gradients (central
+    # differences inside, one-sided at the border), and the residual is moved - target.
+    generator = torch.Generator().manual_seed(2)
+    moved, target = (torch.rand(shape, generator=generator) for _ in range(2))
+    residual, gradient = residual_and_gradient(moved, target)
+    torch.testing.assert_close(residual, moved - target)
+    torch.testing.assert_close(gradient, (spatial_gradient(moved) + spatial_gradient(target)) / 2)
 
 
 def test_demons_update_in_slabs_matches_one_piece(monkeypatch):
@@ -31,11 +42,11 @@ def test_demons_update_in_slabs_matches_one_piece(monkeypatch):
     generator = torch.Generator().manual_seed(3)
     moved, target = (torch.rand(1, 4, 11, 6, 5, generator=generator) for _ in range(2))
     weight = torch.rand(1, 1, 11, 6, 5, generator=generator)
-    target_gradient, config = spatial_gradient(target), RefineConfig()
-    whole = [demons_update(moved, target, target_gradient, config, w) for w in (None, weight)]
+    config = RefineConfig()
+    whole = [demons_update(moved, target, config, w) for w in (None, weight)]
     monkeypatch.setattr(demons, "_SLAB_VOXELS", 3 * 6 * 5)
     for w, expected in zip((None, weight), whole):
-        in_slabs = demons_update(moved, target, target_gradient, config, w)
+        in_slabs = demons_update(moved, target, config, w)
         torch.testing.assert_close(in_slabs, expected, rtol=1e-6, atol=1e-7)
 
 

@@ -22,10 +22,12 @@ from innreg.core.warp import integrate_velocity, resize_field, sample_on_grid, s
 _SLAB_VOXELS = 1 << 18
 
 
-def residual_and_gradient(moved: Tensor, target: Tensor, target_gradient: Tensor) -> tuple[Tensor, Tensor]:
+def residual_and_gradient(moved: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Descriptor residual ``(1, K, *S)`` and the ESM gradient ``(1, K, dim, *S)`` (mean of the warped
-    moving and the fixed descriptors' gradients: a better Gauss-Newton step than either alone)."""
-    return moved - target, spatial_gradient(moved).add_(target_gradient).mul_(0.5)
+    moving and the fixed descriptors' gradients: a better Gauss-Newton step than either alone). Taken as
+    the gradient of their mean (differences are linear): one pass over the gradients fewer than adding a
+    stored fixed gradient, about 5 % of a 2D demons step."""
+    return moved - target, spatial_gradient(moved + target).mul_(0.5)
 
 
 def gauss_newton_step(
@@ -46,16 +48,12 @@ def gauss_newton_step(
     return numerator * (-config.step_size / (denominator + 1e-6))
 
 
-def _demons_update_rows(
-    moved: Tensor, target: Tensor, target_gradient: Tensor, config: RefineConfig, weight: Tensor | None
-) -> Tensor:
+def _demons_update_rows(moved: Tensor, target: Tensor, config: RefineConfig, weight: Tensor | None) -> Tensor:
     """:func:`demons_update` of one block of rows (all of them, or a slab with its halo)."""
-    return gauss_newton_step(*residual_and_gradient(moved, target, target_gradient), config, weight)
+    return gauss_newton_step(*residual_and_gradient(moved, target), config, weight)
 
 
-def demons_update(
-    moved: Tensor, target: Tensor, target_gradient: Tensor, config: RefineConfig, weight: Tensor | None = None
-) -> Tensor:
+def demons_update(moved: Tensor, target: Tensor, config: RefineConfig, weight: Tensor | None = None) -> Tensor:
     """Per-voxel Gauss-Newton displacement ``(1, dim, *S)`` (voxels) reducing ``|moved - target|^2``.
 
     ``u = -step_size * sum_k r_k g_k / (sum_k |g_k|^2 / dim + residual_damping * sum_k r_k^2)`` over
@@ -71,14 +69,13 @@ def demons_update(
     rows = moved.shape[2]
     slab = max(1, _SLAB_VOXELS // math.prod(moved.shape[3:]))
     if slab >= rows or moved.device.type != "cpu":
-        return _demons_update_rows(moved, target, target_gradient, config, weight)
-    update = moved.new_empty(moved.shape[0], target_gradient.shape[2], *moved.shape[2:])
+        return _demons_update_rows(moved, target, config, weight)
+    update = moved.new_empty(moved.shape[0], moved.dim() - 2, *moved.shape[2:])
     for start in range(0, rows, slab):
         stop = min(rows, start + slab)
         low, high = max(0, start - 1), min(rows, stop + 1)
         part = _demons_update_rows(
-            moved[:, :, low:high], target[:, :, low:high], target_gradient[:, :, :, low:high], config,
-            None if weight is None else weight[:, :, low:high],
+            moved[:, :, low:high], target[:, :, low:high], config, None if weight is None else weight[:, :, low:high]
         )
         update[:, :, start:stop] = part[:, :, start - low : stop - low]
     return update
@@ -117,8 +114,7 @@ class LevelUpdate:
         self.moving_mask = moving_mask
         self.on_grid = self.grid != self.level and config.fine_update == FineUpdate.GRID
         if not self.on_grid:
-            self.source, self.target, self.target_gradient = source, target, spatial_gradient(target)
-            self.fixed_mask = fixed_mask
+            self.source, self.target, self.fixed_mask = source, target, fixed_mask
             return
         channels, dim = target.shape[1], len(self.grid)
         at_points = target.new_zeros(1, dim, *self.grid)
@@ -146,7 +142,7 @@ class LevelUpdate:
         if not self.on_grid:
             field = resize_field(field, self.level)
             weight = similarity_weight(self.fixed_mask, self.moving_mask, field, PaddingMode.ZEROS)
-            update = demons_update(warp(self.source, field), self.target, self.target_gradient, self.config, weight)
+            update = demons_update(warp(self.source, field), self.target, self.config, weight)
             return resize_field(update, self.grid)
         channels, dim = self.target.shape[1], len(self.grid)
         sampled = sample_on_grid(self.source, field)

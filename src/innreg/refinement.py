@@ -52,7 +52,7 @@ from torch import Tensor
 from innreg.chain import StageChain, StagePair
 from innreg.config import RefineConfig
 from innreg.core.affine import affine_ddf, rescale_affine
-from innreg.core.filters import gaussian_smooth, spatial_gradient
+from innreg.core.filters import gaussian_smooth
 from innreg.core.transform import Transform
 from innreg.demons import LevelUpdate, residual_and_gradient
 from innreg.losses import mind_descriptor
@@ -159,7 +159,6 @@ def optimise_affine(
     for factor, steps in zip(config.affine_factors, config.affine_steps):
         level = _level_shape(shape, factor)
         source, target = _descriptors(warped, fixed, level, config, fixed_translated)
-        target_gradient = spatial_gradient(target)
         level_fixed_mask, level_moving_mask = _downsample_mask(fixed_mask, level), _downsample_mask(moving_mask, level)
         level_matrix, level_translation = rescale_affine(matrix, translation, shape, level)
         centre = torch.tensor([(s - 1) / 2 for s in level], device=fixed.device, dtype=fixed.dtype)
@@ -170,7 +169,7 @@ def optimise_affine(
             # padding, 0.99-1.01 with border padding).
             field = affine_ddf(level_matrix, level_translation, level)
             moved = warp(source, field, padding=PaddingMode.BORDER)
-            residual, gradient = residual_and_gradient(moved, target, target_gradient)
+            residual, gradient = residual_and_gradient(moved, target)
             weight = similarity_weight(level_fixed_mask, level_moving_mask, field, PaddingMode.BORDER)
             if weight is not None:
                 residual, gradient = residual * weight, gradient * weight.unsqueeze(2)
