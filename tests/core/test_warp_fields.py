@@ -55,6 +55,19 @@ def test_label_maps_warp_to_their_exact_values(dtype):
     torch.testing.assert_close(warp(shifted, ddf, mode="nearest", fill=-5), out.to(torch.int64) - 5, rtol=0, atol=0)
 
 
+def test_label_maps_warp_alike_either_side_of_float32s_exact_integers():
+    # Values within 2**24 of the fill are sampled directly, others through their sorted distinct values: the
+    # same map, shifted up to and across that bound, warps to the same labels either way (outside: the fill).
+    generator = torch.Generator().manual_seed(4)
+    labels = torch.randint(1, 5, (1, 1, 9, 8), generator=generator)
+    ddf = 3 * torch.randn(1, 2, 9, 8, generator=generator)
+    small = warp(labels, ddf, mode="nearest")
+    assert (small == 0).any() and (small > 0).any()
+    for offset in (2**24 - 4, 2**24 - 3, 614454277):  # largest value 2**24 (direct), 2**24 + 1 and beyond (sorted)
+        large = warp(labels + offset, ddf, mode="nearest")
+        torch.testing.assert_close(large, torch.where(small == 0, 0, small + offset), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shape", CASES)
 def test_small_velocity_integrates_to_itself(shape, smooth_field):
     velocity = smooth_field(shape, amplitude=0.05, sigma=2)
