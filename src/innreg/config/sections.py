@@ -252,8 +252,9 @@ class RefineConfig:
     init: RefineInit = RefineInit.AFFINE
     # Affine correction first (capture range): downsampling factors and Gauss-Newton steps per level.
     # 2D: (3, 2) and demons steps (5, 5, 10, 5) kept Dice of (6, 3) and (20, 15, 10, 5) within 0.0005 on
-    # two PD -> T1 sets for about 15 % of a pair's seconds (benchmarks/RESULTS.md section 39); 3D keeps
-    # its own schedule (Config.sized_for).
+    # two PD -> T1 sets for about 15 % of a pair's seconds; --no-translate lost 0.003-0.005 with them (the
+    # translated channel is what lets the coarse levels converge in a few steps; benchmarks/RESULTS.md
+    # section 39). 3D keeps its own schedule (Config.sized_for).
     affine_factors: tuple[int, ...] = (8, 4)
     affine_steps: tuple[int, ...] = (3, 2)
     # Levenberg-Marquardt damping of the affine steps, as a fraction of the normal matrix' diagonal.

@@ -20,7 +20,6 @@ given. The affine of every image records this geometry in mm.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
