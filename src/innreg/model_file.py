@@ -8,7 +8,6 @@ the config travels with the weights, so a model is rebuilt from its file alone.
 from __future__ import annotations
 
 import pickle
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -89,15 +89,16 @@ def _warp_labels(labels: Tensor, ddf: Tensor, padding: PaddingMode, fill: int) -
     values lie within that of ``fill`` (tissue classes, most atlases) are sampled as they are; others (atlas
     ids such as 614454277, which float32 rounds) through the indices of their sorted distinct values (and
     ``fill``), a sort that the first path saves (about 1 % of a 2D registration)."""
-    relative_to_fill = labels.long() - fill  # zeros padding reads 0, so values are taken relative to fill's
-    if relative_to_fill.abs().max().item() <= round(2 / torch.finfo(ddf.dtype).eps):  # int vs int: exact
-        sampled = _pull_back(relative_to_fill.to(ddf.dtype), ddf, InterpMode.NEAREST, padding).round().long()
-        return (sampled + fill).to(labels.dtype)
-    values, index = torch.unique(torch.cat([labels.flatten(), labels.new_tensor([fill])]), return_inverse=True)
-    outside = index[-1]
-    relative = (index[:-1].view(labels.shape) - outside).to(ddf.dtype)
-    sampled = _pull_back(relative, ddf, InterpMode.NEAREST, padding).round().long() + outside
-    return values[sampled]
+    codes = labels.long() - fill  # zeros padding reads 0, so codes are taken relative to fill's
+    if codes.abs().max().item() <= round(2 / torch.finfo(ddf.dtype).eps):  # int vs int: exact
+        decode = lambda sampled: sampled + fill  # noqa: E731
+    else:
+        values, index = torch.unique(torch.cat([labels.flatten(), labels.new_tensor([fill])]), return_inverse=True)
+        outside = index[-1]
+        codes = index[:-1].view(labels.shape) - outside
+        decode = lambda sampled: values[sampled + outside]  # noqa: E731
+    sampled = _pull_back(codes.to(ddf.dtype), ddf, InterpMode.NEAREST, padding).round().long()
+    return decode(sampled).to(labels.dtype)
 
 
 def sample_on_grid(image: Tensor, ddf: Tensor, padding: PaddingMode | str = PaddingMode.ZEROS) -> Tensor:
