@@ -181,3 +181,23 @@ def test_similarity_term_is_the_joint_training_similarity_and_reaches_the_update
             expected = similarity_loss(config.loss)(warp(moving, start(moving, fixed, with_inverse=False).ddf), fixed)
         assert row["distil_sim"] == pytest.approx(expected.item(), rel=1e-5)
     assert any(not torch.equal(updated[0.0][k], v) for k, v in updated[100.0].items())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_distillation_runs_the_network_at_the_training_precision(phantom, tiny_dict, precision):
+    # train.precision reaches the distillation as it does the joint steps: the network's forward pass under
+    # autocast (bf16 here, on a CPU), the targets and the loss in float32, and the update lands.
+    config = Config.from_dict(tiny_dict).updated(
+        train={"distil_steps": 2, "precision": precision},
+        refine={"factors": [2, 1], "steps": [2, 2], "affine_factors": [2, 1]},
+    )
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    batches = PairBatches(read_manifest(phantom["train"]), config, torch.device("cpu"))
+    autocast = []
+    model.registration.register_forward_hook(lambda *_: autocast.append(torch.is_autocast_enabled("cpu")))
+    before = [p.detach().clone() for p in model.registration.parameters()]
+    history = distil_registration(model, batches, config).history
+    assert len(history) == 2 and all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)
+    assert autocast[-1] is (precision == "bf16")  # the learner's pass (the targets' refinement runs in float32)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.registration.parameters()))

@@ -308,3 +308,24 @@ def test_translator_steps_follow_the_stage_lr_schedule(phantom, tiny_dict, monke
 def test_translator_round_length_is_capped_at_the_joint_steps():
     assert translator_round_steps(TrainConfig()) == 1000  # the defaults: 1200 joint steps
     assert translator_round_steps(TrainConfig(steps=300)) == 300  # a short run stays short
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_stages_run_the_networks_at_the_training_precision(phantom, tiny_dict, precision):
+    # train.precision reaches the stages as it does the joint steps: the translator and the critic run
+    # under autocast (bf16 here, on a CPU), the loss stays float32 and the update lands.
+    config = Config.from_dict(tiny_dict).updated(
+        train={"translator_rounds": 1, "translator_steps": 2, "precision": precision},
+        loss={"w_adv": 0.05}, refine={"factors": [2, 1], "steps": [2, 2]},
+    )
+    torch.manual_seed(0)
+    model = INNReg(config.model)
+    seen = []
+    model.translator.register_forward_hook(lambda module, args, out: seen.append((torch.is_autocast_enabled("cpu"), out.dtype)))
+    before = [p.detach().clone() for p in model.translator.parameters()]
+    rounds = train_translator_stages(model, read_manifest(phantom["train"]), config, torch.device("cpu"))
+    expected = (True, torch.bfloat16) if precision == "bf16" else (False, torch.float32)
+    training = seen[-4:]  # each step: the critic's fake, then the objective's translation (the alignment's before)
+    assert training and all(item == expected for item in training), seen
+    assert all(torch.isfinite(torch.tensor(row["l1"])) for row in rounds[0].history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.translator.parameters()))

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from innreg import distributed
-from innreg.config import Config
+from innreg.config import Config, Precision
 from innreg.core.affine import affine_ddf
 from innreg.core.enums import DistilTarget
 from innreg.core.warp import warp
@@ -132,25 +132,32 @@ def distil_registration(
     params = [p for p in learner.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
     similarity = similarity_loss(config.loss)
+    # train.precision as in the joint steps: the network's forward pass under autocast, the losses in float32.
+    precision = Precision(t.precision)
+    scaler = distributed.grad_scaler(precision, device)  # a no-op unless fp16
 
     def step_fn(step: int) -> dict[str, float]:
         set_lr((opt,), scheduled_lr(t.lr, step, steps, t.stage_lr_schedule))
         moving, fixed = batches(10**6 + step)  # batches the joint training did not draw
         (matrix, translation), target = refined_targets(reference, moving, fixed, config)
         model.train()
-        out = wrapped(moving, fixed, with_inverse=False)
-        distil = out.ddf.new_zeros(()) if target is None else (out.ddf - target).pow(2).sum(1).mean()
+        with distributed.autocast(precision, device):
+            out = wrapped(moving, fixed, with_inverse=False)
+        ddf = out.ddf.float()
+        distil = ddf.new_zeros(()) if target is None else (ddf - target).pow(2).sum(1).mean()
         affine = distil.new_zeros(())
         if out.affine is not None:
             shape = tuple(moving.shape[2:])
-            affine = (affine_ddf(*out.affine, shape) - affine_ddf(matrix, translation, shape)).pow(2).sum(1).mean()
-        smooth = gradient_smoothness(out.local_ddf)
+            mine = affine_ddf(*(part.float() for part in out.affine), shape)
+            affine = (mine - affine_ddf(matrix, translation, shape)).pow(2).sum(1).mean()
+        smooth = gradient_smoothness(out.local_ddf.float())
         total = distil + affine + config.loss.w_smooth * smooth
         sim = distil.new_zeros(())
         if t.distil_similarity > 0:
-            sim = similarity(warp(moving, out.ddf), fixed)
+            sim = similarity(warp(moving, ddf), fixed)
             total = total + t.distil_similarity * sim
-        optimiser_step(opt, total, params, t.grad_clip)
+        optimiser_step(opt, total, params, t.grad_clip, scaler)
+        scaler.update()
         terms = {"distil": distil, "distil_affine": affine, "distil_smooth": smooth, "distil_sim": sim}
         return distributed.mean_over_ranks({name: value.item() for name, value in terms.items()}, ctx, device)
 

@@ -35,6 +35,7 @@ all-reduces the translator's (and a critic's) gradients, so every rank ends with
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from innreg import distributed
-from innreg.config import Config, TrainConfig
+from innreg.config import Config, Precision, TrainConfig
 from innreg.core.filters import gaussian_smooth
 from innreg.data import PairDataset, PairRecord, bias_field, random_bias_coefficients
 from innreg.loop import LoopState, optimiser_step, read_checkpoint, restore, run_loop, scheduled_lr, set_lr
@@ -186,6 +187,13 @@ def train_translator(
     opt = torch.optim.Adam(translator.parameters(), lr=lr, betas=tuple(t.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=tuple(t.betas)) if discriminator else None
     steps = translator_round_steps(t)
+    # train.precision as in the joint steps: the networks' forward passes under autocast, the losses in float32.
+    precision = Precision(t.precision)
+    scaler = distributed.grad_scaler(precision, device)  # a no-op unless fp16
+
+    def amp() -> contextlib.AbstractContextManager:
+        return distributed.autocast(precision, device)
+
     crop = [t.translator_crop if translator.local else 0] * config.model.dim  # see INNTranslator.local
     if hasattr(translator, "slice_axis"):  # a slice-wise guide learns from single slices (innreg.nn.slicewise)
         crop[translator.slice_axis] = 1
@@ -198,22 +206,25 @@ def train_translator(
         moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop, t.translator_bias)
         logs = {}
         if discriminator is not None:
-            with torch.no_grad():
-                fake = translator(moving)
-            # Real and fake in one call: one DDP forward per backward (instance norm is per sample).
-            real_score, fake_score = critic(torch.cat([fixed, fake])).chunk(2)
+            with torch.no_grad(), amp():
+                fake = translator(moving).to(fixed.dtype)
+            with amp():  # real and fake in one call: one DDP forward per backward (instance norm is per sample)
+                real_score, fake_score = critic(torch.cat([fixed, fake])).float().chunk(2)
             d_loss = lsgan_discriminator_loss(real_score, fake_score)
-            optimiser_step(opt_d, d_loss, discriminator.parameters(), t.grad_clip)
+            optimiser_step(opt_d, d_loss, discriminator.parameters(), t.grad_clip, scaler)
             logs["disc"] = d_loss.item()
-        l1, translated = objective(moving, fixed, covered)
-        total = loss_cfg.w_l1 * l1
+        with amp():
+            l1, translated = objective(moving, fixed, covered)
+        total = loss_cfg.w_l1 * l1.float()
         if discriminator is not None:
             discriminator.requires_grad_(False)  # frozen and outside DDP: the generator's step only
-            adv = lsgan_generator_loss(discriminator(translated))
+            with amp():
+                adv = lsgan_generator_loss(discriminator(translated).float())
             discriminator.requires_grad_(True)
             total = total + loss_cfg.w_adv * adv
             logs["adv"] = adv.item()
-        optimiser_step(opt, total, translator.parameters(), t.grad_clip)
+        optimiser_step(opt, total, translator.parameters(), t.grad_clip, scaler)
+        scaler.update()
         logs["l1"] = l1.item()
         return distributed.mean_over_ranks(logs, ctx, device)
 

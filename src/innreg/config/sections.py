@@ -141,6 +141,7 @@ class TrainConfig:
     device: str = "auto"
     augment: bool = True
     checkpoint_every: int = 100
+    # Autocast of the networks' forward passes in the joint steps, the translator stages and the distillation.
     precision: Precision = Precision.FP32
     # Worker processes preparing the next steps' batches (loading, slicing, the random deformation) while
     # a step runs; 0 = in the training process. The batches are the same either way; the pairs are loaded
