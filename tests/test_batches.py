@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
+
 import torch
 import yaml
 
@@ -85,3 +87,27 @@ def test_a_resumed_run_takes_this_machines_workers_and_the_same_batches(phantom,
     assert saved["train"]["data_workers"] == 2
     rows = [list(csv.DictReader((tmp_path / run / "history.csv").open())) for run in ("straight", "resumed")]
     assert rows[0] == rows[1] and len(rows[0]) == 3
+
+
+def test_ranks_take_disjoint_shares_of_each_steps_pairs():
+    from innreg.batches import step_indices
+
+    for step in range(20):
+        shares = [step_indices(10, 2, 0, step, rank, 4) for rank in range(4)]
+        assert all(len(share) == 2 for share in shares)
+        assert len(set(np.concatenate(shares).tolist())) == 8  # 8 distinct pairs of 10: no pair on two ranks
+    # Fewer pairs than the ranks' batches: the order repeats, every pair is used, none twice within a rank.
+    shares = np.concatenate([step_indices(3, 2, 0, 5, rank, 2) for rank in range(2)])
+    assert sorted(set(shares.tolist())) == [0, 1, 2] and all(len(set(s)) == 2 for s in shares.reshape(2, 2).tolist())
+    # One process keeps its draws (runs trained before resume with the same batches).
+    alone = np.random.default_rng([0, 3]).choice(10, size=2, replace=False)
+    assert np.array_equal(step_indices(10, 2, 0, 3), alone)
+    assert not np.array_equal(step_indices(10, 2, 0, 3), step_indices(10, 2, 0, 4))  # by step
+
+
+def test_each_rank_draws_its_share_with_its_own_augmentations(phantom, tiny_config):
+    records = read_manifest(phantom["train"])
+    torch.manual_seed(0)
+    ranks = [PairBatches(records, tiny_config, torch.device("cpu"), (rank, 2)) for rank in range(2)]
+    first, second = (torch.cat(batches(0)) for batches in ranks)
+    assert not torch.equal(first, second)

@@ -41,7 +41,7 @@ def _rank_worker(rank: int, port: int, train_csv: str, config: dict, out: str) -
     state.ddp_discriminator = distributed.wrap(state.discriminator, ctx, device)
     from innreg.data import read_manifest
 
-    batches = PairBatches(read_manifest(train_csv), cfg, device, rank=ctx.rank)
+    batches = PairBatches(read_manifest(train_csv), cfg, device, (ctx.rank, ctx.world_size))
     moving = torch.cat([batches(step)[0] for step in range(4)])
     for step in range(2):
         train_step(state, *batches(step), cfg)

@@ -8,7 +8,8 @@ run in the one loop of :mod:`innreg.loop`, each with its checkpoint in the run f
 resumes where it stopped, in whichever of them.
 
 Multi-process runs (``torchrun ... -m innreg train``, see :mod:`innreg.distributed`) use this same
-loop: each rank draws its own batches, DistributedDataParallel all-reduces the gradients of the
+loop: each rank takes its own share of every step's pairs (:func:`innreg.batches.step_indices`) with its own
+augmentations, DistributedDataParallel all-reduces the gradients of the
 generator and of the discriminator, and rank 0 alone writes files. The translator stages and the
 distillation run data-parallel the same way.
 
@@ -227,7 +228,7 @@ def _train(
         write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t = config.train
-    batches = PairBatches(records, config, device, rank=ctx.rank if ctx.enabled else None)
+    batches = PairBatches(records, config, device, (ctx.rank, ctx.world_size) if ctx.enabled else None)
 
     def step_fn(step: int) -> dict[str, float]:
         batch = batches.batch(step)
