@@ -255,3 +255,45 @@ def test_check_precision():
     assert distributed.check_precision("bf16", torch.device("cpu")) is Precision.BF16
     with pytest.raises(InnregInputError):
         distributed.check_precision("fp16", torch.device("cpu"))
+
+
+def _signal_worker(rank: int, port: int, out: str) -> None:
+    import signal
+
+    import torch.distributed as dist
+
+    from innreg.errors import StopSignal
+    from innreg.loop import read_checkpoint, run_loop
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    ctx, device = distributed.setup("cpu")
+    model = torch.nn.Linear(1, 1)
+
+    def step_fn(step: int) -> dict[str, float]:
+        if rank == 1 and step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the signal reaches rank 1 first (rank 0 never gets it)
+        total = torch.ones(1)
+        dist.all_reduce(total)  # the steps' collectives keep the ranks in lockstep, as DDP's do
+        return {"total": total.item()}
+
+    path = Path(out) / "loop.pt"
+    try:
+        run_loop("demo", 5, step_fn, {"w": model}, path, checkpoint_every=100, progress=False,
+                 writer=ctx.is_main, agree=distributed.loop_agreement(ctx, device))  # fmt: skip
+        stopped = None
+    except StopSignal as err:
+        stopped = err.signum
+    saved = read_checkpoint(path, "demo")["step"]  # every rank sees rank 0's checkpoint once it stops
+    torch.save({"stopped": stopped, "saved": saved}, Path(out) / f"signal_rank{rank}.pt")
+    distributed.teardown(ctx)
+
+
+def test_a_signal_that_reaches_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    # SIGTERM on rank 1 alone: both ranks stop after step 2 (the agreement is reached after each step), and
+    # rank 0's checkpoint of step 2 exists before either rank leaves the loop.
+    import signal
+
+    mp.spawn(_signal_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"signal_rank{r}.pt") for r in (0, 1)]
+    assert ranks[0] == ranks[1] == {"stopped": signal.SIGTERM, "saved": 2}

@@ -1,5 +1,5 @@
-"""``innreg train`` killed with SIGKILL at random points and resumed ends with the weights of an
-uninterrupted run (same data order, one thread, so the same floating-point sums)."""
+"""``innreg train`` killed with SIGKILL at random points, or stopped by SIGTERM, and resumed ends with the weights
+of an uninterrupted run (same data order, one thread, so the same floating-point sums)."""
 
 from __future__ import annotations
 
@@ -69,5 +69,38 @@ def test_train_killed_at_random_points_resumes_to_the_same_weights(phantom, tmp_
     resumed = torch.load(run / "model.pt", weights_only=False)
     uninterrupted = torch.load(reference / "model.pt", weights_only=False)
     assert resumed["info"]["steps"] == uninterrupted["info"]["steps"] == STEPS
+    for name, value in uninterrupted["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
+def test_train_stopped_by_sigterm_saves_its_step_and_resumes_to_the_same_weights(phantom, tmp_path, tiny_dict, capsys):
+    # A batch system's time limit: SIGTERM, then SIGKILL some seconds later. The run finishes its step, writes
+    # the checkpoint (none is due before the end here), says so and exits with 143; --resume then ends
+    # with the weights of an uninterrupted run.
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_dict | {"train": {**tiny_dict["train"], "augment": True}}))
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    run = tmp_path / "stopped"
+    command = _command(phantom["train"], run, config, resume=False)
+    command[command.index("--checkpoint-every") + 1] = "1000"
+    command.remove("--quiet")
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The progress bar (not --quiet) shows when the loop runs: stop it after its second step.
+    seen = ""
+    while "2/" + str(STEPS) not in seen and proc.poll() is None:
+        seen += proc.stderr.read(1)
+    proc.send_signal(signal.SIGTERM)
+    err = seen + proc.stderr.read()
+    assert proc.wait(timeout=60) == 143, err
+    assert "innreg: stopped by SIGTERM; progress so far is saved (--resume continues the run)" in err
+    assert 2 <= _checkpoint_step(run / "checkpoint.pt") < STEPS and not (run / "model.pt").exists()
+
+    assert main(_command(phantom["train"], run, config, resume=True)[3:]) == 0
+    reference = tmp_path / "uninterrupted"
+    assert main(_command(phantom["train"], reference, config, resume=False)[3:]) == 0
+    capsys.readouterr()
+    resumed = torch.load(run / "model.pt", weights_only=False)
+    uninterrupted = torch.load(reference / "model.pt", weights_only=False)
     for name, value in uninterrupted["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -1,11 +1,15 @@
-"""The training loop: a non-finite loss stops it before anything from the diverged step is saved."""
+"""The training loop: a non-finite loss stops it before anything from the diverged step is saved; SIGINT and
+SIGTERM stop it after the step in progress, with its checkpoint."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import pytest
 import torch
 
-from innreg.errors import TrainingDivergedError
+from innreg.errors import StopSignal, TrainingDivergedError
 from innreg.loop import optimiser_step, read_checkpoint, run_loop, scheduled_lr, set_lr
 
 
@@ -65,3 +69,43 @@ def test_non_finite_gradients_of_a_finite_loss_stop_before_the_update(scaler):
     with pytest.raises(TrainingDivergedError, match="gradients not finite"):
         optimiser_step(optimiser, loss, [weight], grad_clip=1.0, scaler=scaler)
     assert torch.equal(weight.detach(), torch.zeros(3))  # the clip's NaN never reached the weights
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_ends_the_loop_after_the_step_with_its_checkpoint(tmp_path, signum):
+    # Ctrl-C or a batch system's SIGTERM arriving mid-step: the step finishes, the checkpoint (not due
+    # before step 100) holds it, and the loop resumes from there.
+    model = torch.nn.Linear(1, 1)
+    finished = []
+
+    def step_fn(step: int) -> dict[str, float]:
+        if step == 2:
+            os.kill(os.getpid(), signum)
+        with torch.no_grad():
+            model.bias += 1.0
+        finished.append(step)
+        return {"total": float(step)}
+
+    path = tmp_path / "loop.pt"
+    handling = signal.getsignal(signum)
+    with pytest.raises(StopSignal) as stopped:
+        run_loop("demo", 6, step_fn, {"w": model}, path, checkpoint_every=100, progress=False)
+    assert stopped.value.signum == signum and finished == [0, 1, 2]
+    saved = read_checkpoint(path, "demo")
+    assert saved["step"] == 3 and saved["parts"]["w"]["bias"].item() == pytest.approx(model.bias.item())
+    assert signal.getsignal(signum) == handling  # the loop's handler is gone again
+    state = run_loop("demo", 6, step_fn, {"w": model}, path, checkpoint_every=100, progress=False)
+    assert state.step == 6 and finished == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
+def test_a_second_signal_stops_at_once(tmp_path):
+    def step_fn(step: int) -> dict[str, float]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the second signal ends the step")
+
+    with pytest.raises(StopSignal):
+        run_loop("demo", 3, step_fn, {"w": torch.nn.Linear(1, 1)}, tmp_path / "loop.pt", progress=False)
+    assert not (tmp_path / "loop.pt").exists()  # nothing half-done was saved

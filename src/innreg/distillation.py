@@ -164,7 +164,8 @@ def distil_registration(
     try:
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
         show = progress and ctx.is_main
-        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main)
+        agree = distributed.loop_agreement(ctx, device)
+        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree)
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -10,8 +10,10 @@ variables (a plain ``innreg train``) everything here is a no-op on one process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -115,6 +117,21 @@ def mean_over_ranks(values: dict[str, float], ctx: DistContext, device: torch.de
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return dict(zip(keys, (t / ctx.world_size).tolist()))
+
+
+def max_over_ranks(value: int, ctx: DistContext, device: torch.device) -> int:
+    """The largest ``value`` over all ranks (``value`` itself on one process); every rank must call it."""
+    if not ctx.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)  # NCCL reduces device tensors only
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def loop_agreement(ctx: DistContext, device: torch.device) -> Callable[[int], int] | None:
+    """The ``agree`` of :func:`innreg.loop.run_loop` for this process: :func:`max_over_ranks` under torchrun,
+    ``None`` (nothing to agree on) for one process."""
+    return functools.partial(max_over_ranks, ctx=ctx, device=device) if ctx.enabled else None
 
 
 def union_over_ranks(values: set, ctx: DistContext) -> set:

@@ -21,6 +21,16 @@ class TrainingDivergedError(RuntimeError):
     """
 
 
+class StopSignal(KeyboardInterrupt):
+    """A training loop stopped on SIGINT (Ctrl-C) or SIGTERM (a batch system's time limit or preemption)
+    after the step in progress, with its checkpoint written; ``signum`` is the signal, so the command
+    line exits with the shell's status for it (128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class GeometryWarning(UserWarning):
     """A file's header geometry that innreg reads one way (nibabel's: the sform when set, else the qform) and ITK
     or ANTs may read another, so a transform exported for them (``ddf_itk.nii.gz``) may not line up there. The

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from innreg.core.enums import LrSchedule
-from innreg.errors import InnregInputError, TrainingDivergedError
+from innreg.errors import InnregInputError, StopSignal, TrainingDivergedError
 from innreg.model_file import save_atomic
 
 CHECKPOINT_FORMAT = "innreg-checkpoint/2"
@@ -165,6 +165,7 @@ def run_loop(
     writer: bool = True,
     extra: Callable[[], dict] | None = None,
     postfix: tuple[str, ...] = ("total", "sim", "nmi", "l1", "distil"),
+    agree: Callable[[int], int] | None = None,
 ) -> LoopState:
     """Run ``step_fn(k)`` for the steps ``k`` not done yet, up to ``steps``; return the final state.
 
@@ -189,6 +190,14 @@ def run_loop(
         writer: whether this process writes the checkpoint (rank 0 of a multi-process run).
         extra: returns the checkpoint's ``extra`` entry at save time.
         postfix: log keys shown on the progress bar.
+        agree: under torchrun, ``agree(value)`` is the largest ``value`` over the ranks (a collective every
+            rank calls once after each step, :func:`innreg.distributed.max_over_ranks`): a stop signal that
+            reached one rank first stops every rank after the same step, and all wait for the checkpoint
+            before leaving (a rank that left early would make torchrun kill the one writing it).
+
+    Raises:
+        StopSignal: SIGINT or SIGTERM arrived (see :func:`_stop_after_step`); raised after the step in
+            progress and its checkpoint.
     """
     from tqdm.auto import tqdm
 
@@ -223,10 +232,13 @@ def run_loop(
                     on_step(state, logs)
                 bar.update(1)
                 bar.set_postfix({k: f"{logs[k]:.3f}" for k in postfix if k in logs})
-                if state.step % checkpoint_every == 0 or state.step == steps or stop_requested():
+                stop = stop_requested() if agree is None else agree(stop_requested())
+                if state.step % checkpoint_every == 0 or state.step == steps or stop:
                     save()
-                if stop_requested():
-                    raise KeyboardInterrupt
+                if stop:
+                    if agree is not None:
+                        agree(stop)  # every rank waits here for the checkpoint
+                    raise StopSignal(stop)
         finally:
             bar.close()
     return state
@@ -241,23 +253,30 @@ def _diverged(name: str, step: int, what: str, checkpoint: Path | None, saved_st
     )
 
 
+# Signals that stop a loop after its step: Ctrl-C, and the SIGTERM of a batch system's time limit or
+# preemption (SLURM sends it, then SIGKILL after KillWait, 30 s by default; torchrun passes it on).
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
 @contextlib.contextmanager
-def _stop_after_step() -> Iterator[Callable[[], bool]]:
-    """Ctrl-C (SIGINT) asks the loop to stop after the step in progress, so the checkpoint it then
-    writes is consistent (never half an update); a second Ctrl-C stops at once. Outside the main
-    thread, where no handler can be installed, Ctrl-C stops at once (the last checkpoint stands)."""
+def _stop_after_step() -> Iterator[Callable[[], int]]:
+    """SIGINT (Ctrl-C) or SIGTERM asks the loop to stop after the step in progress, so the checkpoint it
+    then writes is consistent (never half an update); a second signal stops at once. Yields a function
+    returning the first signal's number, 0 before one. Outside the main thread, where no handler can be
+    installed, the signals keep their own handling (the last checkpoint stands)."""
     requested: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield lambda: 0
         return
 
     def handler(signum, frame) -> None:
         if requested:
-            raise KeyboardInterrupt
+            raise StopSignal(requested[0])
         requested.append(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in _STOP_SIGNALS}
     try:
-        yield lambda: bool(requested)
+        yield lambda: requested[0] if requested else 0
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handling in previous.items():
+            signal.signal(signum, handling)

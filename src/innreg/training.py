@@ -245,6 +245,7 @@ def _train(
     run_loop(
         "train", t.steps, step_fn, state.parts(), ckpt_path, t.checkpoint_every, progress and main,
         state=state.loop, on_step=None if on_step is None else lambda _, logs: on_step(state, logs), writer=main, extra=lambda: {"config": config.to_dict()},
+        agree=distributed.loop_agreement(ctx, device),
     )
     batches.close()  # the translator stages draw their own batches; the distillation starts the workers again
     model_path = out_dir / "model.pt"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import warnings
 from importlib import import_module
@@ -94,7 +95,9 @@ def _run(args: argparse.Namespace) -> int:
     except TrainingDivergedError as err:
         print(f"innreg: error: {_one_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"innreg: interrupted{_INTERRUPTED.get(args.command, '')}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"innreg: {what}{_INTERRUPTED.get(args.command, '')}", file=sys.stderr)
+        return 128 + signum
     return 0
