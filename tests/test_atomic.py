@@ -138,3 +138,36 @@ def test_check_folder_spares_inputs_refuses_inputs_among_the_owned_entries(tmp_p
             check_folder_spares_inputs(out, owned, [("--fixed", None), ("--moving", inside)])
     outside = [("--moving", out / "moving.nii.gz"), ("--fixed", tmp_path / "warped.nii.gz")]
     check_folder_spares_inputs(out, owned, outside)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are cleared on POSIX only")
+def test_a_write_clears_what_a_killed_writer_of_this_host_left(tmp_path):
+    # A writer killed mid-write (SIGKILL skips its clean-up) leaves its hidden temporary file or staging
+    # folder; the next write of the same name removes them, and nothing a live or another host's writer may own.
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    target, folder = tmp_path / "checkpoint.pt", tmp_path / "out"
+    left = [tmp_path / f".checkpoint.pt.{host}-{dead.pid}-abc123.tmp", tmp_path / f".out.{host}-{dead.pid}-abc123.tmp"]
+    kept = [
+        tmp_path / f".checkpoint.pt.{host}-{os.getppid()}-abc123.tmp",  # its writer still runs
+        tmp_path / f".checkpoint.pt.otherhost-{dead.pid}-abc123.tmp",  # another host's: may still run
+        tmp_path / ".checkpoint.pt.abc123.tmp",  # older innreg's name, whose writer cannot be known
+        tmp_path / "notes.txt",
+    ]
+    left[0].write_text("half a checkpoint")
+    left[1].mkdir()
+    (left[1] / "warped.nii.gz").write_text("half an output")
+    for entry in kept:
+        entry.write_text("x")
+    with atomic_output(target) as tmp:
+        tmp.write_text("checkpoint")
+    with staged_dir(folder) as staging:
+        (staging / "a.txt").write_text("a")
+    assert target.read_text() == "checkpoint" and (folder / "a.txt").read_text() == "a"
+    assert not any(entry.exists() for entry in left)
+    assert all(entry.exists() for entry in kept)

@@ -3,7 +3,8 @@
 An interrupted or failing write never leaves a half-written file under the final name; a run that writes
 a folder of outputs stages them in a temporary folder (:func:`staged_dir`), so one that fails half-way
 (a broken image in the tenth pair, Ctrl-C) leaves the folder as it was. An error about the temporary
-file or folder names the user's path instead. :func:`check_not_input` and :func:`check_folder_spares_inputs`
+file or folder names the user's path instead. The temporaries are hidden and named after the target, the host and
+the writing process, so the next write of a target clears those a killed writer of this host left behind. :func:`check_not_input` and :func:`check_folder_spares_inputs`
 refuse, before any work, outputs that would replace one of the run's own inputs.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -21,6 +23,45 @@ from innreg.errors import InnregInputError
 
 Inputs = Iterable[tuple[str, "str | os.PathLike | None"]]
 """``(what, path)`` pairs of a run's input files (``what`` says which input, e.g. ``--moving``); ``None`` skipped."""
+
+
+_HOST = socket.gethostname()
+
+
+def _temporary_name(name: str, suffix: str = "") -> str:
+    """A new hidden name for a temporary sibling of ``name``: ``.NAME.HOST-PID-TOKEN.tmp`` + ``suffix``. The host
+    and the process let a later write of ``name`` clear what a killed writer left (:func:`_clear_leftovers`)."""
+    return f".{name}.{_HOST}-{os.getpid()}-{secrets.token_hex(6)}.tmp{suffix}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
+
+
+def _clear_leftovers(folder: Path, name: str) -> None:
+    """Remove the temporary files and folders of ``name`` in ``folder`` whose writer, a process of this host,
+    no longer runs (SIGKILL mid-write skips the clean-up). Other hosts' are kept, their writers may still run; so
+    is everything on systems without POSIX signals, where ``os.kill(pid, 0)`` would not just ask."""
+    if os.name != "posix":
+        return
+    prefix = f".{name}.{_HOST}-"
+    try:
+        candidates = [entry for entry in folder.iterdir() if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in candidates:
+        pid, _, rest = entry.name[len(prefix) :].partition("-")
+        if pid.isdigit() and ".tmp" in rest and int(pid) != os.getpid() and not _running(int(pid)):
+            try:
+                _remove(entry)
+            except OSError:
+                pass  # another writer cleared it first, or it cannot be removed: not this write's business
 
 
 def _about(err: OSError, path: Path) -> OSError:
@@ -44,7 +85,8 @@ def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp{suffix}")
+    _clear_leftovers(path.parent, path.name)
+    tmp = path.with_name(_temporary_name(path.name, suffix))
     try:
         yield tmp
         os.replace(tmp, path)
@@ -67,9 +109,13 @@ def _staging_folder(path: Path) -> Path:
     """A new hidden folder beside (the real folder behind) ``path``, or inside ``path`` when that is an
     existing folder whose parent is not writable; on the same file system either way."""
     real = path.resolve()  # beside the folder a symlink points to: the moves must not cross file systems
-    name = f".{real.name or 'out'}.{secrets.token_hex(6)}.tmp"
+    name = _temporary_name(real.name or "out")
+    beside = _nearest_existing(real.parent)
+    _clear_leftovers(beside, real.name or "out")
+    if path.is_dir():
+        _clear_leftovers(path, real.name or "out")
     try:
-        tmp = _nearest_existing(real.parent) / name
+        tmp = beside / name
         tmp.mkdir()
     except OSError as err:
         if not path.is_dir():
