@@ -240,11 +240,12 @@ def test_fp16_on_cpu_is_refused_in_one_line(phantom, tiny_dict, tmp_path, capsys
 
 def test_bf16_autocast_trains_on_cpu(phantom, tiny_config):
     from innreg.batches import PairBatches
+    from innreg.data import read_manifest
     from innreg.training import build_state, train_step
 
     cfg = tiny_config.updated(train={"precision": "bf16"})
     state = build_state(cfg, torch.device("cpu"))
-    batches = PairBatches([r for r in __import__("innreg.data", fromlist=["read_manifest"]).read_manifest(phantom["train"])], cfg, torch.device("cpu"))
+    batches = PairBatches(read_manifest(phantom["train"]), cfg, torch.device("cpu"))
     before = [p.detach().clone() for p in state.model.parameters()]
     logs = [train_step(state, *batches(i), cfg) for i in range(2)]
     assert all(torch.isfinite(torch.tensor(row["total"])) for row in logs)
