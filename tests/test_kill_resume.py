@@ -104,3 +104,35 @@ def test_train_stopped_by_sigterm_saves_its_step_and_resumes_to_the_same_weights
     uninterrupted = torch.load(reference / "model.pt", weights_only=False)
     for name, value in uninterrupted["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
+def test_sigterm_to_every_process_of_a_run_with_data_workers_stops_it_after_the_step(phantom, tmp_path, tiny_dict):
+    # A batch system signals every process of the job, the data workers too: they leave the stopping to the
+    # training process, which finishes its step, writes the checkpoint and exits with 143.
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_dict | {"train": {**tiny_dict["train"], "data_workers": 2}}))
+    run = tmp_path / "stopped"
+    command = _command(phantom["train"], run, config, resume=False)
+    command[command.index("--checkpoint-every") + 1] = "1000"
+    command.remove("--quiet")
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    seen = ""
+    while "2/" + str(STEPS) not in seen and proc.poll() is None:
+        seen += proc.stderr.read(1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = seen + proc.stderr.read()
+    assert proc.wait(timeout=60) == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert 2 <= _checkpoint_step(run / "checkpoint.pt") < STEPS
+    deadline = time.monotonic() + 20  # and the workers ended with it
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("data workers outlived the stopped run")

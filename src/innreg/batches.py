@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +47,15 @@ class _StepDraws(Dataset):
         # Slices and augmentations are numbered by step too, so a resumed run draws the same ones.
         batch = pad_collate([self.dataset.sample(int(i), step * self.batch_size + j, self.torch_seed) for j, i in enumerate(idx)])
         return {key: batch[key] for key in _KEYS if key in batch}
+
+
+def _leave_stopping_to_the_loop(worker_id: int) -> None:
+    """A data worker ignores SIGINT and SIGTERM, which a terminal or a batch system sends to every process of
+    the run: the training loop stops on them after its step (:mod:`innreg.loop`) and then ends the workers; a
+    worker that died first would fail that step. A worker whose training process is gone ends by itself."""
+    for name in ("SIGINT", "SIGTERM"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 class PairBatches:
@@ -101,7 +111,7 @@ class PairBatches:
                     self.dataset.volumes(index)
                 loader = DataLoader(
                     self._draws(torch_seed), batch_size=None, sampler=itertools.count(step), num_workers=self.workers,
-                    prefetch_factor=2, pin_memory=self.device.type == "cuda",
+                    prefetch_factor=2, pin_memory=self.device.type == "cuda", worker_init_fn=_leave_stopping_to_the_loop,
                 )  # fmt: skip
                 self._ahead = (iter(loader), step, torch_seed)
             batch = next(self._ahead[0])
