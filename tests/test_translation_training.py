@@ -321,7 +321,8 @@ def test_stages_run_the_networks_at_the_training_precision(phantom, tiny_dict, p
     torch.manual_seed(0)
     model = INNReg(config.model)
     seen = []
-    model.translator.register_forward_hook(lambda module, args, out: seen.append((torch.is_autocast_enabled("cpu"), out.dtype)))
+    record = lambda _, __, out: seen.append((torch.is_autocast_enabled("cpu"), out.dtype))  # noqa: E731
+    model.translator.register_forward_hook(record)
     before = [p.detach().clone() for p in model.translator.parameters()]
     rounds = train_translator_stages(model, read_manifest(phantom["train"]), config, torch.device("cpu"))
     expected = (True, torch.bfloat16) if precision == "bf16" else (False, torch.float32)

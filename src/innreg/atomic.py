@@ -3,9 +3,10 @@
 An interrupted or failing write never leaves a half-written file under the final name; a run that writes
 a folder of outputs stages them in a temporary folder (:func:`staged_dir`), so one that fails half-way
 (a broken image in the tenth pair, Ctrl-C) leaves the folder as it was. An error about the temporary
-file or folder names the user's path instead. The temporaries are hidden and named after the target, the host and
-the writing process, so the next write of a target clears those a killed writer of this host left behind. :func:`check_not_input` and :func:`check_folder_spares_inputs`
-refuse, before any work, outputs that would replace one of the run's own inputs.
+file or folder names the user's path instead. The temporaries are hidden and named after the target, the
+host and the writing process, so the next write of a target clears those a killed writer of this host left
+behind. :func:`check_not_input` and :func:`check_folder_spares_inputs` refuse, before any work, outputs that
+would replace one of the run's own inputs.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from innreg.model import MIN_NETWORK_SIZE
 _KEYS = ("moving", "fixed", "moving_mask", "fixed_mask")
 
 
-def step_indices(n_pairs: int, batch_size: int, seed: int, step: int, rank: int | None = None, world_size: int = 1) -> np.ndarray:
+def step_indices(
+    n_pairs: int, batch_size: int, seed: int, step: int, rank: int | None = None, world_size: int = 1
+) -> np.ndarray:
     """The indices of the pairs in step ``step``'s batch, ``(batch_size,)``, a function of ``(seed, step)``.
 
     One process (``rank=None``) draws ``batch_size`` distinct pairs (with replacement only when there are
@@ -38,8 +40,11 @@ class _StepDraws(Dataset):
     prepare the coming steps. ``torch_seed`` is the training process's ``torch.initial_seed()``, which
     the augmentations depend on and which a worker process does not share."""
 
-    def __init__(self, dataset: PairDataset, seed: int, batch_size: int, shard: tuple[int, int] | None, torch_seed: int) -> None:
-        self.dataset, self.seed, self.batch_size, self.shard, self.torch_seed = dataset, seed, batch_size, shard, torch_seed
+    def __init__(
+        self, dataset: PairDataset, seed: int, batch_size: int, shard: tuple[int, int] | None, torch_seed: int
+    ) -> None:
+        self.dataset, self.seed, self.batch_size, self.shard = dataset, seed, batch_size, shard
+        self.torch_seed = torch_seed
 
     def __getitem__(self, step: int) -> dict[str, Tensor]:
         rank, world_size = self.shard or (None, 1)
@@ -111,7 +116,8 @@ class PairBatches:
                     self.dataset.volumes(index)
                 loader = DataLoader(
                     self._draws(torch_seed), batch_size=None, sampler=itertools.count(step), num_workers=self.workers,
-                    prefetch_factor=2, pin_memory=self.device.type == "cuda", worker_init_fn=_leave_stopping_to_the_loop,
+                    prefetch_factor=2, pin_memory=self.device.type == "cuda",
+                    worker_init_fn=_leave_stopping_to_the_loop,
                 )  # fmt: skip
                 self._ahead = (iter(loader), step, torch_seed)
             batch = next(self._ahead[0])

@@ -165,7 +165,9 @@ def distil_registration(
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
         show = progress and ctx.is_main
         agree = distributed.loop_agreement(ctx, device)
-        return run_loop("distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree)
+        return run_loop(
+            "distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree
+        )
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -231,7 +231,9 @@ def train_translator(
     parts = {"translator": translator, "discriminator": discriminator, "opt": opt, "opt_d": opt_d}
     show = progress and ctx.is_main
     agree = distributed.loop_agreement(ctx, device)
-    state = run_loop("translator", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree)
+    state = run_loop(
+        "translator", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree
+    )
     model.eval()
     return state
 
