@@ -76,9 +76,24 @@ def test_register_and_apply_keep_large_label_ids_exactly(trained, phantom, tmp_p
 
 
 def test_register_batch_form(trained, phantom, tmp_path, capsys):
+    from innreg.data import read_manifest
+
     code, out, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "a")
     assert code == 0, err
     assert len(list((tmp_path / "a").glob("*/warped.nii.gz"))) == 2
+    # The index names this run's folders and inputs; a later run into the same --out with fewer pairs keeps
+    # the older folders but lists only its own.
+    records = read_manifest(phantom["test"])
+    index = list(csv.DictReader((tmp_path / "a" / "registrations.csv").open()))
+    assert [row["moving"] for row in index] == [str(r.moving) for r in records]
+    assert all((tmp_path / "a" / row["folder"] / "warped.nii.gz").is_file() and float(row["seconds"]) > 0 for row in index)
+    one = tmp_path / "one.csv"
+    one.write_text(f"moving,fixed\n{records[1].moving},{records[1].fixed}\n")
+    code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", one, "--out", tmp_path / "a", "--quiet")
+    assert code == 0, err
+    index = list(csv.DictReader((tmp_path / "a" / "registrations.csv").open()))
+    assert [row["moving"] for row in index] == [str(records[1].moving)]
+    assert len(list((tmp_path / "a").glob("0*"))) == 3  # 0000_A and 0001_B of the first run, 0000_B of this one
     code, _, err = run(capsys, "register", "--model", trained / "model.pt", "--pairs", phantom["test"], "--out", tmp_path / "b", "--quiet")
     assert code == 0 and "register" not in err
     # A label map given for one pair is not silently dropped for a manifest's pairs.
