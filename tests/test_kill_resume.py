@@ -60,17 +60,41 @@ def test_train_killed_at_random_points_resumes_to_the_same_weights(phantom, tmp_
         if (run / "model.pt").exists():
             break
     assert kills >= 1, "the run finished before any kill; make it longer"
+    _resume_to_the_uninterrupted_weights(phantom["train"], run, config, tmp_path / "uninterrupted", capsys)
 
-    assert main(_command(phantom["train"], run, config, resume=True)[3:]) == 0
-    reference = tmp_path / "uninterrupted"
-    assert main(_command(phantom["train"], reference, config, resume=False)[3:]) == 0
+
+def _resume_to_the_uninterrupted_weights(pairs: Path, run: Path, config: Path, reference: Path, capsys) -> None:
+    """Resume ``run`` to its end and check its weights against a run of the same config never stopped."""
+    assert main(_command(pairs, run, config, resume=True)[3:]) == 0
+    assert main(_command(pairs, reference, config, resume=False)[3:]) == 0
     capsys.readouterr()
-
     resumed = torch.load(run / "model.pt", weights_only=False)
     uninterrupted = torch.load(reference / "model.pt", weights_only=False)
     assert resumed["info"]["steps"] == uninterrupted["info"]["steps"] == STEPS
     for name, value in uninterrupted["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def _sigterm_after_step_two(pairs: Path, run: Path, config: Path, whole_group: bool) -> tuple[subprocess.Popen, str]:
+    """Start ``innreg train`` (no checkpoint due before its end), send SIGTERM once its progress bar shows step 2
+    (to the training process, or to every process of the run as a batch system does), and return the
+    finished process and its stderr."""
+    command = _command(pairs, run, config, resume=False)
+    command[command.index("--checkpoint-every") + 1] = "1000"
+    command.remove("--quiet")  # the progress bar shows when the loop runs
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=whole_group)  # fmt: skip
+    seen = ""
+    while "2/" + str(STEPS) not in seen and proc.poll() is None:
+        seen += proc.stderr.read(1)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    err = seen + proc.stderr.read()
+    proc.wait(timeout=60)
+    return proc, err
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
@@ -80,30 +104,12 @@ def test_train_stopped_by_sigterm_saves_its_step_and_resumes_to_the_same_weights
     # with the weights of an uninterrupted run.
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_dict | {"train": {**tiny_dict["train"], "augment": True}}))
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     run = tmp_path / "stopped"
-    command = _command(phantom["train"], run, config, resume=False)
-    command[command.index("--checkpoint-every") + 1] = "1000"
-    command.remove("--quiet")
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # The progress bar (not --quiet) shows when the loop runs: stop it after its second step.
-    seen = ""
-    while "2/" + str(STEPS) not in seen and proc.poll() is None:
-        seen += proc.stderr.read(1)
-    proc.send_signal(signal.SIGTERM)
-    err = seen + proc.stderr.read()
-    assert proc.wait(timeout=60) == 143, err
+    proc, err = _sigterm_after_step_two(phantom["train"], run, config, whole_group=False)
+    assert proc.returncode == 143, err
     assert "innreg: stopped by SIGTERM; progress so far is saved (--resume continues the run)" in err
     assert 2 <= _checkpoint_step(run / "checkpoint.pt") < STEPS and not (run / "model.pt").exists()
-
-    assert main(_command(phantom["train"], run, config, resume=True)[3:]) == 0
-    reference = tmp_path / "uninterrupted"
-    assert main(_command(phantom["train"], reference, config, resume=False)[3:]) == 0
-    capsys.readouterr()
-    resumed = torch.load(run / "model.pt", weights_only=False)
-    uninterrupted = torch.load(reference / "model.pt", weights_only=False)
-    for name, value in uninterrupted["state_dict"].items():
-        torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+    _resume_to_the_uninterrupted_weights(phantom["train"], run, config, tmp_path / "uninterrupted", capsys)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
@@ -113,18 +119,8 @@ def test_sigterm_to_every_process_of_a_run_with_data_workers_stops_it_after_the_
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_dict | {"train": {**tiny_dict["train"], "data_workers": 2}}))
     run = tmp_path / "stopped"
-    command = _command(phantom["train"], run, config, resume=False)
-    command[command.index("--checkpoint-every") + 1] = "1000"
-    command.remove("--quiet")
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-    seen = ""
-    while "2/" + str(STEPS) not in seen and proc.poll() is None:
-        seen += proc.stderr.read(1)
-    os.killpg(proc.pid, signal.SIGTERM)
-    err = seen + proc.stderr.read()
-    assert proc.wait(timeout=60) == 143, err
+    proc, err = _sigterm_after_step_two(phantom["train"], run, config, whole_group=True)
+    assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in err and "Traceback" not in err
     assert 2 <= _checkpoint_step(run / "checkpoint.pt") < STEPS
     deadline = time.monotonic() + 20  # and the workers ended with it
