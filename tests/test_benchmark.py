@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -153,3 +158,60 @@ def test_learned_methods_start_from_defaults_sized_like_innreg_train(tmp_path):
     override = tmp_path / "base.yaml"
     override.write_text("model:\n  input_factor: 1\n")
     assert base(dim=3, config=override).model.input_factor == 1  # the file wins over the sizing
+
+
+class _InterruptedOnce(subprocess.Popen):
+    """A method's process whose first wait is cut by Ctrl-C in this process (the child gets no signal here)."""
+
+    interrupted = False
+
+    def wait(self, timeout=None):
+        if timeout is None and not _InterruptedOnce.interrupted:
+            _InterruptedOnce.interrupted = True
+            raise KeyboardInterrupt
+        return super().wait(timeout)
+
+
+def _child(monkeypatch, tmp_path, script: str) -> SimpleNamespace:
+    from innreg.benchmark import run as benchmark_run
+
+    monkeypatch.setattr(benchmark_run, "_child_command", lambda name, settings: [sys.executable, "-c", script])
+    monkeypatch.setattr(benchmark_run.subprocess, "Popen", _InterruptedOnce)
+    monkeypatch.setattr(_InterruptedOnce, "interrupted", False)
+    return SimpleNamespace(out=tmp_path)
+
+
+def test_an_interrupted_benchmark_lets_the_methods_process_finish_its_step(monkeypatch, tmp_path):
+    # The method's process got the same Ctrl-C: it ends its training step and writes its checkpoint (here a
+    # second later) before this process goes on; subprocess.run would have killed it after 0.25 s.
+    from innreg.benchmark.run import _run_isolated
+
+    flag = tmp_path / "checkpoint"
+    script = f"import time; time.sleep(1); open({str(flag)!r}, 'w').write('x'); exit(130)"
+    settings = _child(monkeypatch, tmp_path, script)
+    with pytest.raises(KeyboardInterrupt):
+        _run_isolated("innreg", settings)
+    assert flag.read_text() == "x"
+
+
+def test_a_methods_process_that_does_not_stop_is_sent_sigterm_then_killed(monkeypatch, tmp_path):
+    from innreg.benchmark import run as benchmark_run
+
+    monkeypatch.setattr(benchmark_run, "CHILD_GRACE_SECONDS", 0.5)
+    settings = _child(monkeypatch, tmp_path, "import time; time.sleep(60)")  # got no signal of its own
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        benchmark_run._run_isolated("innreg", settings)
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("status, signum", [(130, signal.SIGINT), (143, signal.SIGTERM)])
+def test_a_method_stopped_by_a_signal_stops_the_benchmark(monkeypatch, tmp_path, status, signum):
+    from innreg.benchmark import run as benchmark_run
+    from innreg.errors import StopSignal
+
+    command = [sys.executable, "-c", f"exit({status})"]
+    monkeypatch.setattr(benchmark_run, "_child_command", lambda name, settings: command)
+    with pytest.raises(StopSignal) as stopped:
+        benchmark_run._run_isolated("innreg", SimpleNamespace(out=tmp_path))
+    assert stopped.value.signum == signum

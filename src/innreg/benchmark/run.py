@@ -9,17 +9,20 @@ method finishes, the one ``innreg: error:`` line naming every failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from innreg.atomic import check_output_dir, write_text
 from innreg.benchmark.inputs import Inputs, method_inputs, renew, stale_reason
 from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, FIT_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, StopSignal
 
 METHOD_NOT_RUN = 3
 """Exit status of a method's process whose input error is in its ``error.txt``."""
@@ -85,12 +88,60 @@ def _child_command(name: str, settings: BenchmarkSettings) -> list[str]:
     return command
 
 
+# How long a method's process may take, once this one is interrupted, to finish its training step and write its
+# checkpoint (innreg.loop) before it is sent SIGTERM and, as long again after that, killed.
+CHILD_GRACE_SECONDS = 30.0
+
+
+def _let_finish(child: subprocess.Popen) -> None:
+    """After Ctrl-C (which reaches the method's process too) or SIGTERM: give the method's process time to stop
+    after its step with its checkpoint; then SIGTERM (a signal sent to this process alone did not reach it),
+    then SIGKILL. ``subprocess.run`` would kill it after a quarter of a second, before the checkpoint."""
+    for escalate in (child.terminate, child.kill):
+        try:
+            child.wait(timeout=CHILD_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            escalate()
+    child.wait()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`StopSignal` here, as Ctrl-C raises KeyboardInterrupt, so that a method's process is
+    let finish (:func:`_let_finish`) rather than left running; training loops in this process stop after
+    their step as they do on their own (:mod:`innreg.loop`)."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        raise StopSignal(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run_isolated(name: str, settings: BenchmarkSettings) -> str | None:
-    """Run one method in its own process; ``None`` when it finished, else why not (also in ``error.txt``)."""
+    """Run one method in its own process; ``None`` when it finished, else why not (also in ``error.txt``).
+
+    Raises:
+        KeyboardInterrupt: this process or the method's was interrupted (Ctrl-C, SIGTERM); the method's
+            process has ended (see :func:`_let_finish`).
+    """
     error = settings.out / name / ERROR_FILE
-    status = subprocess.run(_child_command(name, settings)).returncode
-    if status in (130, -signal.SIGINT):
-        raise KeyboardInterrupt
+    child = subprocess.Popen(_child_command(name, settings))
+    try:
+        status = child.wait()
+    except KeyboardInterrupt:
+        _let_finish(child)
+        raise
+    stopped = {130: signal.SIGINT, -signal.SIGINT: signal.SIGINT, 143: signal.SIGTERM, -signal.SIGTERM: signal.SIGTERM}
+    if status in stopped:
+        raise StopSignal(stopped[status])
     if status == 0:
         return None
     if status != METHOD_NOT_RUN or not error.exists():  # a crash: its own output is above
@@ -156,7 +207,8 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
                 print(f"benchmark: {name}: {reason}", file=sys.stderr)
             print(f"benchmark: {name}: fitting and evaluating", flush=True)
             renew(method_dir, current)  # before the process starts, so nothing stale outlives a crash
-            failure = _run_isolated(name, settings) if settings.isolate else _run_here(name, settings)
+            with _sigterm_interrupts():
+                failure = _run_isolated(name, settings) if settings.isolate else _run_here(name, settings)
             if failure is None:
                 finished = True
             else:
