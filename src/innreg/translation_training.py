@@ -35,7 +35,6 @@ all-reduces the translator's (and a critic's) gradients, so every rank ends with
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -190,10 +189,6 @@ def train_translator(
     # train.precision as in the joint steps: the networks' forward passes under autocast, the losses in float32.
     precision = Precision(t.precision)
     scaler = distributed.grad_scaler(precision, device)  # a no-op unless fp16
-
-    def amp() -> contextlib.AbstractContextManager:
-        return distributed.autocast(precision, device)
-
     crop = [t.translator_crop if translator.local else 0] * config.model.dim  # see INNTranslator.local
     if hasattr(translator, "slice_axis"):  # a slice-wise guide learns from single slices (innreg.nn.slicewise)
         crop[translator.slice_axis] = 1
@@ -206,19 +201,20 @@ def train_translator(
         moving, fixed, covered = random_batch(aligned, rng, t.batch_size, crop, t.translator_bias)
         logs = {}
         if discriminator is not None:
-            with torch.no_grad(), amp():
+            with torch.no_grad(), distributed.autocast(precision, device):
                 fake = translator(moving).to(fixed.dtype)
-            with amp():  # real and fake in one call: one DDP forward per backward (instance norm is per sample)
+            # Real and fake in one call: one DDP forward per backward (instance norm is per sample).
+            with distributed.autocast(precision, device):
                 real_score, fake_score = critic(torch.cat([fixed, fake])).float().chunk(2)
             d_loss = lsgan_discriminator_loss(real_score, fake_score)
             optimiser_step(opt_d, d_loss, discriminator.parameters(), t.grad_clip, scaler)
             logs["disc"] = d_loss.item()
-        with amp():
+        with distributed.autocast(precision, device):
             l1, translated = objective(moving, fixed, covered)
         total = loss_cfg.w_l1 * l1.float()
         if discriminator is not None:
             discriminator.requires_grad_(False)  # frozen and outside DDP: the generator's step only
-            with amp():
+            with distributed.autocast(precision, device):
                 adv = lsgan_generator_loss(discriminator(translated).float())
             discriminator.requires_grad_(True)
             total = total + loss_cfg.w_adv * adv
