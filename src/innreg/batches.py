@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord, pad_collate
+from innreg.loop import STOP_SIGNALS
 from innreg.model import MIN_NETWORK_SIZE
 
 _KEYS = ("moving", "fixed", "moving_mask", "fixed_mask")
@@ -58,9 +59,8 @@ def _leave_stopping_to_the_loop(worker_id: int) -> None:
     """A data worker ignores SIGINT and SIGTERM, which a terminal or a batch system sends to every process of
     the run: the training loop stops on them after its step (:mod:`innreg.loop`) and then ends the workers; a
     worker that died first would fail that step. A worker whose training process is gone ends by itself."""
-    for name in ("SIGINT", "SIGTERM"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class PairBatches:

@@ -255,7 +255,7 @@ def _diverged(name: str, step: int, what: str, checkpoint: Path | None, saved_st
 
 # Signals that stop a loop after its step: Ctrl-C, and the SIGTERM of a batch system's time limit or
 # preemption (SLURM sends it, then SIGKILL after KillWait, 30 s by default; torchrun passes it on).
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
@@ -274,7 +274,7 @@ def _stop_after_step() -> Iterator[Callable[[], int]]:
             raise StopSignal(requested[0])
         requested.append(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in _STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield lambda: requested[0] if requested else 0
     finally:

@@ -23,6 +23,7 @@ from innreg.benchmark.inputs import Inputs, method_inputs, renew, stale_reason
 from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, FIT_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
 from innreg.errors import InnregInputError, StopSignal
+from innreg.loop import STOP_SIGNALS
 
 METHOD_NOT_RUN = 3
 """Exit status of a method's process whose input error is in its ``error.txt``."""
@@ -139,7 +140,8 @@ def _run_isolated(name: str, settings: BenchmarkSettings) -> str | None:
     except KeyboardInterrupt:
         _let_finish(child)
         raise
-    stopped = {130: signal.SIGINT, -signal.SIGINT: signal.SIGINT, 143: signal.SIGTERM, -signal.SIGTERM: signal.SIGTERM}
+    # The method's process stopped by a signal: its own exit status for it (innreg.cli), or killed by it.
+    stopped = {status: signum for signum in STOP_SIGNALS for status in (128 + signum, -signum)}
     if status in stopped:
         raise StopSignal(stopped[status])
     if status == 0:
