@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord, pad_collate
-from innreg.loop import STOP_SIGNALS
+from innreg.errors import STOP_SIGNALS
 from innreg.model import MIN_NETWORK_SIZE
 
 _KEYS = ("moving", "fixed", "moving_mask", "fixed_mask")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from typing import Iterator
 
 
@@ -19,6 +20,11 @@ class TrainingDivergedError(RuntimeError):
     Raised before anything is saved from the diverged step, so the loop's checkpoint (and no
     ``model.pt``) is what stays on disk; the message says which loop, which step and which terms.
     """
+
+
+# Signals that stop a training loop after its step (innreg.loop): Ctrl-C, and the SIGTERM of a batch system's time
+# limit or preemption (SLURM sends it, then SIGKILL after KillWait, 30 s by default; torchrun passes it on).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
 class StopSignal(KeyboardInterrupt):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from innreg.core.enums import LrSchedule
-from innreg.errors import InnregInputError, StopSignal, TrainingDivergedError
+from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, TrainingDivergedError
 from innreg.model_file import save_atomic
 
 CHECKPOINT_FORMAT = "innreg-checkpoint/2"
@@ -251,11 +251,6 @@ def _diverged(name: str, step: int, what: str, checkpoint: Path | None, saved_st
         "(train.lr; train.translator_lr or train.guide_lr for the translator stages) or a smaller adversarial "
         "weight (loss.w_adv) usually helps"
     )
-
-
-# Signals that stop a loop after its step: Ctrl-C, and the SIGTERM of a batch system's time limit or
-# preemption (SLURM sends it, then SIGKILL after KillWait, 30 s by default; torchrun passes it on).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
 @contextlib.contextmanager

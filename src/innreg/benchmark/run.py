@@ -22,8 +22,7 @@ from innreg.atomic import check_output_dir, write_text
 from innreg.benchmark.inputs import Inputs, method_inputs, renew, stale_reason
 from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, FIT_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
-from innreg.errors import InnregInputError, StopSignal
-from innreg.loop import STOP_SIGNALS
+from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal
 
 METHOD_NOT_RUN = 3
 """Exit status of a method's process whose input error is in its ``error.txt``."""
