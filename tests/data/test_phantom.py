@@ -1,4 +1,8 @@
 import csv
+import os
+import socket
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -156,6 +160,17 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="interrupted"):
         generate_phantom_dataset(tmp_path / "data", n=3, size=SIZE, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are cleared on POSIX only")
+def test_a_run_clears_the_staging_folder_of_a_killed_one(tmp_path):
+    # SIGKILL skips the clean-up of the staging folder beside --out; the next run of this host removes it.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".data.{socket.gethostname()}-{dead.pid}-abc123.tmp"
+    (left / "images").mkdir(parents=True)
+    generate_phantom_dataset(tmp_path / "data", n=2, size=SIZE, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
 
 
 def test_worker_processes_write_the_same_data_set(tmp_path):

@@ -6,8 +6,6 @@ import contextlib
 import csv
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from innreg.atomic import staged_dir
 from innreg.data.deformations import DeformationParams
 from innreg.data.io import Image, save_field, save_image
 from innreg.data.phantom import simulate
@@ -126,17 +125,6 @@ def _prepare_destination(out_dir: Path, overwrite: bool) -> None:
         raise InnregInputError(f"{out_dir}: folder {parent} is not writable")
 
 
-def _move_into_place(tmp_dir: Path, out_dir: Path) -> None:
-    """Rename the finished temporary folder to ``out_dir`` (replacing an old one only at the very end)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp_dir, out_dir)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
 def generate_phantom_dataset(
     out_dir: str | os.PathLike,
     moving: str = "t2",
@@ -164,8 +152,8 @@ def generate_phantom_dataset(
     ``out_dir`` (training needs only the first two). Pair ``i`` is drawn from
     ``numpy.random.default_rng([seed, i])``, so it does not depend on ``n``. The last
     ``round(n * test_fraction)`` pairs form the test split. Everything is written into a temporary
-    folder beside ``out_dir`` that is renamed to ``out_dir`` at the end, so an interrupted run leaves
-    no half-written data set.
+    folder beside ``out_dir`` (:func:`innreg.atomic.staged_dir`) and moved in at the end, the manifests
+    last, so an interrupted run leaves no half-written data set (a new ``out_dir`` appears in one rename).
 
     Args:
         out_dir: destination folder (must not exist or be empty, unless ``overwrite``).
@@ -209,11 +197,9 @@ def generate_phantom_dataset(
     _prepare_destination(out_dir, overwrite)
     n_test = min(max(1, round(n * test_fraction)), n - 1)
 
-    try:
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.absolute().parent))
-    except OSError as err:
-        raise InnregInputError(f"{out_dir}: cannot write there ({err.strerror})") from None
-    try:
+    # Staged beside out_dir and moved in at the end, manifests last, replacing every entry of an old data set:
+    # an interrupted run leaves out_dir as it was, and the next run clears a killed one's staging folder.
+    with staged_dir(out_dir, owned=("*",), last=("train.csv", "test.csv")) as tmp_dir:
         (tmp_dir / "images").mkdir()
         options = dict(moving=moving, fixed=fixed, dim=dim, size=size, deformation=deformation, axis=axis,
                        skull_stripped=skull_stripped, spacing=spacing, motion=motion)
@@ -228,9 +214,5 @@ def generate_phantom_dataset(
             save_contact_sheet(shown, tmp_dir / "contact_sheet.png")
         _write_manifest(tmp_dir / "train.csv", rows[: n - n_test])
         _write_manifest(tmp_dir / "test.csv", rows[n - n_test :])
-        _move_into_place(tmp_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     files = {"train": "train.csv", "test": "test.csv"} | ({"contact_sheet": "contact_sheet.png"} if shown else {})
     return {name: out_dir / file for name, file in files.items()}
