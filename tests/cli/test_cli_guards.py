@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from innreg import cli
 from innreg.cli import main
+from innreg.errors import StopSignal
 
 
 def _error(capsys) -> str:
@@ -60,3 +62,17 @@ def test_an_interrupt_says_what_the_command_keeps(command, said, monkeypatch, ca
     monkeypatch.setattr(cli, "_command", lambda name: SimpleNamespace(run=interrupted))
     assert cli._run(argparse.Namespace(command=command)) == 130
     assert _error(capsys) == said
+
+
+def test_a_stop_is_said_once_under_torchrun(monkeypatch, capsys):
+    # Every rank of a torchrun launch stops after the same step; only rank 0 prints the line.
+    def stopped(args):
+        raise StopSignal(signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "_command", lambda name: SimpleNamespace(run=stopped))
+    said = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        assert cli._run(argparse.Namespace(command="train")) == 128 + signal.SIGTERM
+        said[rank] = capsys.readouterr().err
+    assert said == {"0": "innreg: stopped by SIGTERM; progress so far is saved (--resume continues the run)\n", "1": ""}

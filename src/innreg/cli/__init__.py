@@ -18,6 +18,7 @@ import warnings
 from importlib import import_module
 from typing import Sequence
 
+from innreg.cli.options import is_main_rank
 from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError
 from innreg.memory import keep_freed_memory
 
@@ -98,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", signal.SIGINT)
         what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        print(f"innreg: {what}{_INTERRUPTED.get(args.command, '')}", file=sys.stderr)
+        if is_main_rank():  # every rank of a torchrun launch stops; one says so
+            print(f"innreg: {what}{_INTERRUPTED.get(args.command, '')}", file=sys.stderr)
         return 128 + signum
     return 0

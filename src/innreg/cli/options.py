@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 DEVICE_HELP = "compute device: auto (CUDA if available, else CPU), cpu, or cuda[:k] (default: auto)"
+
+
+def is_main_rank() -> bool:
+    """Whether this process speaks for the run: always, except on the ranks other than 0 of a torchrun launch
+    (which sets ``RANK``), whose lines would repeat rank 0's."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def image_size(text: str) -> tuple[int, ...]:

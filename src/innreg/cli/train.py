@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
-from innreg.cli.options import DEVICE_HELP, add_mask_options, manifest_with_masks
+from innreg.cli.options import DEVICE_HELP, add_mask_options, is_main_rank, manifest_with_masks
 from innreg.cli_types import non_negative_int, positive_int
 
 HELP = "train a model on a pair manifest (labels, if present, are not used)"
@@ -80,5 +79,5 @@ def run(args: argparse.Namespace) -> None:
         # it was set to end, not at the default of another size (a 3D CPU run resumed without --dim 3).
         config = config.updated(train={"steps": 1})
     model_path = train(pairs, args.out, config, resume=args.resume, progress=not args.quiet)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+    if is_main_rank():
         print(f"model: {model_path}")
