@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from typing import Iterator
 
 
@@ -35,6 +36,27 @@ class StopSignal(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside, SIGTERM raises :class:`StopSignal` wherever the main thread is, as Ctrl-C raises
+    KeyboardInterrupt: clean-ups run (staged outputs are removed, a benchmark lets its method's process finish)
+    and the command line says so, where SIGTERM's default would end the process on the spot. Training loops
+    still stop only after their step (:mod:`innreg.loop` handles both signals itself while it runs). Outside
+    the main thread, where no handler can be installed, nothing changes."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        raise StopSignal(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class GeometryWarning(UserWarning):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -76,3 +80,21 @@ def test_a_stop_is_said_once_under_torchrun(monkeypatch, capsys):
         assert cli._run(argparse.Namespace(command="train")) == 128 + signal.SIGTERM
         said[rank] = capsys.readouterr().err
     assert said == {"0": "innreg: stopped by SIGTERM; progress so far is saved (--resume continues the run)\n", "1": ""}
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
+def test_sigterm_outside_a_training_loop_cleans_up_and_says_so(tmp_path):
+    # SIGTERM's default ends a process on the spot, leaving its staging folder; the command line turns it into
+    # the stop that Ctrl-C makes: the staged outputs are removed, one line, the shell's status for the signal.
+    out = tmp_path / "data"
+    command = [sys.executable, "-m", "innreg", "phantom", "--out", str(out), "--n", "400", "--size", "48x48",
+               "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".data.*/images/*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the first pair is written into the staging folder
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "innreg: stopped by SIGTERM"
+    assert list(tmp_path.iterdir()) == []

@@ -9,20 +9,16 @@ method finishes, the one ``innreg: error:`` line naming every failure.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from innreg.atomic import check_output_dir, write_text
 from innreg.benchmark.inputs import Inputs, method_inputs, renew, stale_reason
 from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, FIT_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
-from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal
+from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, sigterm_interrupts
 
 METHOD_NOT_RUN = 3
 """Exit status of a method's process whose input error is in its ``error.txt``."""
@@ -104,25 +100,6 @@ def _let_finish(child: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             escalate()
     child.wait()
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises :class:`StopSignal` here, as Ctrl-C raises KeyboardInterrupt, so that a method's process is
-    let finish (:func:`_let_finish`) rather than left running; training loops in this process stop after
-    their step as they do on their own (:mod:`innreg.loop`)."""
-    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame) -> None:
-        raise StopSignal(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_isolated(name: str, settings: BenchmarkSettings) -> str | None:
@@ -208,7 +185,7 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
                 print(f"benchmark: {name}: {reason}", file=sys.stderr)
             print(f"benchmark: {name}: fitting and evaluating", flush=True)
             renew(method_dir, current)  # before the process starts, so nothing stale outlives a crash
-            with _sigterm_interrupts():
+            with sigterm_interrupts():  # a method's process is let finish, not left running
                 failure = _run_isolated(name, settings) if settings.isolate else _run_here(name, settings)
             if failure is None:
                 finished = True

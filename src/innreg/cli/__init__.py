@@ -5,7 +5,8 @@ One module per command (``innreg.cli.<command>``), each with ``HELP``, ``add_arg
 parser (``innreg --help``, ``innreg <command> --help``) stays light. Bad input ends with one line
 ``innreg: error: <file or option>: <problem>`` and exit status 2, never a traceback; a training run
 whose loss goes NaN or infinite ends with one line and status 1, its last good checkpoint kept; Ctrl-C
-ends with status 130 after the last checkpoint is safely written.
+or SIGTERM ends with one line and status 130 or 143, a training loop's after its step and checkpoint, any other
+work at once with its staged outputs removed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from importlib import import_module
 from typing import Sequence
 
 from innreg.cli.options import is_main_rank
-from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError
+from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError, sigterm_interrupts
 from innreg.memory import keep_freed_memory
 
 COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "compare", "demo", "benchmark")
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        return _run(args)
+        with sigterm_interrupts():
+            return _run(args)
 
 
 # What an interrupted command keeps, where it keeps something.
