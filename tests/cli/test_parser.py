@@ -29,7 +29,7 @@ assert not heavy, heavy
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], *[[name, "--help"] for name in COMMANDS]], ids=" ".join)
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], *[[name, "--help"] for name in COMMANDS]], ids=" ".join)
 def test_help_does_not_import_torch_and_is_fast(argv):
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH.format(argv=argv)], check=True, env=ENV, capture_output=True)
@@ -42,6 +42,14 @@ def test_help_does_not_import_torch_and_is_fast(argv):
 def test_both_module_entry_points_run_the_cli(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], check=True, env=ENV, capture_output=True, text=True)
     assert out.stdout.startswith("usage: innreg") and all(name in out.stdout for name in COMMANDS)
+
+
+def test_version_is_the_installed_packages():
+    import importlib.metadata
+
+    out = subprocess.run([sys.executable, "-m", "innreg", "--version"], check=True, env=ENV, capture_output=True, text=True)
+    assert out.stdout == f"innreg {innreg.__version__}\n"
+    assert importlib.metadata.version("innreg") == innreg.__version__  # pyproject reads it from innreg.__version__
 
 
 def _defaults(command: str) -> dict:

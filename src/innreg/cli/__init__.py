@@ -19,6 +19,7 @@ import warnings
 from importlib import import_module
 from typing import Sequence
 
+from innreg import __version__
 from innreg.cli.options import is_main_rank
 from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError, sigterm_interrupts
 from innreg.memory import keep_freed_memory
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Fields are written in voxels of the fixed image, channel k along voxel axis k, as pull-back "
         "maps: warped(x) = moving(x + u(x)); ddf_itk.nii.gz holds the same map for ITK/ANTs (mm, LPS).",
     )
+    parser.add_argument("--version", action="version", version=f"innreg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         command = _command(name)
