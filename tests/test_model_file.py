@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import innreg
+
 from innreg.config import Config
 from innreg.errors import InnregInputError
 from innreg.model import INNReg
@@ -24,7 +26,8 @@ def saved(tmp_path):
 def test_round_trip_restores_config_weights_and_info(saved):
     path, model, config = saved
     loaded = read_model(path)
-    assert loaded.config == config and loaded.info == {"steps": 3}
+    versions = {"innreg_version": innreg.__version__, "torch_version": str(torch.__version__)}
+    assert loaded.config == config and loaded.info == {**versions, "steps": 3}
     network = loaded.network()
     for name, value in model.state_dict().items():
         assert torch.equal(network.state_dict()[name], value), name

@@ -2,7 +2,9 @@
 upgrading what older versions of innreg wrote.
 
 A model file is ``{"format": MODEL_FORMAT, "config": Config.to_dict(), "state_dict": ..., "info": {...}}``;
-the config travels with the weights, so a model is rebuilt from its file alone.
+the config travels with the weights, so a model is rebuilt from its file alone. ``info`` holds what the
+trainer reports (``steps``, ``train_seconds``, ...) and the innreg and torch versions that wrote the file
+(``innreg_version``, ``torch_version``; absent from files of innreg 0.1.0 before they were recorded).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import torch
 
+from innreg import __version__
 from innreg.atomic import atomic_output
 from innreg.config import Config
 from innreg.errors import InnregInputError
@@ -73,11 +76,11 @@ def save_atomic(obj: object, path: Path) -> None:
 
 
 def save_model(model: INNReg, config: Config, path: Path, info: dict | None = None) -> None:
-    """Write ``model.pt``: weights plus the full config (all that registration needs)."""
-    save_atomic(
-        {"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(), "info": info or {}},
-        path,
-    )
+    """Write ``model.pt``: weights plus the full config (all that registration needs), and ``info`` with the
+    versions that wrote it."""
+    # str(): torch.__version__ is a TorchVersion, which a weights-only load (read_model) refuses to unpickle.
+    info = {"innreg_version": __version__, "torch_version": str(torch.__version__)} | (info or {})
+    save_atomic({"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(), "info": info}, path)
 
 
 def _current_refine_section(config: dict) -> dict:
