@@ -156,3 +156,17 @@ def test_a_resumed_fp16_run_is_refused_on_a_cpu(phantom, tiny_dict, tmp_path):
     torch.save(saved, run / "checkpoint.pt")
     with pytest.raises(InnregInputError, match=r"checkpoint.pt: train.precision fp16: needs a CUDA device"):
         train(phantom["train"], run, config.updated(train={"steps": 2}), resume=True, progress=False)
+
+
+def test_the_plan_line_says_what_trains_where():
+    from innreg.training import _plan
+
+    config = Config()  # the 2D defaults
+    line = _plan(config, 30, torch.device("cpu"), 1, 0)
+    assert line == (
+        "innreg: training on cpu, 30 pairs, 2D: 1200 joint steps, then 3 translator rounds of 1000 steps, "
+        "then 2000 distillation steps"
+    )
+    short = config.updated(train={"steps": 10, "translator_rounds": 0, "precision": "bf16"})
+    line = _plan(short, 6, torch.device("cuda", 1), 8, 4)
+    assert line == "innreg: training on cuda:1 x 8 processes, bf16, 6 pairs, 2D: 10 joint steps (4 done), then 20 distillation steps"

@@ -191,6 +191,19 @@ def train(
         raise
 
 
+def _plan(config: Config, n_pairs: int, device: torch.device, world_size: int, done: int) -> str:
+    """The run's one-line plan, printed at its start: what trains where, and for how many steps."""
+    t = config.train
+    where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
+    precision = "" if t.precision == Precision.FP32 else f", {Precision(t.precision).value}"
+    stages = [f"{t.steps} joint steps" + (f" ({done} done)" if done else "")]
+    if t.translator_rounds:
+        stages.append(f"{t.translator_rounds} translator rounds of {translator_round_steps(t)} steps")
+    if distillation_steps(config):
+        stages.append(f"{distillation_steps(config)} distillation steps")
+    return f"innreg: training on {where}{precision}, {n_pairs} pairs, {config.model.dim}D: {', then '.join(stages)}"
+
+
 def _train(
     records: list[PairRecord],
     out_dir: Path,
@@ -228,6 +241,8 @@ def _train(
         write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t = config.train
+    if main and progress:
+        print(_plan(config, len(records), device, ctx.world_size, state.step), flush=True)
     batches = PairBatches(records, config, device, (ctx.rank, ctx.world_size) if ctx.enabled else None)
 
     def step_fn(step: int) -> dict[str, float]:
@@ -251,8 +266,7 @@ def _train(
     model_path = out_dir / "model.pt"
     state.ddp_model = state.ddp_discriminator = None
     if main and progress and (t.translator_rounds or t.distil_steps):
-        print(f"innreg: translator stages ({t.translator_rounds} x {translator_round_steps(t)} steps), "
-              f"distillation ({distillation_steps(config)} steps)")
+        print("innreg: translator stages, then distillation", flush=True)
     translator = train_translator_stages(state.model, records, config, device, out_dir, progress, ctx)
     distilled = distil_registration(state.model, batches, config, out_dir / "distillation_checkpoint.pt", progress, ctx)
     batches.close()
