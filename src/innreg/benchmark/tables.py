@@ -157,11 +157,12 @@ def write_tables(settings: BenchmarkSettings) -> Path:
         raise InnregInputError(f"--out {settings.out}: no method finished; " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
     rows = [result_row(r) for r in results]
     write_text(settings.out / "results.csv", csv_text(rows, record_keys(rows)))
+    dice, hd95 = "Dice, mean over labels (SD over pairs)", "HD95 (mm), mean over labels"  # the panels' titles
     metric_bars(
         settings.out / "dice_bars.png",
-        {r.method: {"dice_mean": r.summary.dice_mean, "hd95_mean": r.summary.hd95_mean} for r in results},
-        metrics=("dice_mean", "hd95_mean"),
-        errors={r.method: {"dice_mean": r.summary.dice_std} for r in results},
+        {r.method: {dice: r.summary.dice_mean, hd95: r.summary.hd95_mean} for r in results},
+        metrics=(dice, hd95),
+        errors={r.method: {dice: r.summary.dice_std} for r in results},
     )
     md_path = settings.out / "results.md"
     write_text(md_path, results_markdown(settings, results, errors))

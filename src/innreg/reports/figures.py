@@ -149,7 +149,7 @@ def metric_bars(
                         ecolor="black", capsize=3)
         for position, value, std in zip(positions, values, stds):
             top = value + std if np.isfinite(std) else value
-            ax.annotate("n/a" if not np.isfinite(value) else f"{value:.3g}",
+            ax.annotate("n/a" if not np.isfinite(value) else f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}",
                         (position, top if np.isfinite(top) else 0.0), xytext=(0, 2),
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
         crowded = len(methods) > 3  # slant long method names so they do not overlap
