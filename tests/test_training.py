@@ -169,4 +169,7 @@ def test_the_plan_line_says_what_trains_where():
     )
     short = config.updated(train={"steps": 10, "translator_rounds": 0, "precision": "bf16"})
     line = _plan(short, 6, torch.device("cuda", 1), 8, 4)
-    assert line == "innreg: training on cuda:1 x 8 processes, bf16, 6 pairs, 2D: 10 joint steps (4 done), then 20 distillation steps"
+    assert line == (
+        "innreg: training on cuda:1 x 8 processes, bf16, 6 pairs, 2D: 10 joint steps (4 done), "
+        "then 20 distillation steps"
+    )

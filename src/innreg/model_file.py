@@ -80,7 +80,8 @@ def save_model(model: INNReg, config: Config, path: Path, info: dict | None = No
     versions that wrote it."""
     # str(): torch.__version__ is a TorchVersion, which a weights-only load (read_model) refuses to unpickle.
     info = {"innreg_version": __version__, "torch_version": str(torch.__version__)} | (info or {})
-    save_atomic({"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(), "info": info}, path)
+    state = model.state_dict()
+    save_atomic({"format": MODEL_FORMAT, "config": config.to_dict(), "state_dict": state, "info": info}, path)
 
 
 def _current_refine_section(config: dict) -> dict:

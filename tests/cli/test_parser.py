@@ -47,7 +47,8 @@ def test_both_module_entry_points_run_the_cli(module):
 def test_version_is_the_installed_packages():
     import importlib.metadata
 
-    out = subprocess.run([sys.executable, "-m", "innreg", "--version"], check=True, env=ENV, capture_output=True, text=True)
+    command = [sys.executable, "-m", "innreg", "--version"]
+    out = subprocess.run(command, check=True, env=ENV, capture_output=True, text=True)
     assert out.stdout == f"innreg {innreg.__version__}\n"
     assert importlib.metadata.version("innreg") == innreg.__version__  # pyproject reads it from innreg.__version__
 

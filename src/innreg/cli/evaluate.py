@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> None:
     summary = evaluate(model, manifest_with_masks(args.pairs, args), args.out, progress=not args.quiet)
     ident = summary.identity
     print(
-        f"{summary.n_pairs} pair{'' if summary.n_pairs == 1 else 's'}: Dice {summary.dice_mean:.3f} (identity {ident.dice_mean:.3f}), "
+        f"{summary.n_pairs} pair{'' if summary.n_pairs == 1 else 's'}: "
+        f"Dice {summary.dice_mean:.3f} (identity {ident.dice_mean:.3f}), "
         f"HD95 {summary.hd95_mean:.2f} mm (identity {ident.hd95_mean:.2f}), "
         f"non-positive Jacobians {100 * summary.neg_jacobian_fraction:.3f}%, "
         f"{summary.seconds_per_pair:.3f} s/pair"
