@@ -38,9 +38,7 @@ def run_demo(out_dir: str | Path, steps: int | None = None, device: str = "auto"
     # demo stays a demo; the rounds are the default's.
     stages = {"translator_steps": max(1, joint // 2), "distil_steps": max(1, joint // 2)}
     config = Config().updated(train={"steps": joint, "device": device} | stages)
-    rounds = config.train.translator_rounds
-    print(f"[2/3] training INNReg for {joint} steps, then {rounds} x {stages['translator_steps']} translator and "
-          f"{stages['distil_steps']} distillation steps (labels are not used)")
+    print("[2/3] training INNReg (labels are not used; its first line gives the steps)")
     run_dir = out_dir / "run"
     model_path = train(data["train"], run_dir, config, resume=(run_dir / "checkpoint.pt").exists())
     print("[3/3] evaluating on the held-out pairs")
