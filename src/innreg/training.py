@@ -199,8 +199,9 @@ def _plan(config: Config, n_pairs: int, device: torch.device, world_size: int, d
     stages = [f"{t.steps} joint steps" + (f" ({done} done)" if done else "")]
     if t.translator_rounds:
         stages.append(f"{t.translator_rounds} translator rounds of {translator_round_steps(t)} steps")
-    if distillation_steps(config):
-        stages.append(f"{distillation_steps(config)} distillation steps")
+    distil = distillation_steps(config)
+    if distil:
+        stages.append(f"{distil} distillation steps")
     return f"innreg: training on {where}{precision}, {n_pairs} pairs, {config.model.dim}D: {', then '.join(stages)}"
 
 

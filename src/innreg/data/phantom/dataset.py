@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from innreg.atomic import staged_dir
+from innreg.atomic import check_output_dir, staged_dir
 from innreg.data.deformations import DeformationParams
 from innreg.data.io import Image, save_field, save_image
 from innreg.data.phantom import simulate
@@ -112,17 +112,11 @@ def default_workers(n: int) -> int:
 
 
 def _prepare_destination(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InnregInputError(f"{out_dir}: exists and is not a folder; needed as the output folder")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    """Refuse, before any work and creating nothing, an ``out_dir`` that cannot be written
+    (:func:`innreg.atomic.check_output_dir`) or that holds something ``overwrite`` does not allow replacing."""
+    check_output_dir(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise InnregInputError(f"{out_dir}: already exists and is not empty; choose a new folder (Python: overwrite=True)")
-    parent = out_dir.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InnregInputError(f"{out_dir}: cannot create the folder ({err.strerror})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InnregInputError(f"{out_dir}: folder {parent} is not writable")
 
 
 def generate_phantom_dataset(
