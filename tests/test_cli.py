@@ -245,7 +245,11 @@ def test_refine_config_overrides_the_models_refinement(trained, phantom, tmp_pat
     code, out, err = run(capsys, "evaluate", "--model", trained / "model.pt", "--pairs", phantom["test"],
                          "--out", tmp_path / "e", "--refine-config", cfg, "--quiet")  # fmt: skip
     assert code == 0, err
-    assert json.loads((tmp_path / "e" / "summary.json").read_text())["n_pairs"] > 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["n_pairs"] > 0
+    # What produced the figures: the refinement as run (the file's keys over the model's), the translation on.
+    assert summary["run"]["refine"]["smooth_sigma"] == 1.0 and summary["run"]["refine"]["mind_dilation"] == 1
+    assert summary["run"]["translate"] and summary["run"]["model"] == str(trained / "model.pt")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import innreg
 from innreg.results import EvaluationSummary, Overlap, PairMetrics, TranslationFidelity, write_results
 
 
@@ -38,7 +39,7 @@ def test_files_keep_their_column_and_key_names(tmp_path):
         _pair(1, {1: 0.7, 2: 0.8}, {1: 1.0, 2: 2.0}, 3.0, 0.3, 0.5),
     ]  # fmt: skip
     summary = EvaluationSummary.of_pairs(pairs, "m")
-    write_results(pairs, summary, tmp_path)
+    write_results(pairs, summary, tmp_path, run={"model": "m.pt"})
     with open(tmp_path / "per_pair.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
@@ -52,8 +53,9 @@ def test_files_keep_their_column_and_key_names(tmp_path):
     data = json.loads((tmp_path / "summary.json").read_text())
     assert list(data) == [
         "method", "n_pairs", "dice_mean", "dice_std", "hd95_mean", "neg_jacobian_fraction", "seconds_per_pair",
-        "nmi_before", "nmi_after", "per_label", "identity", "epe_mm", "translation_ncc", "translation_ssim",
+        "nmi_before", "nmi_after", "per_label", "identity", "epe_mm", "translation_ncc", "translation_ssim", "run",
     ]  # fmt: skip
+    assert data["run"] == {"innreg_version": innreg.__version__, "model": "m.pt"}
     assert list(data["per_label"]) == ["dice_1", "dice_10", "dice_2", "hd95_1", "hd95_10", "hd95_2"]
     assert data["per_label"]["dice_10"] == pytest.approx(0.4)  # only the pair that has label 10
     assert data["identity"] == {"dice_mean": 0.4, "hd95_mean": 5.0, "neg_jacobian_fraction": 0.0,

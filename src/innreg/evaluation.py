@@ -180,7 +180,9 @@ def evaluate(
     """Register every pair of a manifest with labels and write ``per_pair.csv``, ``summary.json``,
     ``summary.md``, the warped label maps and a few overview PNGs into ``out_dir``: all of them once every
     pair has been scored (a failing pair leaves ``out_dir`` as it was), replacing an earlier evaluation's
-    (:data:`EVALUATION_OUTPUTS`; other files in ``out_dir`` are kept).
+    (:data:`EVALUATION_OUTPUTS`; other files in ``out_dir`` are kept). ``summary.json`` records the innreg
+    version and, for a registrar with a ``describe()`` (:meth:`~innreg.inference.RegistrationModel.describe`),
+    what it ran: model file, device, translation on or off, the refinement's settings.
 
     Raises:
         InnregInputError: a pair lacks a label map, or one of its files is among the outputs it would replace.
@@ -197,7 +199,8 @@ def evaluate(
         (staging / "pairs").mkdir()
         rows = _evaluate_pairs(registrar, records, staging, out_dir, overview_pairs, progress, method)
         summary = EvaluationSummary.of_pairs(rows, method)
-        write_results(rows, summary, staging)
+        run = registrar.describe() if hasattr(registrar, "describe") else None
+        write_results(rows, summary, staging, run)
     return summary
 
 

@@ -88,12 +88,25 @@ def grid_spacing(image) -> tuple[float, ...] | None:
 class RegistrationModel:
     """A trained INNReg model ready to register pairs (weights, config and device)."""
 
-    def __init__(self, model: INNReg, config: Config, device: torch.device, translate: bool = True) -> None:
+    def __init__(
+        self, model: INNReg, config: Config, device: torch.device, translate: bool = True, source: str | None = None
+    ) -> None:
         self.model = model.eval().to(device)
         self.config = config
         self.device = device
         # False: the "no translation" ablation, the identical pipeline on the untranslated moving image.
         self.translate = translate
+        self.source = source  # the model file it was loaded from, if any
+
+    def describe(self) -> dict[str, Any]:
+        """What this model runs, as plain values (recorded in an evaluation's ``summary.json``): the model
+        file, device, whether the moving image is translated, and the refinement's settings."""
+        return {
+            "model": self.source,
+            "device": str(self.device),
+            "translate": self.translate,
+            "refine": self.config.to_dict()["refine"],
+        }
 
     @property
     def dim(self) -> int:
@@ -221,7 +234,7 @@ def load_model(
     if refine is not None:
         config = config.updated(refine={"enabled": refine} if isinstance(refine, bool) else dict(refine))
     model = saved.network()
-    return RegistrationModel(model, config, dev, translate)
+    return RegistrationModel(model, config, dev, translate, source=str(path))
 
 
 def write_registration(

@@ -257,11 +257,18 @@ class EvaluationSummary:
         return ["method", *TABLE_KEYS] + [k for k in _OPTIONAL_KEYS if getattr(self, k) is not None]
 
 
-def write_results(pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_dir: Path) -> None:
-    """``per_pair.csv``, ``summary.json`` and ``summary.md`` in ``out_dir``, each written atomically."""
+def write_results(
+    pairs: Sequence[PairMetrics], summary: EvaluationSummary, out_dir: Path, run: Mapping[str, Any] | None = None
+) -> None:
+    """``per_pair.csv``, ``summary.json`` and ``summary.md`` in ``out_dir``, each written atomically.
+    ``summary.json`` also records under ``"run"`` the innreg version and ``run`` (what produced the
+    results, e.g. the model file and its settings); :meth:`EvaluationSummary.from_dict` ignores it."""
+    from innreg import __version__
+
     rows = [p.to_row() for p in pairs]
     write_text(out_dir / PER_PAIR_FILE, csv_text(rows, record_keys(rows)))
-    write_text(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    record = summary.to_dict() | {"run": {"innreg_version": __version__} | dict(run or {})}
+    write_text(out_dir / "summary.json", json.dumps(record, indent=2))
     write_text(out_dir / "summary.md", markdown_table(summary.table_rows(), summary.table_columns()) + "\n")
 
 
