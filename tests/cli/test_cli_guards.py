@@ -83,18 +83,34 @@ def test_a_stop_is_said_once_under_torchrun(monkeypatch, capsys):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
-def test_sigterm_outside_a_training_loop_cleans_up_and_says_so(tmp_path):
+@pytest.mark.parametrize("workers, whole_group", [(1, False), (2, True)], ids=["one-process", "workers-and-group"])
+def test_sigterm_outside_a_training_loop_cleans_up_and_says_so(tmp_path, workers, whole_group):
     # SIGTERM's default ends a process on the spot, leaving its staging folder; the command line turns it into
     # the stop that Ctrl-C makes: the staged outputs are removed, one line, the shell's status for the signal.
+    # A batch system (SLURM) signals the whole process group, the pool's workers too: the same outcome.
     out = tmp_path / "data"
     command = [sys.executable, "-m", "innreg", "phantom", "--out", str(out), "--n", "400", "--size", "48x48",
-               "--workers", "1"]  # fmt: skip
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+               "--workers", str(workers)]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"},
+                            start_new_session=whole_group)  # fmt: skip
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob(".data.*/images/*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # until the first pair is written into the staging folder
-    proc.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines()[-1] == "innreg: stopped by SIGTERM"
+    assert err.strip().splitlines()[-1] == "innreg: stopped by SIGTERM" and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+    if whole_group:  # no worker outlives the command
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("pool workers outlived the stopped command")
