@@ -389,6 +389,23 @@ def test_compare_pairs_two_evaluations_by_their_images(tmp_path, capsys):
     assert code == 0
     assert "dice_mean, A - B over 4 pairs: +0.0250 (95% CI +0.0250 to +0.0250)" in out
     assert "higher on 4 and lower on 0 of 4 pairs" in out
+    assert "runs differ" not in out  # neither folder has a summary.json recording its run
+
+
+def test_compare_says_what_differed_between_the_two_runs(tmp_path, capsys):
+    a = _per_pair(tmp_path / "a", [0.90, 0.80])
+    b = _per_pair(tmp_path / "b", [0.875, 0.775])
+    refine = {"enabled": True, "steps": [20, 10]}
+    run_a = {"innreg_version": "0.1.0", "model": "m.pt", "translate": True, "refine": refine}
+    run_b = run_a | {"translate": False, "refine": refine | {"steps": [20, 15, 10, 5]}}
+    (a / "summary.json").write_text(json.dumps({"n_pairs": 2, "run": run_a}))
+    (b / "summary.json").write_text(json.dumps({"n_pairs": 2, "run": run_b}))
+    code, out, _ = run(capsys, "compare", a, b / "per_pair.csv")
+    assert code == 0
+    assert "runs differ in: refine.steps: [20, 10] -> [20, 15, 10, 5]; translate: True -> False" in out
+    (b / "summary.json").write_text("{not json")  # an unreadable record says nothing, and the comparison stands
+    code, out, _ = run(capsys, "compare", a, b)
+    assert code == 0 and "runs differ" not in out
 
 
 @pytest.mark.parametrize(

@@ -272,6 +272,35 @@ def write_results(
     write_text(out_dir / "summary.md", markdown_table(summary.table_rows(), summary.table_columns()) + "\n")
 
 
+def read_run(path: str | Path) -> dict[str, Any]:
+    """The ``run`` record (:func:`write_results`) of the ``summary.json`` in an evaluation folder, or beside
+    its ``per_pair.csv``; empty where there is none (an evaluation written before innreg recorded it, a CSV alone)."""
+    path = Path(path)
+    summary = (path if path.is_dir() else path.parent) / "summary.json"
+    try:
+        run = json.loads(summary.read_text()).get("run", {})
+    except (OSError, ValueError, AttributeError):  # absent, unreadable or not a JSON object: nothing recorded
+        return {}
+    return run if isinstance(run, dict) else {}
+
+
+def run_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """``"key: A -> B"`` for each setting two ``run`` records both hold with different values (nested
+    keys dotted, e.g. ``refine.steps``), sorted by key."""
+
+    def flat(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in record.items():
+            if isinstance(value, Mapping):
+                out |= flat(value, f"{prefix}{key}.")
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    fa, fb = flat(a), flat(b)
+    return [f"{k}: {fa[k]} -> {fb[k]}" for k in sorted(fa.keys() & fb.keys()) if fa[k] != fb[k]]
+
+
 def read_per_pair(path: str | Path, metric: str = "dice_mean") -> dict[tuple[str, str], float]:
     """One metric of a ``per_pair.csv`` (or of the evaluation folder holding one), keyed by the pair's
     ``(moving, fixed)`` paths.

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from innreg.errors import InnregInputError
     from innreg.paired import paired_by_key
-    from innreg.results import read_per_pair
+    from innreg.results import read_per_pair, read_run, run_differences
 
     a, b = read_per_pair(args.a, args.metric), read_per_pair(args.b, args.metric)
     try:
@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> None:
         raise InnregInputError(f"{args.b}: against {args.a}: {err}") from err
     print(f"{args.metric}, A - B over {diff.n} pairs: {diff.describe('+.4f')}")
     print(f"A: {args.a} (mean {diff.mean_a:.4f}); B: {args.b} (mean {diff.mean_b:.4f})")
+    differences = run_differences(read_run(args.a), read_run(args.b))
+    if differences:  # what the evaluations' summary.json say differed between the two runs
+        print("runs differ in: " + "; ".join(differences))
     left_out = len(a) + len(b) - 2 * diff.n
     if left_out:
         print(f"{left_out} row(s) left out: in only one of the two, or without a value")
