@@ -70,6 +70,25 @@ def torchrun():
     return run
 
 
+@pytest.fixture(scope="session")
+def group_ends():
+    """``group_ends(pgid, seconds=20)``: whether every process of the process group ``pgid`` has ended within
+    ``seconds`` (a stopped command's workers must not outlive it)."""
+    import time
+
+    def ends(pgid: int, seconds: float = 20) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        return False
+
+    return ends
+
+
 @pytest.fixture
 def tiny_config() -> Config:
     return Config.from_dict(TINY)

@@ -113,7 +113,9 @@ def test_train_stopped_by_sigterm_saves_its_step_and_resumes_to_the_same_weights
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM (POSIX)")
-def test_sigterm_to_every_process_of_a_run_with_data_workers_stops_it_after_the_step(phantom, tmp_path, tiny_dict):
+def test_sigterm_to_every_process_of_a_run_with_data_workers_stops_it_after_the_step(
+    phantom, tmp_path, tiny_dict, group_ends
+):
     # A batch system signals every process of the job, the data workers too: they leave the stopping to the
     # training process, which finishes its step, writes the checkpoint and exits with 143.
     config = tmp_path / "tiny.yaml"
@@ -123,12 +125,4 @@ def test_sigterm_to_every_process_of_a_run_with_data_workers_stops_it_after_the_
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in err and "Traceback" not in err
     assert 2 <= _checkpoint_step(run / "checkpoint.pt") < STEPS
-    deadline = time.monotonic() + 20  # and the workers ended with it
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("data workers outlived the stopped run")
+    assert group_ends(proc.pid), "data workers outlived the stopped run"
