@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+import innreg
 from innreg.cli import main
 
 
@@ -54,6 +55,11 @@ def test_register_single_pair_writes_outputs_on_fixed_grid(trained, phantom, tmp
     assert (out / "inverse_ddf.nii.gz").is_file() and (out / "overview.png").stat().st_size > 1000
     labels = np.asarray(nib.load(out / "warped_seg.nii.gz").dataobj)
     assert set(np.unique(labels)) <= {0, 1, 2, 3}
+    record = json.loads((out / "registration.json").read_text())  # what produced the folder
+    assert record["moving"] == str(root / row["moving"]) and record["moving_seg"] == str(root / row["moving_seg"])
+    assert record["seconds"] > 0 and 0.0 <= record["neg_jacobian_fraction"] <= 1.0
+    assert record["run"]["model"] == str(trained / "model.pt") and record["run"]["translate"]
+    assert record["run"]["innreg_version"] == innreg.__version__ and record["run"]["refine"]["enabled"]
 
 
 def test_register_and_apply_keep_large_label_ids_exactly(trained, phantom, tmp_path, capsys):

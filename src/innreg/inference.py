@@ -14,6 +14,7 @@ untranslated moving image (the translation ablation).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -99,9 +100,13 @@ class RegistrationModel:
         self.source = source  # the model file it was loaded from, if any
 
     def describe(self) -> dict[str, Any]:
-        """What this model runs, as plain values (recorded in an evaluation's ``summary.json``): the model
-        file, device, whether the moving image is translated, and the refinement's settings."""
+        """What this model runs, as plain values (recorded in an evaluation's ``summary.json`` and a
+        registration's ``registration.json``): the innreg version, model file, device, whether the moving
+        image is translated, and the refinement's settings."""
+        from innreg import __version__
+
         return {
+            "innreg_version": __version__,
             "model": self.source,
             "device": str(self.device),
             "translate": self.translate,
@@ -249,7 +254,9 @@ def write_registration(
     also in each file's header description), the same two maps as ITK/ANTs displacement fields
     ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
     ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
-    (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, and ``overview.png``.
+    (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, ``overview.png``, and
+    ``registration.json`` (the inputs, seconds, the fraction of non-positive Jacobian determinants, and
+    what ran: :meth:`RegistrationModel.describe`).
 
     The folder is complete or as it was: the files are staged and moved in once all are written
     (:func:`innreg.atomic.staged_dir`; the grids last), and the files of an earlier registration in
@@ -285,8 +292,9 @@ def _write_outputs(
 ) -> None:
     """The files of :func:`write_registration`, written into ``out_dir`` (its staging folder); ``loaded``:
     :func:`~innreg.data.load_pair`'s images of ``record``."""
+    from innreg.atomic import write_text
     from innreg.data import load_image, save_field, save_image, save_itk_field
-    from innreg.metrics import jacobian_determinant
+    from innreg.metrics import jacobian_determinant, neg_jacobian_fraction
     from innreg.reports import registration_overview
     from innreg.warping import save_grids
 
@@ -310,3 +318,11 @@ def _write_outputs(
         jacobian=jac, moving_seg=None if moving_seg is None else moving_seg.array,
         fixed_seg=None if fixed_seg is None else fixed_seg.array, warped_seg=result.warped_seg,
     )
+    inputs = {"moving": str(record.moving), "fixed": str(record.fixed), "moving_seg": record.moving_seg}
+    record_json = {
+        **{k: None if v is None else str(v) for k, v in inputs.items()},
+        "seconds": result.seconds,
+        "neg_jacobian_fraction": neg_jacobian_fraction(result.ddf),
+        "run": model.describe(),
+    }
+    write_text(out_dir / "registration.json", json.dumps(record_json, indent=2) + "\n")

@@ -262,7 +262,8 @@ def write_results(
 ) -> None:
     """``per_pair.csv``, ``summary.json`` and ``summary.md`` in ``out_dir``, each written atomically.
     ``summary.json`` also records under ``"run"`` the innreg version and ``run`` (what produced the
-    results, e.g. the model file and its settings); :meth:`EvaluationSummary.from_dict` ignores it."""
+    results, e.g. :meth:`innreg.inference.RegistrationModel.describe`); :meth:`EvaluationSummary.from_dict`
+    ignores it."""
     from innreg import __version__
 
     rows = [p.to_row() for p in pairs]

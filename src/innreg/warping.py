@@ -41,7 +41,7 @@ FIXED_GRID = "fixed_grid.nii.gz"
 MOVING_GRID = "moving_grid.nii.gz"
 REGISTRATION_FILES = (
     "warped.nii.gz", "translated.nii.gz", "ddf.nii.gz", "inverse_ddf.nii.gz", "ddf_itk.nii.gz",
-    "inverse_ddf_itk.nii.gz", FIXED_GRID, MOVING_GRID, "warped_seg.nii.gz", "overview.png",
+    "inverse_ddf_itk.nii.gz", FIXED_GRID, MOVING_GRID, "warped_seg.nii.gz", "overview.png", "registration.json",
 )
 """Every file ``innreg register`` may write into a registration folder (:func:`innreg.inference.write_registration`):
 a new registration replaces them all, removing those it does not write, and ``apply`` never overwrites one."""
