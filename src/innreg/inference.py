@@ -318,9 +318,10 @@ def _write_outputs(
         jacobian=jac, moving_seg=None if moving_seg is None else moving_seg.array,
         fixed_seg=None if fixed_seg is None else fixed_seg.array, warped_seg=result.warped_seg,
     )
-    inputs = {"moving": str(record.moving), "fixed": str(record.fixed), "moving_seg": record.moving_seg}
     record_json = {
-        **{k: None if v is None else str(v) for k, v in inputs.items()},
+        "moving": str(record.moving),
+        "fixed": str(record.fixed),
+        "moving_seg": None if record.moving_seg is None else str(record.moving_seg),
         "seconds": result.seconds,
         "neg_jacobian_fraction": neg_jacobian_fraction(result.ddf),
         "run": model.describe(),
