@@ -22,7 +22,9 @@ the translated channel (default ``raw,translator,truth``) through ``Registration
 - ``truth+low:S`` / ``translation-low:S``: the truth plus the model's error smoothed by S voxels (its coarse
   error alone) / the model's translation minus that smoothed error (its fine error alone);
 - ``translator-flip:AXES``: the model's translation averaged over the input flipped along every subset of the
-  spatial axes ``AXES`` (digits, e.g. ``0`` or ``01``), each output flipped back (test-time augmentation).
+  spatial axes ``AXES`` (digits, e.g. ``0`` or ``01``), each output flipped back (test-time augmentation);
+- ``translator-coarse:F``: the model's translation of its input downsampled by ``F`` (as ``stage_pair``
+  downsamples), resized back (what the translation's resolution is worth).
 
 Every source but ``raw`` keeps the model's inverse channel (the phantom writes no perfect inverse) and stands in
 for the guide's channel too, for a model with one. Prints the mean Dice over the fixed labels (as ``innreg
@@ -42,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from innreg import load_model
-from innreg.core.filters import gaussian_smooth, resize_linear
+from innreg.core.filters import downsample, gaussian_smooth, resize_linear
 from innreg.data import load_image, load_pair, normalize_intensity, read_manifest, voxel_spacing
 from innreg.evaluation import overlap_metrics
 
@@ -104,6 +106,8 @@ def channel_of(source: str, truth: Tensor, moving: Tensor, brain: Tensor, noise_
             return sum(outputs) / len(outputs)
 
         return averaged
+    if name == "translator-coarse":
+        return lambda translator, x: at(translator(downsample(x, int(value))), x)
     raise SystemExit(f"unknown source {source!r} (see the module docstring)")
 
 

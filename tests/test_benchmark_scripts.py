@@ -209,6 +209,10 @@ def test_translation_headroom_sources_compose_truth_and_translation_by_hand():
     ramp = torch.arange(5.0).expand(1, 1, 6, 5)
     position = script.channel_of("translator-flip:1", truth, moving, brain, 0.0)(lambda image: image + ramp, x)
     torch.testing.assert_close(position, x + 2.0)  # (x + ramp + x + ramp reversed) / 2
+    # The translation of a coarser input comes back on the input's grid; a constant image stays constant.
+    coarse = script.channel_of("translator-coarse:2", truth, moving, brain, 0.0)(doubling, truth)
+    assert coarse.shape == truth.shape
+    torch.testing.assert_close(coarse, 2 * truth)
     with pytest.raises(SystemExit):
         channel("truth-sharpen:2")
 
