@@ -11,7 +11,8 @@ a list of overrides times each of them, all interleaved with ANTs SyN pair by pa
 ``--threads N`` (default 1) gives both methods the same N CPU threads (torch's intra-op threads for
 innreg, ITK's for ANTs SyN): the two scale differently with threads (ANTs' multithreading against
 innreg's small 2D operations), so the ratio may depend on them; measured here up to two (RESULTS.md
-section 4). Prints the median seconds of each and their ratio. ``--device cuda`` runs innreg on the GPU
+section 4). Prints the median seconds of each and their ratio, and innreg's median seconds by phase
+(``RegistrationResult.phase_seconds``). ``--device cuda`` runs innreg on the GPU
 (ANTs stays on the CPU); ``--innreg-only`` times innreg alone (where ANTsPy is not installed), each pair
 registered twice and the second time kept, so the first pair's one-off CUDA start-up is not counted.
 """
@@ -49,12 +50,14 @@ def main() -> None:
     dim = next(iter(models.values())).dim
     ants = None if args.innreg_only else make_method("ants-syn", dim=dim)
     times: dict[str, list[float]] = {name: [] for name in [*models, "ants-syn"]}
+    phases: dict[str, list[dict[str, float]]] = {name: [] for name in models}
     for record in read_manifest(args.manifest)[: args.n_pairs]:
         moving, fixed, moving_seg, _ = load_pair(record)
         for name, model in models.items():
             for _ in range(2 if ants is None else 1):
-                seconds = model.register(moving.array, fixed.array, moving_seg.array).seconds
-            times[name].append(seconds)
+                result = model.register(moving.array, fixed.array, moving_seg.array)
+            times[name].append(result.seconds)
+            phases[name].append(result.phase_seconds)
         if ants is not None:
             times["ants-syn"].append(ants.register(moving.array, fixed.array, moving_seg.array).seconds)
     median = {k: statistics.median(v) for k, v in times.items() if v}
@@ -67,6 +70,10 @@ def main() -> None:
         print(f"{label} {median[name]:.3f} s/pair, ANTs SyN {median['ants-syn']:.3f} s/pair, "
               f"ratio {median['ants-syn'] / median[name]:.1f}x (medians over {len(times[name])} pairs, "
               f"{args.threads} thread{'s' if args.threads > 1 else ''} each)")
+    for name, timed in phases.items():
+        split = {phase: statistics.median(p.get(phase, 0.0) for p in timed) for phase in timed[0]}
+        print(f"  {'innreg' if len(models) == 1 else name} by phase (medians): "
+              + ", ".join(f"{phase} {seconds:.4f}" for phase, seconds in split.items()))
 
 
 if __name__ == "__main__":

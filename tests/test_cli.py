@@ -58,6 +58,8 @@ def test_register_single_pair_writes_outputs_on_fixed_grid(trained, phantom, tmp
     record = json.loads((out / "registration.json").read_text())  # what produced the folder
     assert record["moving"] == str(root / row["moving"]) and record["moving_seg"] == str(root / row["moving_seg"])
     assert record["seconds"] > 0 and 0.0 <= record["neg_jacobian_fraction"] <= 1.0
+    assert list(record["phase_seconds"]) == ["translate", "network (affine stage)", "affine correction", "demons", "warp"]
+    assert 0 < sum(record["phase_seconds"].values()) <= record["seconds"]
     assert record["run"]["model"] == str(trained / "model.pt") and record["run"]["translate"]
     assert record["run"]["innreg_version"] == innreg.__version__ and record["run"]["refine"]["enabled"]
 
@@ -131,8 +133,12 @@ def test_registration_reports_its_phases_in_order(trained, phantom, tmp_path):
     from innreg.inference import load_model, write_registration
 
     phases = []
-    write_registration(load_model(trained / "model.pt", "cpu"), read_manifest(phantom["test"])[0], tmp_path, phases.append)
-    assert phases == ["translate", "network (affine stage)", "affine correction", "demons", "write outputs"]
+    model = load_model(trained / "model.pt", "cpu")
+    result = write_registration(model, read_manifest(phantom["test"])[0], tmp_path, phases.append)
+    assert phases == ["translate", "network (affine stage)", "affine correction", "demons", "warp", "write outputs"]
+    # Each phase is timed, the last one reported ("write outputs") after the registration's own seconds.
+    assert list(result.phase_seconds) == phases[:-1] and all(s >= 0 for s in result.phase_seconds.values())
+    assert result.seconds - 0.01 <= sum(result.phase_seconds.values()) <= result.seconds
 
 
 def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys):
@@ -149,6 +155,9 @@ def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys
     assert "| identity |" in (tmp_path / "summary.md").read_text()
     # the phantom manifest has moving_as_fixed: translation fidelity is scored and printed
     assert -1 <= summary["translation_ncc"] <= 1 and "translation vs moving_as_fixed: NCC" in out
+    phases = summary["phase_seconds_per_pair"]  # where the time goes, and printed
+    assert "demons" in phases and sum(phases.values()) <= summary["seconds_per_pair"]
+    assert "seconds a pair by phase: translate " in out
 
 
 def test_evaluate_no_translate_runs_the_pipeline_on_the_raw_moving_image(trained, phantom, tmp_path, capsys):

@@ -31,6 +31,23 @@ def test_summary_means_over_pairs_ignore_nan():
     assert s.epe_mm is None and s.translation_ncc is None  # measured by no pair
 
 
+def test_phase_seconds_average_over_the_pairs_that_timed_them(tmp_path):
+    pairs = [
+        _pair(0, {1: 0.5}, {1: 2.0}, 1.0, 0.2, 0.3, phase_seconds={"translate": 0.2, "demons": 0.6}),
+        _pair(1, {1: 0.7}, {1: 1.0}, 3.0, 0.3, 0.5, phase_seconds={"translate": 0.4, "warp": 0.2}),
+        _pair(2, {1: 0.7}, {1: 1.0}, 3.0, 0.3, 0.5),  # a method that times no phases
+    ]
+    s = EvaluationSummary.of_pairs(pairs, "m")
+    # A phase a timed pair did not run counts 0 there; first-seen order.
+    assert s.phase_seconds_per_pair == pytest.approx({"translate": 0.3, "demons": 0.3, "warp": 0.1})
+    assert list(s.phase_seconds_per_pair) == ["translate", "demons", "warp"]
+    write_results(pairs, s, tmp_path)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert EvaluationSummary.from_dict(data) == s
+    assert EvaluationSummary.of_pairs(pairs[2:], "peer").phase_seconds_per_pair is None
+    assert "phase_seconds_per_pair" not in EvaluationSummary.of_pairs(pairs[2:], "peer").to_dict()
+
+
 def test_files_keep_their_column_and_key_names(tmp_path):
     fidelity = TranslationFidelity(ncc=0.9, ssim=0.8, identity_ncc=0.1, identity_ssim=0.2)
     pairs = [

@@ -247,6 +247,7 @@ def _evaluate_pairs(
             nmi_after=_nmi(result.warped, fixed.array),
             seconds=result.seconds,
             identity=overlap_metrics(moving_seg.array, fixed_seg.array, spacing),
+            phase_seconds=getattr(result, "phase_seconds", None) or None,  # innreg's; the peers time no phases
         )
         if record.true_ddf is not None:
             true = load_field(record.true_ddf)

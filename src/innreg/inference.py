@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class RegistrationResult:
             ``moving ~= fixed_like(x + inverse_ddf(x))`` pulls fixed-grid data back onto the moving grid.
         warped_seg: moving label map warped with nearest neighbour (``None`` if not given).
         seconds: wall time of the registration itself (normalisation, networks, warping).
+        phase_seconds: ``seconds`` by phase, in the order run: ``"translate"`` (``"prepare"`` with
+            ``translate=False``; intensity normalisation included), each stage by name (e.g. ``"demons"``), then
+            ``"warp"`` (the outputs onto the fixed grid).
     """
 
     warped: np.ndarray
@@ -59,6 +62,29 @@ class RegistrationResult:
     inverse_ddf: np.ndarray
     warped_seg: np.ndarray | None
     seconds: float
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _PhaseClock:
+    """Wall seconds per phase of one registration: calling it with a name ends the running phase and starts
+    that one (and tells ``on_phase``). On CUDA each phase ends by waiting for its queued kernels, so its seconds
+    are its own, not the launches of the next."""
+
+    def __init__(self, device: torch.device, on_phase: Callable[[str], None] | None) -> None:
+        self.device, self.on_phase = device, on_phase
+        self.seconds: dict[str, float] = {}
+        self._phase: str | None = None
+        self._since = 0.0
+
+    def __call__(self, name: str | None) -> None:
+        if self._phase is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            now = time.perf_counter()
+            self.seconds[self._phase] = self.seconds.get(self._phase, 0.0) + now - self._since
+        self._phase, self._since = name, time.perf_counter()
+        if name is not None and self.on_phase is not None:
+            self.on_phase(name)
 
 
 def as_array(image, name: str = "image") -> np.ndarray:
@@ -159,7 +185,7 @@ class RegistrationModel:
         by default it is read from ``fixed`` when that is an :class:`Image` or a nibabel image, and
         plain arrays are taken to have the reference voxel size. ``on_phase(name)``, when given, is
         called as each phase starts (``"translate"``, ``"prepare"`` with ``translate=False``, then each
-        stage's name; progress reports).
+        stage's name, then ``"warp"``; progress reports); the result's ``phase_seconds`` times them.
 
         Returns:
             A :class:`RegistrationResult` (see its fields for shapes and conventions).
@@ -175,20 +201,21 @@ class RegistrationModel:
         fixed_in = self._mask(fixed_mask, "fixed_mask", fixed_arr.shape)
         moving_in = self._mask(moving_mask, "moving_mask", fixed_arr.shape)
         start = time.perf_counter()
+        clock = _PhaseClock(self.device, on_phase)
+        clock("translate" if self.translate else "prepare")
         # Intensity percentiles from inside the masks: an excluded artefact must not set the scale either.
         hu_curve = self.config.model.hu_curve
         m = self._tensor(normalize_intensity(moving_arr, moving_in, hu_curve))
         f = self._tensor(normalize_intensity(fixed_arr, fixed_in, hu_curve))
         masks = [None if x is None else self._tensor(x) for x in (fixed_in, moving_in)]
         refine = self.config.refine
-        if on_phase is not None:
-            on_phase("translate" if self.translate else "prepare")
         pair = stage_pair(
             self.model, m, f, self.translate, *masks, spacing=spacing or grid_spacing(fixed),
             inverse=refine.enabled and refine.inverse_weight > 0, inverse_factor=refine.inverse_factor,
         )
-        on_stage = None if on_phase is None else (lambda stage: on_phase(stage_name(stage)))
-        transform = registration_chain(self.model, self.config)(pair, on_stage=on_stage)
+        chain = registration_chain(self.model, self.config)
+        transform = chain(pair, on_stage=lambda stage: clock(stage_name(stage)))
+        clock("warp")
         ddf, inverse_ddf = transform.ddf, transform.inverse
         # The translation the refinement matched, or the moving image itself without translator.
         translated = pair.image if pair.guide is None else pair.guide
@@ -209,7 +236,8 @@ class RegistrationModel:
             warped_seg=warped_seg,
             seconds=0.0,
         )
-        result.seconds = time.perf_counter() - start
+        clock(None)
+        result.seconds, result.phase_seconds = time.perf_counter() - start, clock.seconds
         return result
 
 
@@ -255,8 +283,8 @@ def write_registration(
     ``ddf_itk.nii.gz`` and ``inverse_ddf_itk.nii.gz`` (mm, LPS; :mod:`innreg.data.itk`), the grids
     ``fixed_grid.nii.gz`` and ``moving_grid.nii.gz`` that ``innreg apply`` needs
     (:mod:`innreg.warping`), ``warped_seg.nii.gz`` when ``record.moving_seg`` is set, ``overview.png``, and
-    ``registration.json`` (the inputs, seconds, the fraction of non-positive Jacobian determinants, and
-    what ran: :meth:`RegistrationModel.describe`).
+    ``registration.json`` (the inputs, seconds and their split by phase, the fraction of non-positive
+    Jacobian determinants, and what ran: :meth:`RegistrationModel.describe`).
 
     The folder is complete or as it was: the files are staged and moved in once all are written
     (:func:`innreg.atomic.staged_dir`; the grids last), and the files of an earlier registration in
@@ -323,6 +351,7 @@ def _write_outputs(
         "fixed": str(record.fixed),
         "moving_seg": None if record.moving_seg is None else str(record.moving_seg),
         "seconds": result.seconds,
+        "phase_seconds": result.phase_seconds,
         "neg_jacobian_fraction": neg_jacobian_fraction(result.ddf),
         "run": model.describe(),
     }

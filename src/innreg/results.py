@@ -43,6 +43,16 @@ def _sample_std(values: Sequence[float]) -> float:
     return float(np.std(kept, ddof=1)) if len(kept) > 1 else float("nan")
 
 
+def _phase_means(pairs: Sequence[PairMetrics]) -> dict[str, float] | None:
+    """Mean seconds per phase over the pairs that timed their phases, phases in their first order
+    (``None`` when no pair did); a phase a pair did not run counts 0 for it."""
+    timed = [p.phase_seconds for p in pairs if p.phase_seconds]
+    if not timed:
+        return None
+    names = list(dict.fromkeys(name for phases in timed for name in phases))
+    return {name: float(np.mean([phases.get(name, 0.0) for phases in timed])) for name in names}
+
+
 @dataclass
 class Overlap:
     """Dice and HD95 (mm) per label of a warped label map against the fixed one."""
@@ -102,6 +112,7 @@ class PairMetrics:
     epe_mm: float | None = None  # where the manifest has the true field
     identity_epe_mm: float | None = None
     translation: TranslationFidelity | None = None  # where the manifest has ``moving_as_fixed``
+    phase_seconds: dict[str, float] | None = None  # ``seconds`` by phase, for methods that time their phases
 
     def to_row(self) -> dict[str, Any]:
         """The CSV row; optional metrics are left out (an empty cell) where not measured."""
@@ -164,6 +175,7 @@ class EvaluationSummary:
     epe_mm: float | None = None
     translation_ncc: float | None = None
     translation_ssim: float | None = None
+    phase_seconds_per_pair: dict[str, float] | None = None
 
     @classmethod
     def of_pairs(cls, pairs: Sequence[PairMetrics], method: str) -> EvaluationSummary:
@@ -200,6 +212,7 @@ class EvaluationSummary:
             epe_mm=mean_of(lambda p: p.epe_mm, with_epe),
             translation_ncc=mean_of(translation("ncc"), with_translation),
             translation_ssim=mean_of(translation("ssim"), with_translation),
+            phase_seconds_per_pair=_phase_means(pairs),
         )
 
     def per_label(self) -> dict[str, float]:
@@ -223,6 +236,8 @@ class EvaluationSummary:
             "per_label": self.per_label(),
             "identity": self.identity.to_dict(),
         }
+        if self.phase_seconds_per_pair is not None:
+            out["phase_seconds_per_pair"] = self.phase_seconds_per_pair
         return out | {k: getattr(self, k) for k in _OPTIONAL_KEYS if getattr(self, k) is not None}
 
     @classmethod
@@ -240,6 +255,7 @@ class EvaluationSummary:
             per_label_dice=per_label["dice"],
             per_label_hd95=per_label["hd95"],
             **{k: data[k] for k in _OPTIONAL_KEYS if k in data},
+            phase_seconds_per_pair=data.get("phase_seconds_per_pair"),
         )
 
     def table_rows(self) -> list[dict[str, Any]]:

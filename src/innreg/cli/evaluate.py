@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> None:
         f"non-positive Jacobians {100 * summary.neg_jacobian_fraction:.3f}%, "
         f"{summary.seconds_per_pair:.3f} s/pair"
     )
+    if summary.phase_seconds_per_pair:
+        phases = summary.phase_seconds_per_pair.items()
+        print("seconds a pair by phase: " + ", ".join(f"{name} {seconds:.3f}" for name, seconds in phases))
     if summary.translation_ncc is not None:
         print(translation_line(summary, model.config.model.input_factor))
     print(f"results: {args.out / 'summary.md'}")
