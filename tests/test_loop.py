@@ -30,6 +30,13 @@ def test_non_finite_logs_without_checkpoint_say_nothing_was_saved():
         run_loop("x", 3, lambda step: {"total": float("nan"), "distil": float("-inf"), "ok": 1.0}, {}, None, progress=False)
 
 
+def test_the_progress_bar_shows_small_losses_in_significant_digits(capsys):
+    # 3D's affine distillation term is ~1e-4: with fixed decimals the bar read "0.000" for the whole stage.
+    run_loop("x", 2, lambda step: {"distil_affine": 3.2e-5, "total": 1.5}, {}, None, postfix=("distil_affine", "total"))
+    err = capsys.readouterr().err
+    assert "distil_affine=3.2e-05" in err and "total=1.5" in err
+
+
 def test_a_step_that_stops_before_its_update_gets_the_same_message(tmp_path):
     def step_fn(step: int) -> dict[str, float]:
         if step == 2:

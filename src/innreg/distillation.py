@@ -165,8 +165,11 @@ def distil_registration(
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
         show = progress and ctx.is_main
         agree = distributed.loop_agreement(ctx, device)
+        # Affine targets leave the field term at 0: the bar shows the terms that learn.
+        postfix = ("distil_affine",) if learner is not model.registration else ("distil", "distil_affine")
         return run_loop(
-            "distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree
+            "distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree,
+            postfix=postfix,
         )
     finally:
         for p in frozen:
