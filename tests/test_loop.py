@@ -31,7 +31,7 @@ def test_non_finite_logs_without_checkpoint_say_nothing_was_saved():
 
 
 def test_the_progress_bar_shows_small_losses_in_significant_digits(capsys):
-    # 3D's affine distillation term is ~1e-4: with fixed decimals the bar read "0.000" for the whole stage.
+    # With three fixed decimals a loss under 5e-4 read "0.000".
     run_loop("x", 2, lambda step: {"distil_affine": 3.2e-5, "total": 1.5}, {}, None, postfix=("distil_affine", "total"))
     err = capsys.readouterr().err
     assert "distil_affine=3.2e-05" in err and "total=1.5" in err

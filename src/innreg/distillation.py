@@ -165,7 +165,7 @@ def distil_registration(
         parts = {"registration": model.registration, "opt": opt, "reference": reference.registration}
         show = progress and ctx.is_main
         agree = distributed.loop_agreement(ctx, device)
-        # Affine targets leave the field term at 0: the bar shows the terms that learn.
+        # Affine targets leave the field term at 0: their bar shows the affine term alone.
         postfix = ("distil_affine",) if learner is not model.registration else ("distil", "distil_affine")
         return run_loop(
             "distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree,

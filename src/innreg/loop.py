@@ -231,7 +231,7 @@ def run_loop(
                 if on_step is not None:
                     on_step(state, logs)
                 bar.update(1)
-                # Significant digits, not decimals: a small loss (an affine term, ~1e-4) must not read 0.000.
+                # Significant digits, not decimals: a small loss must not read 0.000.
                 bar.set_postfix({k: f"{logs[k]:.4g}" for k in postfix if k in logs})
                 stop = stop_requested() if agree is None else agree(stop_requested())
                 if state.step % checkpoint_every == 0 or state.step == steps or stop:
