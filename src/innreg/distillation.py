@@ -122,7 +122,8 @@ def distil_registration(
     device = next(model.parameters()).device
     # Only the registration network learns, or its affine stage alone for affine targets (and DDP
     # all-reduces only what needs gradients): the translator and a guide are frozen for the distillation.
-    learner = model.registration.affine if DistilTarget(t.distil_target) is DistilTarget.AFFINE else model.registration
+    affine_only = DistilTarget(t.distil_target) is DistilTarget.AFFINE
+    learner = model.registration.affine if affine_only else model.registration
     learning = {id(p) for p in learner.parameters()}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in learning]
     for p in frozen:
@@ -166,7 +167,7 @@ def distil_registration(
         show = progress and ctx.is_main
         agree = distributed.loop_agreement(ctx, device)
         # Affine targets leave the field term at 0: their bar shows the affine term alone.
-        postfix = ("distil_affine",) if learner is not model.registration else ("distil", "distil_affine")
+        postfix = ("distil_affine",) if affine_only else ("distil", "distil_affine")
         return run_loop(
             "distil", steps, step_fn, parts, checkpoint, t.checkpoint_every, show, writer=ctx.is_main, agree=agree,
             postfix=postfix,
