@@ -1,4 +1,4 @@
-"""The ``innreg`` command line: phantom, train, register, apply, evaluate, compare, demo, benchmark.
+"""The ``innreg`` command line: phantom, train, register, apply, evaluate, compare, info, demo, benchmark.
 
 One module per command (``innreg.cli.<command>``), each with ``HELP``, ``add_arguments(parser)`` and
 ``run(args)``; a command imports torch and the rest of innreg only inside ``run``, so building the
@@ -24,7 +24,7 @@ from innreg.cli.options import is_main_rank
 from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError, sigterm_interrupts
 from innreg.memory import keep_freed_memory
 
-COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "compare", "demo", "benchmark")
+COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "compare", "info", "demo", "benchmark")
 """Command names, in ``--help`` order; ``innreg.cli.<name>`` implements each."""
 
 
