@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from innreg.errors import InnregInputError
+
+if TYPE_CHECKING:
+    from innreg.config import ModelConfig
 
 # Read as a label map: non-negative whole numbers, at most this many distinct values (an 8-bit MR image
 # holds more; FreeSurfer's aparc+aseg about 110).
@@ -29,7 +32,8 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
     ``dim`` and ``shape`` (the array innreg registers, singleton axes squeezed), ``spacing_mm`` (per array
     axis), ``orientation`` (the world direction each array axis points to, RAS+ codes), ``origin_mm``;
     for images ``range`` (min, max), ``percentiles_1_99`` and ``hounsfield`` (whether innreg maps it
-    as CT in HU when the model's ``hu_curve`` is on); for label maps ``label_voxels`` (voxels per non-zero label).
+    as CT in HU when the model's ``hu_curve`` is on); for label maps ``label_voxels`` (voxels per
+    non-zero label).
     """
     import nibabel as nib
 
@@ -121,7 +125,7 @@ def describe_model(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def _translator(kind: str, model, slice_wise: bool = False) -> dict[str, Any] | None:
+def _translator(kind: str, model: ModelConfig, slice_wise: bool = False) -> dict[str, Any] | None:
     """A translator's kind and size (``None`` for ``none``)."""
     from innreg.core.enums import SqueezeKind, TranslatorKind
 
