@@ -100,8 +100,10 @@ def test_file_kind_is_picked_by_name_and_others_are_refused(tmp_path, model_file
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(InnregInputError, match="notes.txt: not a model file"):
         describe_file(tmp_path / "notes.txt")
-    with pytest.raises(InnregInputError, match="missing.nii.gz: file not found"):
+    with pytest.raises(InnregInputError, match="missing.nii.gz: image file not found"):
         describe_file(tmp_path / "missing.nii.gz")
+    with pytest.raises(InnregInputError, match="missing.pt: model file not found"):
+        describe_file(tmp_path / "missing.pt")
 
 
 def test_cli_prints_each_file_and_json(tmp_path, model_file, capsys):

@@ -90,7 +90,8 @@ def describe_model(path: str | os.PathLike) -> dict[str, Any]:
     model, refine, info = saved.config.model, saved.config.refine, saved.info
     parameters: dict[str, int] = {}
     for name, tensor in saved.state_dict.items():
-        parameters[name.split(".")[0]] = parameters.get(name.split(".")[0], 0) + int(tensor.numel())
+        network = name.split(".")[0]
+        parameters[network] = parameters.get(network, 0) + int(tensor.numel())
     versions = {key: info[key] for key in ("innreg_version", "torch_version") if key in info}
     training = {key: info[key] for key in ("steps", "n_pairs") if key in info}
     if "train_seconds" in info:
@@ -146,13 +147,11 @@ def describe_file(path: str | os.PathLike) -> dict[str, Any]:
     """:func:`describe_model` for a ``.pt`` file, :func:`describe_image` for a NIfTI one.
 
     Raises:
-        InnregInputError: a missing file, or a name that is neither.
+        InnregInputError: a name that is neither, or what the reader of its kind refuses (a missing file too).
     """
     from innreg.data.io import NIFTI_SUFFIXES
 
     path = Path(path)
-    if not path.is_file():
-        raise InnregInputError(f"{path}: file not found")
     if path.name.endswith(".pt"):
         return describe_model(path)
     if path.name.endswith(NIFTI_SUFFIXES):
