@@ -95,6 +95,21 @@ def test_label_map_counts_voxels_per_label(tmp_path):
     assert facts["kind"] == "label map" and facts["label_voxels"] == {1: 2, 3: 5} and "range" not in facts
 
 
+def test_header_intent_decides_the_kind_over_the_values(tmp_path):
+    atlas = np.arange(200, dtype=np.int16).reshape(20, 10)  # more labels than the values' rule allows
+    grey = np.array([[0, 4, 8], [4, 8, 0]], dtype=np.uint8)  # few grey levels, read as labels without an intent
+    images = {name: nib.Nifti1Image(array, np.eye(4)) for name, array in [("atlas", atlas), ("grey", grey)]}
+    images["atlas"].header.set_intent("label")
+    images["grey"].header.set_intent("estimate")
+    for name, image in images.items():
+        nib.save(image, tmp_path / f"{name}.nii")
+    atlas_facts = describe_image(tmp_path / "atlas.nii")
+    assert atlas_facts["kind"] == "label map" and len(atlas_facts["label_voxels"]) == 199
+    grey_facts = describe_image(tmp_path / "grey.nii")
+    assert grey_facts["kind"] == "image" and grey_facts["range"] == [0.0, 8.0]
+    assert describe_image(_save(tmp_path, "plain.nii", grey, np.eye(4)))["kind"] == "label map"
+
+
 def test_file_kind_is_picked_by_name_and_others_are_refused(tmp_path, model_file):
     assert describe_file(model_file[0])["kind"] == "model"
     (tmp_path / "notes.txt").write_text("x")

@@ -20,8 +20,8 @@ from innreg.errors import InnregInputError
 if TYPE_CHECKING:
     from innreg.config import ModelConfig
 
-# Read as a label map: non-negative whole numbers, at most this many distinct values (an 8-bit MR image
-# holds more; FreeSurfer's aparc+aseg about 110).
+# Without a NIfTI intent, read as a label map: non-negative whole numbers, at most this many distinct values
+# (an 8-bit MR image holds more; FreeSurfer's aparc+aseg about 110).
 _MAX_LABELS = 128
 
 
@@ -33,7 +33,9 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
     axis), ``orientation`` (the world direction each array axis points to, RAS+ codes), ``origin_mm``;
     for images ``range`` (min, max), ``percentiles_1_99`` and ``hounsfield`` (whether innreg maps it
     as CT in HU when the model's ``hu_curve`` is on); for label maps ``label_voxels`` (voxels per
-    non-zero label).
+    non-zero label). The header's intent decides the kind where it names one (``NIFTI_INTENT_LABEL``: a
+    label map, any other: an image); without one, non-negative whole numbers with few distinct values
+    are read as labels.
     """
     import nibabel as nib
 
@@ -56,11 +58,10 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
         "orientation": "".join(codes),
         "origin_mm": [round(float(v), 3) for v in image.affine[:3, 3]],
     }
-    if array.min() >= 0 and np.array_equal(array, np.round(array)):
+    if _is_label_map(array, image.header.get_intent()[0]):
         values, counts = np.unique(array, return_counts=True)
-        if len(values) <= _MAX_LABELS:
-            facts.update(kind="label map", label_voxels={int(v): int(n) for v, n in zip(values, counts) if v != 0})
-            return facts
+        facts.update(kind="label map", label_voxels={int(v): int(n) for v, n in zip(values, counts) if v != 0})
+        return facts
     low, high = np.percentile(array, [1, 99])
     facts.update(
         range=[float(array.min()), float(array.max())],
@@ -68,6 +69,14 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
         hounsfield=bool(looks_like_hu(array)),
     )
     return facts
+
+
+def _is_label_map(array: np.ndarray, intent: str) -> bool:
+    """Whether to read ``array`` as labels: by the header's intent name where set, else by its values."""
+    if intent != "none":
+        return intent == "label"
+    whole = array.min() >= 0 and np.array_equal(array, np.round(array))
+    return bool(whole and len(np.unique(array)) <= _MAX_LABELS)
 
 
 def describe_model(path: str | os.PathLike) -> dict[str, Any]:
