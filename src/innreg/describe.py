@@ -58,9 +58,9 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
         "orientation": "".join(codes),
         "origin_mm": [round(float(v), 3) for v in image.affine[:3, 3]],
     }
-    if _is_label_map(array, image.header.get_intent()[0]):
-        values, counts = np.unique(array, return_counts=True)
-        facts.update(kind="label map", label_voxels={int(v): int(n) for v, n in zip(values, counts) if v != 0})
+    label_voxels = _label_voxels(array, image.header.get_intent()[0])
+    if label_voxels is not None:
+        facts.update(kind="label map", label_voxels=label_voxels)
         return facts
     low, high = np.percentile(array, [1, 99])
     facts.update(
@@ -71,12 +71,17 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
     return facts
 
 
-def _is_label_map(array: np.ndarray, intent: str) -> bool:
-    """Whether to read ``array`` as labels: by the header's intent name where set, else by its values."""
-    if intent != "none":
-        return intent == "label"
-    whole = array.min() >= 0 and np.array_equal(array, np.round(array))
-    return bool(whole and len(np.unique(array)) <= _MAX_LABELS)
+def _label_voxels(array: np.ndarray, intent: str) -> dict[int, int] | None:
+    """Voxels per non-zero label where ``array`` reads as a label map (by the header's intent name where
+    set, else by its values), else ``None``."""
+    if intent not in ("none", "label"):
+        return None
+    if intent == "none" and not (array.min() >= 0 and np.array_equal(array, np.round(array))):
+        return None
+    values, counts = np.unique(array, return_counts=True)
+    if intent == "none" and len(values) > _MAX_LABELS:
+        return None
+    return {int(v): int(n) for v, n in zip(values, counts) if v != 0}
 
 
 def describe_model(path: str | os.PathLike) -> dict[str, Any]:
