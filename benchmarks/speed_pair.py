@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 
 
@@ -35,15 +34,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="innreg's device (default cpu)")
     parser.add_argument("--innreg-only", action="store_true", help="time innreg alone (no ANTs SyN)")
     args = parser.parse_args()
-    # ITK reads its thread count once, when ANTs first runs: set it before anything imports ANTs.
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(args.threads)
-    import torch
-
     from innreg import load_model
     from innreg.baselines import make_method
     from innreg.data import load_pair, read_manifest
+    from innreg.threads import set_cpu_threads
 
-    torch.set_num_threads(args.threads)
+    set_cpu_threads(args.threads)  # torch's and ITK's (ANTs')
     overrides = json.loads(args.refine)
     overrides = overrides if isinstance(overrides, list) else [overrides]
     models = {json.dumps(o): load_model(args.model, args.device, refine=o or None) for o in overrides}

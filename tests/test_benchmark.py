@@ -85,16 +85,26 @@ def test_benchmark_in_process_writes_tables_and_resumes(data, tmp_path, monkeypa
     assert (tmp_path / "innreg" / "result.json").stat().st_mtime_ns == stamp
 
 
-def test_benchmark_cli_runs_each_method_in_its_own_process(data, tmp_path, capsys):
-    status = main([
-        "benchmark", "--train", str(data["train"]), "--test", str(data["test"]), "--methods", "identity",
-        "--out", str(tmp_path), "--steps", "2", "--device", "cpu", "--quiet",
-    ])  # fmt: skip
+def test_benchmark_cli_runs_each_method_in_its_own_process_with_its_threads(data, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from innreg.threads import ITK_THREADS_VARIABLE
+
+    monkeypatch.setenv(ITK_THREADS_VARIABLE, "1")  # restored after the test: --threads sets it in this process too
+    try:
+        status = main([
+            "benchmark", "--train", str(data["train"]), "--test", str(data["test"]), "--methods", "identity",
+            "--out", str(tmp_path), "--steps", "2", "--device", "cpu", "--quiet", "--threads", "2",
+        ])  # fmt: skip
+    finally:
+        torch.set_num_threads(1)
     assert status == 0
     assert "results:" in capsys.readouterr().out
     result = json.loads((tmp_path / "identity" / "result.json").read_text())
     assert result["isolated"] is True and result["peak_memory_mb"] > 0
-    assert "the method's own process" in (tmp_path / "results.md").read_text()
+    assert result["cpu_threads"] == 2  # the method's own process was given them
+    text = (tmp_path / "results.md").read_text()
+    assert "the method's own process" in text and "; 2 CPU threads." in text
 
 
 def test_benchmark_rejects_unknown_methods_and_missing_manifests(data, tmp_path, capsys):

@@ -5,6 +5,7 @@ comparing with the peer's own resampling)."""
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -73,6 +74,33 @@ def _check(name: str, pair, dim: int, own_resampling: bool, min_gain: float | No
 @_needs("greedy")
 def test_greedy_beats_identity_with_fields_in_innreg_convention(pair2d):
     _check("greedy", pair2d, 2, own_resampling=True)
+
+
+class _Stop(Exception):
+    pass
+
+
+@_needs("greedy")
+def test_greedy_takes_itks_thread_setting_and_one_thread_without_one(pair2d, monkeypatch):
+    from innreg.threads import ITK_THREADS_VARIABLE
+
+    commands = []
+
+    class Recorder:
+        def execute(self, command, **images):
+            commands.append(command)
+            raise _Stop  # the command line is all this test needs
+
+    method = make_method("greedy", dim=2)
+    monkeypatch.setattr(method, "greedy", SimpleNamespace(Greedy2D=Recorder))
+    for value, expected in (("3", "-threads 3 "), (None, "-threads 1 ")):
+        if value is None:
+            monkeypatch.delenv(ITK_THREADS_VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(ITK_THREADS_VARIABLE, value)
+        with pytest.raises(_Stop):
+            method.register(pair2d[0].array, pair2d[1].array)
+        assert expected in commands[-1]
 
 
 @_needs("greedy")

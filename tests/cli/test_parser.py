@@ -91,6 +91,16 @@ def test_demo_and_train_options_leave_the_library_defaults_alone():
     assert all(train[k] is None for k in ("steps", "dim", "batch_size", "seed", "checkpoint_every", "device", "precision", "data_workers"))
 
 
+def test_threads_default_to_every_core_but_in_the_benchmark_where_each_method_gets_one():
+    from innreg.benchmark import BenchmarkSettings
+
+    for command in ("train", "register", "evaluate", "demo"):
+        assert _defaults(command)["threads"] is None, command
+    assert _defaults("benchmark")["threads"] == BenchmarkSettings.threads == 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["benchmark", "--train", "a", "--test", "b", "--out", "c", "--threads", "0"])
+
+
 def test_public_api_is_exported_lazily_with_its_types():
     code = "import sys, innreg; assert 'torch' not in sys.modules; innreg.RegistrationModel; assert 'torch' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env=ENV)

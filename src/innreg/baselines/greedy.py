@@ -22,9 +22,11 @@ Settings (for multi-modal pairs on one grid):
 * levels: as many of these as keep the coarsest level at least 32 voxels wide (3 for 192x160, 2 for
   64x64 or 96x80): on a 64x64 phantom pair, three levels (16x16 at the coarsest) ended below
   the unregistered Dice (0.31 against 0.50).
-* ``-threads 1 -seed 1``: Greedy's affine stage samples at random (``-seed 0``, its default, is
+* ``-seed 1`` and one thread: Greedy's affine stage samples at random (``-seed 0``, its default, is
   stochastic); on a 96x80 pair the Dice ranged 0.65-0.80 over seeds 1-6, and multi-threaded runs
-  differed run to run, so the seed and one thread make it repeatable.
+  differed run to run, so the seed and one thread make it repeatable. More threads where ITK's
+  setting asks for them (:func:`innreg.threads.itk_threads`, as ANTsPy and itk-elastix read it;
+  ``innreg benchmark --threads``), so a timed comparison gives every method the same threads.
 
 Tuned on the 10 training pairs of ``innreg phantom --moving t2 --fixed t1 --n 12 --size 192x160
 --seed 7`` (identity Dice 0.445), mean Dice. With a direct 12-parameter affine: ``-s 2.0vox 0.5vox``
@@ -48,6 +50,7 @@ import numpy as np
 from innreg.baselines.base import Method, import_peer, pair_arrays, quiet_stdout
 from innreg.data import normalize_percentile
 from innreg.inference import RegistrationResult
+from innreg.threads import itk_threads
 
 
 # Heads differ in size by far less than 2x, and pairs on one grid are misaligned by far less than a
@@ -125,7 +128,7 @@ class Greedy(Method):
         extraction of the composed fields (bookkeeping for the metrics)."""
         moving_arr, fixed_arr, seg_arr = pair_arrays(moving, fixed, moving_seg, self.dim)
         g = (self.greedy.Greedy2D if self.dim == 2 else self.greedy.Greedy3D)()
-        d = f"-d {self.dim} -V 0 -threads 1 -seed {self.seed}"
+        d = f"-d {self.dim} -V 0 -threads {itk_threads()} -seed {self.seed}"
         affine_n, deform_n = self.schedule(self.affine_iterations, fixed_arr.shape), self.schedule(self.iterations, fixed_arr.shape)
         images = {"fix": self._image(normalize_percentile(fixed_arr)), "mov": self._image(normalize_percentile(moving_arr))}
         with quiet_stdout():

@@ -30,6 +30,11 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     add("--steps", type=positive_int, default=1200, help="training steps of every learned method (default: 1200)")
     add("--device", default="auto", help="compute device: auto, cpu or cuda[:k] (default: auto)")
     add("--dim", type=int, choices=(2, 3), default=2, help="2D or 3D images (default: 2)")
+    add(
+        "--threads", type=positive_int, default=1, metavar="N",
+        help="CPU threads of every method: torch's (innreg, ConvexAdam, the learned methods) and ITK's (ANTs, "
+        "elastix, Greedy) (default: 1, the same for each, and Greedy repeatable)",
+    )
     add("--config", type=Path, help="YAML base config for the learned methods (their own switches override it)")
     add("--in-process", action="store_true",
         help="run all methods in this process (peak memory is then cumulative)")
@@ -59,6 +64,7 @@ def run_benchmark_from_args(args: argparse.Namespace) -> Path:
     settings = BenchmarkSettings(
         train=args.train, test=args.test, out=args.out, methods=methods, steps=args.steps, device=args.device,
         dim=args.dim, config=args.config, progress=not args.quiet, isolate=not args.in_process,
+        threads=args.threads,
     )  # fmt: skip
     if args.one_method:
         if len(methods) != 1:

@@ -41,7 +41,9 @@ def run_method(name: str, settings: BenchmarkSettings) -> MethodResult:
     from innreg.baselines import make_method, peak_memory
     from innreg.evaluation import evaluate
     from innreg.model import resolve_device
+    from innreg.threads import set_cpu_threads
 
+    set_cpu_threads(settings.threads)  # before the method: ITK-based peers read it on their first run
     method_dir = settings.out / name
     try:
         renew(method_dir, _inputs(name, settings))
@@ -75,7 +77,7 @@ def _child_command(name: str, settings: BenchmarkSettings) -> list[str]:
         sys.executable, "-m", "innreg.cli", "benchmark",
         "--train", str(settings.train), "--test", str(settings.test), "--out", str(settings.out),
         "--methods", name, "--steps", str(settings.steps), "--device", settings.device,
-        "--dim", str(settings.dim), "--one-method",
+        "--dim", str(settings.dim), "--threads", str(settings.threads), "--one-method",
     ]  # fmt: skip
     if settings.config is not None:
         command += ["--config", str(settings.config)]

@@ -47,6 +47,8 @@ class BenchmarkSettings:
             and the device (their switches override it).
         progress: show progress bars.
         isolate: run each method in its own process (per-method peak memory).
+        threads: CPU threads of every method (:func:`innreg.threads.set_cpu_threads`): torch's and ITK's, so
+            the seconds a pair compare like with like; 1 also keeps Greedy repeatable.
     """
 
     train: Path
@@ -59,6 +61,7 @@ class BenchmarkSettings:
     config: Path | None = None
     progress: bool = True
     isolate: bool = True
+    threads: int = 1
 
     def base_config(self):
         """The learned methods' base config: the defaults sized to ``dim`` and the device, as ``innreg

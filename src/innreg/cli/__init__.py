@@ -84,6 +84,10 @@ _INTERRUPTED = {
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if getattr(args, "threads", None) is not None:  # the commands with --threads
+            from innreg.threads import set_cpu_threads
+
+            set_cpu_threads(args.threads)
         _command(args.command).run(args)
     except InnregInputError as err:
         print(f"innreg: error: {_one_line(err)}", file=sys.stderr)

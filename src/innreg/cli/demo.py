@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from innreg.cli.options import DEVICE_HELP
+from innreg.cli.options import DEVICE_HELP, add_threads_option
 from innreg.cli_types import positive_int
 
 HELP = "phantom data, a short training run, evaluation and an HTML report, in minutes"
@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "about 20 minutes on one CPU core)",
     )
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_threads_option(p)
 
 
 def run(args: argparse.Namespace) -> None:

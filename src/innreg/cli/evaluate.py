@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from innreg.cli.options import DEVICE_HELP, add_mask_options, add_refine_options, load_model_from_args, manifest_with_masks
+from innreg.cli.options import (
+    DEVICE_HELP, add_mask_options, add_refine_options, add_threads_option, load_model_from_args, manifest_with_masks,
+)
 
 if TYPE_CHECKING:
     from innreg.results import EvaluationSummary
@@ -19,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", required=True, type=Path, help="CSV manifest with moving,fixed,moving_seg,fixed_seg")
     p.add_argument("--out", required=True, type=Path, help="folder for per_pair.csv, summary.json, summary.md, figures")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_threads_option(p)
     add_mask_options(p, per_pair=False)
     add_refine_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

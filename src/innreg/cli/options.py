@@ -8,7 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from innreg.cli_types import positive_int
+
 DEVICE_HELP = "compute device: auto (CUDA if available, else CPU), cpu, or cuda[:k] (default: auto)"
+THREADS_HELP = "CPU threads of torch's operations (default: every core; a small 2D pair may run faster on one)"
+
+
+def add_threads_option(parser: argparse.ArgumentParser, default: int | None = None, help: str = THREADS_HELP) -> None:
+    """``--threads N``: the command's CPU threads, set by :func:`innreg.cli.main` before the command runs
+    (:func:`innreg.threads.set_cpu_threads`); ``None`` leaves torch's and ITK's defaults (every core)."""
+    parser.add_argument("--threads", type=positive_int, default=default, metavar="N", help=help)
 
 
 def is_main_rank() -> bool:

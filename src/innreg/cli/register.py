@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from innreg.cli.options import (
-    DEVICE_HELP, add_mask_options, add_refine_options, load_model_from_args, records_with_masks,
+    DEVICE_HELP, add_mask_options, add_refine_options, add_threads_option, load_model_from_args, records_with_masks,
 )
 from innreg.errors import InnregInputError
 
@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_threads_option(p)
     add_mask_options(p, per_pair=True)
     add_refine_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

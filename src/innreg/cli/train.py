@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from innreg.cli.options import DEVICE_HELP, add_mask_options, is_main_rank, manifest_with_masks
+from innreg.cli.options import DEVICE_HELP, add_mask_options, add_threads_option, is_main_rank, manifest_with_masks
 from innreg.cli_types import non_negative_int, positive_int
 
 HELP = "train a model on a pair manifest (labels, if present, are not used)"
@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_mask_options(p, per_pair=False)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    add_threads_option(p)
     p.add_argument(
         "--precision", choices=("fp32", "bf16", "fp16"),
         help="training arithmetic: fp32 (default), bf16 autocast (CUDA or CPU), fp16 autocast + loss scaling (CUDA)",
