@@ -219,6 +219,13 @@ def test_label_map_with_fractions(capsys, model, pair, tmp_path):
     _fails(capsys, args, str(bad), "non-integer")
 
 
+def test_label_map_by_its_header_with_fractions_in_info(capsys, pair, tmp_path):
+    image = nib.Nifti1Image(nib.load(pair[2]).get_fdata().astype(np.float32) + 0.5, np.eye(4))
+    image.header.set_intent("label")  # without the intent, info lists a fractional file as an image
+    nib.save(image, tmp_path / "seg.nii.gz")
+    _fails(capsys, ["info", str(tmp_path / "seg.nii.gz")], str(tmp_path / "seg.nii.gz"), "non-integer")
+
+
 # ----------------------------------------------------------------------------------------------
 # Model files
 # ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import torch
 import innreg
 from innreg.cli import main
 from innreg.config import Config
+from innreg.data import load_labels
 from innreg.describe import describe_file, describe_image, describe_model
 from innreg.errors import InnregInputError
 from innreg.model import INNReg
@@ -108,6 +109,16 @@ def test_header_intent_decides_the_kind_over_the_values(tmp_path):
     grey_facts = describe_image(tmp_path / "grey.nii")
     assert grey_facts["kind"] == "image" and grey_facts["range"] == [0.0, 8.0]
     assert describe_image(_save(tmp_path, "plain.nii", grey, np.eye(4)))["kind"] == "label map"
+
+
+def test_a_label_map_by_its_header_with_fractional_values_is_refused_as_register_refuses_it(tmp_path):
+    image = nib.Nifti1Image(np.array([[0.0, 1.5], [2.0, 1.0]], dtype=np.float32), np.eye(4))
+    image.header.set_intent("label")
+    nib.save(image, tmp_path / "soft.nii")
+    with pytest.raises(InnregInputError, match=r"soft.nii: label map has non-integer values \(e.g. 1.5\)"):
+        describe_image(tmp_path / "soft.nii")
+    with pytest.raises(InnregInputError, match="soft.nii: label map has non-integer values"):
+        load_labels(tmp_path / "soft.nii")
 
 
 def test_file_kind_is_picked_by_name_and_others_are_refused(tmp_path, model_file):

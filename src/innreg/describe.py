@@ -36,10 +36,15 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
     non-zero label). The header's intent decides the kind where it names one (``NIFTI_INTENT_LABEL``: a
     label map, any other: an image); without one, non-negative whole numbers with few distinct values
     are read as labels.
+
+    Raises:
+        InnregInputError: what :func:`~innreg.data.load_image` raises, and a label map by its header that
+            holds values other than whole numbers (``register --moving-seg`` refuses it alike).
     """
     import nibabel as nib
 
     from innreg.data import load_image, voxel_spacing
+    from innreg.data.io import check_label_values
     from innreg.data.intensity import looks_like_hu
 
     image = load_image(path)
@@ -58,7 +63,10 @@ def describe_image(path: str | os.PathLike) -> dict[str, Any]:
         "orientation": "".join(codes),
         "origin_mm": [round(float(v), 3) for v in image.affine[:3, 3]],
     }
-    label_voxels = _label_voxels(array, image.header.get_intent()[0])
+    intent = image.header.get_intent()[0]
+    if intent == "label":  # a label map by its header must hold what register --moving-seg accepts
+        check_label_values(image.path, array)
+    label_voxels = _label_voxels(array, intent)
     if label_voxels is not None:
         facts.update(kind="label map", label_voxels=label_voxels)
         return facts

@@ -245,13 +245,18 @@ def load_labels(path: str | os.PathLike, like: Image | None = None) -> Image:
             non-integer values, or a shape different from ``like`` (naming both files).
     """
     path, data, affine, header = _read(path, "label")
-    if not np.array_equal(data, np.round(data)):
-        raise InnregInputError(f"{path}: label map has non-integer values (e.g. {data[data != np.round(data)][0]:g})")
+    check_label_values(path, data)
     if like is not None and data.shape != like.shape:
         raise InnregInputError(
             f"{path}: label map shape {data.shape} differs from image {like.name} shape {like.shape}"
         )
     return Image(data.astype(np.int64), affine, header, path)
+
+
+def check_label_values(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Raise :class:`InnregInputError` naming ``path`` where ``array`` holds a value that is not a whole number."""
+    if not np.array_equal(array, np.round(array)):
+        raise InnregInputError(f"{path}: label map has non-integer values (e.g. {array[array != np.round(array)][0]:g})")
 
 
 def _smallest_int_dtype(array: np.ndarray) -> np.dtype:
