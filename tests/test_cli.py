@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import innreg
@@ -62,6 +63,7 @@ def test_register_single_pair_writes_outputs_on_fixed_grid(trained, phantom, tmp
     assert 0 < sum(record["phase_seconds"].values()) <= record["seconds"]
     assert record["run"]["model"] == str(trained / "model.pt") and record["run"]["translate"]
     assert record["run"]["innreg_version"] == innreg.__version__ and record["run"]["refine"]["enabled"]
+    assert record["run"]["cpu_threads"] == torch.get_num_threads()  # the seconds depend on them
 
 
 def test_register_and_apply_keep_large_label_ids_exactly(trained, phantom, tmp_path, capsys):

@@ -127,14 +127,16 @@ class RegistrationModel:
 
     def describe(self) -> dict[str, Any]:
         """What this model runs, as plain values (recorded in an evaluation's ``summary.json`` and a
-        registration's ``registration.json``): the innreg version, model file, device, whether the moving
-        image is translated, and the refinement's settings."""
+        registration's ``registration.json``): the innreg version, model file, device, torch's CPU threads
+        (the seconds depend on them; ``--threads``), whether the moving image is translated, and the
+        refinement's settings."""
         from innreg import __version__
 
         return {
             "innreg_version": __version__,
             "model": self.source,
             "device": str(self.device),
+            "cpu_threads": torch.get_num_threads(),
             "translate": self.translate,
             "refine": self.config.to_dict()["refine"],
         }
