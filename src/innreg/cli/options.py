@@ -11,7 +11,7 @@ from typing import Any
 from innreg.cli_types import positive_int
 
 DEVICE_HELP = "compute device: auto (CUDA if available, else CPU), cpu, or cuda[:k] (default: auto)"
-THREADS_HELP = "CPU threads of torch's operations (default: every core; a small 2D pair may run faster on one)"
+THREADS_HELP = "CPU threads of torch's operations (default: every core)"
 
 
 def add_threads_option(parser: argparse.ArgumentParser, default: int | None = None, help: str = THREADS_HELP) -> None:
