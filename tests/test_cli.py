@@ -160,6 +160,7 @@ def test_evaluate_writes_per_pair_and_summary(trained, phantom, tmp_path, capsys
     phases = summary["phase_seconds_per_pair"]  # where the time goes, and printed
     assert "demons" in phases and sum(phases.values()) <= summary["seconds_per_pair"]
     assert "seconds a pair by phase: translate " in out
+    assert f" s/pair (cpu, {torch.get_num_threads()} CPU thread" in out  # what the seconds were measured with
 
 
 def test_evaluate_no_translate_runs_the_pipeline_on_the_raw_moving_image(trained, phantom, tmp_path, capsys):

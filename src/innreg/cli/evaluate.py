@@ -34,13 +34,14 @@ def run(args: argparse.Namespace) -> None:
     check_output_dir(args.out)
     model = load_model_from_args(args)
     summary = evaluate(model, manifest_with_masks(args.pairs, args), args.out, progress=not args.quiet)
-    ident = summary.identity
+    ident, run = summary.identity, model.describe()
+    threads = run["cpu_threads"]
     print(
         f"{summary.n_pairs} pair{'' if summary.n_pairs == 1 else 's'}: "
         f"Dice {summary.dice_mean:.3f} (identity {ident.dice_mean:.3f}), "
         f"HD95 {summary.hd95_mean:.2f} mm (identity {ident.hd95_mean:.2f}), "
         f"non-positive Jacobians {100 * summary.neg_jacobian_fraction:.3f}%, "
-        f"{summary.seconds_per_pair:.3f} s/pair"
+        f"{summary.seconds_per_pair:.3f} s/pair ({run['device']}, {threads} CPU thread{'' if threads == 1 else 's'})"
     )
     if summary.phase_seconds_per_pair:
         phases = summary.phase_seconds_per_pair.items()
