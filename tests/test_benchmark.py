@@ -191,6 +191,23 @@ def _child(monkeypatch, tmp_path, script: str) -> SimpleNamespace:
     return SimpleNamespace(out=tmp_path)
 
 
+@pytest.mark.parametrize("one_method", [False, True])
+def test_an_interrupted_benchmark_says_so_once(data, tmp_path, monkeypatch, capsys, one_method):
+    # Ctrl-C reaches the benchmark's process and its method's process alike: only the benchmark's says so.
+    from innreg.benchmark import args as benchmark_args
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark_args, "run_method" if one_method else "run_benchmark", interrupted)
+    argv = ["benchmark", "--train", str(data["train"]), "--test", str(data["test"]), "--methods", "identity",
+            "--out", str(tmp_path), "--quiet"] + (["--one-method"] if one_method else [])  # fmt: skip
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == ("" if one_method else "innreg: interrupted; finished methods and training checkpoints are kept "
+                   "(the same command continues)\n")
+
+
 def test_an_interrupted_benchmark_lets_the_methods_process_finish_its_step(monkeypatch, tmp_path):
     # The method's process got the same Ctrl-C: it ends its training step and writes its checkpoint (here a
     # second later) before this process goes on; subprocess.run would have killed it after 0.25 s.

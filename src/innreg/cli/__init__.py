@@ -107,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", signal.SIGINT)
         what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        if is_main_rank():  # every rank of a torchrun launch stops; one says so
+        # Every rank of a torchrun launch stops, and a benchmark's method process with the benchmark: one says so.
+        if is_main_rank() and not getattr(args, "one_method", False):
             print(f"innreg: {what}{_INTERRUPTED.get(args.command, '')}", file=sys.stderr)
         return 128 + signum
     return 0
