@@ -26,7 +26,7 @@ def test_set_cpu_threads_sets_torchs_and_itks(restore_threads):
 
 
 @pytest.mark.parametrize("value, threads", [(None, 1), ("4", 4), ("", 1), ("0", 1), ("many", 1)])
-def test_itk_threads_reads_the_variable_and_falls_back_where_it_is_unset_or_unusable(restore_threads, monkeypatch, value, threads):
+def test_itk_threads_reads_the_variable_and_falls_back_where_unset_or_unusable(restore_threads, monkeypatch, value, threads):
     if value is not None:
         monkeypatch.setenv(ITK_THREADS_VARIABLE, value)
     assert itk_threads() == threads
@@ -40,9 +40,8 @@ def test_the_cli_sets_the_threads_of_the_commands_that_have_the_option(monkeypat
     calls = []
     monkeypatch.setattr(innreg.threads, "set_cpu_threads", calls.append)
     missing = str(tmp_path / "missing.pt")
-    # Set before the command runs, so an input error follows the setting.
-    assert main(["register", "--model", missing, "--moving", missing, "--fixed", missing, "--out", str(tmp_path / "o"),
-                 "--threads", "3"]) == 2  # fmt: skip
-    assert main(["register", "--model", missing, "--moving", missing, "--fixed", missing, "--out", str(tmp_path / "o")]) == 2
+    register = ["register", "--model", missing, "--moving", missing, "--fixed", missing, "--out", str(tmp_path / "o")]
+    assert main([*register, "--threads", "3"]) == 2  # set before the command runs: the input error follows it
+    assert main(register) == 2
     assert calls == [3]  # unset: torch's and ITK's defaults stay
     assert capsys.readouterr().err.count("innreg: error:") == 2

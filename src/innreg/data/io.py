@@ -255,8 +255,9 @@ def load_labels(path: str | os.PathLike, like: Image | None = None) -> Image:
 
 def check_label_values(path: str | os.PathLike, array: np.ndarray) -> None:
     """Raise :class:`InnregInputError` naming ``path`` where ``array`` holds a value that is not a whole number."""
-    if not np.array_equal(array, np.round(array)):
-        raise InnregInputError(f"{path}: label map has non-integer values (e.g. {array[array != np.round(array)][0]:g})")
+    whole = np.round(array)
+    if not np.array_equal(array, whole):
+        raise InnregInputError(f"{path}: label map has non-integer values (e.g. {array[array != whole][0]:g})")
 
 
 def _smallest_int_dtype(array: np.ndarray) -> np.dtype:
