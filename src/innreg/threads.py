@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 # ITK reads it when a filter first asks for its thread count, so setting it before a peer's first
-# registration is enough (ANTsPy and itk-elastix have no other switch); child processes inherit it.
+# registration is enough (ANTsPy has no other switch; itk-elastix takes it as its default); child
+# processes inherit it.
 ITK_THREADS_VARIABLE = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 
 
