@@ -111,6 +111,21 @@ def test_a_guide_translates_for_the_refinement_and_the_translator_for_the_networ
     assert untranslated.moving.shape[1] == 3 and all(torch.equal(c, moving) for c in untranslated.moving.split(1, 1))
 
 
+@pytest.mark.parametrize(("guide", "inverts"), [("inn", "guide"), ("unet", "translator")])
+def test_the_fixed_image_is_translated_back_by_the_guide_when_it_is_invertible(tiny_config, guide, inverts):
+    torch.manual_seed(0)
+    model = INNReg(tiny_config.updated(model={"guide": guide, "inn_latent": 0, "input_factor": 1}).model).eval()
+    moving, fixed = _images()
+    with torch.no_grad():
+        for parameter in model.parameters():  # the INNs away from the identity they start as
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(parameter.numel())))
+        back = stage_pair(model, moving, fixed, inverse=True).fixed_translated
+        assert model.refinement_inverse is getattr(model, inverts)
+        torch.testing.assert_close(back, getattr(model, inverts).inverse(fixed))
+        if guide == "inn":  # the two INNs differ, so the channel says whose inverse made it
+            assert (model.guide.inverse(fixed) - model.translator.inverse(fixed)).abs().mean() > 1e-3
+
+
 def test_network_stage_runs_at_the_working_resolution(tiny_config):
     torch.manual_seed(0)
     model = INNReg(tiny_config.updated(model={"input_factor": 2}).model).eval()

@@ -110,6 +110,16 @@ class INNReg(nn.Module):
         """Whether the translator has an inverse (the INN; exact unless it carries latent channels)."""
         return hasattr(self.translator, "inverse")
 
+    @property
+    def refinement_inverse(self) -> nn.Module | None:
+        """The translator whose inverse makes the refinement's ``T^-1(fixed)`` channel
+        (``refine.inverse_weight``): the guide when it is invertible (its translation makes the forward
+        channel too), else the translator when it is; ``None`` when neither is."""
+        for translator in (self.guide, self.translator):
+            if translator is not None and hasattr(translator, "inverse"):
+                return translator
+        return None
+
     def translate(self, moving: Tensor) -> Tensor:
         """Moving image in the fixed modality (identity when there is no translator)."""
         return moving if self.translator is None else self.translator(moving)

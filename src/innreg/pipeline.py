@@ -94,7 +94,8 @@ def stage_pair(
     ``translate=False`` puts the moving image itself in their place (the ``--no-translate`` ablation:
     the identical pipeline). ``spacing``: the grid's voxel size in mm per axis (``None``: unknown).
     ``inverse`` (for ``refine.inverse_weight``): with an invertible translator, also the fixed image
-    translated into the moving modality by its inverse (the fixed image itself when ``translate=False``),
+    translated into the moving modality by the inverse of :attr:`~innreg.model.INNReg.refinement_inverse`
+    (the guide's when it has one; the fixed image itself when ``translate=False``),
     computed on the fixed image downsampled by ``inverse_factor`` more and resized back."""
     if model.translator is None and model.guide is None:
         return StagePair(moving, fixed, fixed_mask, moving_mask, spacing)
@@ -105,11 +106,11 @@ def stage_pair(
     for translator in [model.translator] + ([] if model.guide is None else [model.guide]):
         use = translate and translator is not None
         channels.append(resize_linear(translator(small), shape) if use else moving)
-    fixed_translated = None
-    if inverse and model.invertible:
+    fixed_translated, inverter = None, model.refinement_inverse
+    if inverse and inverter is not None:
         fixed_translated = fixed
         if translate:
-            fixed_translated = resize_linear(model.translator.inverse(downsample(fixed, factor * inverse_factor)), shape)
+            fixed_translated = resize_linear(inverter.inverse(downsample(fixed, factor * inverse_factor)), shape)
     return StagePair(torch.cat(channels, dim=1), fixed, fixed_mask, moving_mask, spacing, fixed_translated)
 
 

@@ -129,7 +129,8 @@ class Config:
         3D, where it would double the translator's channels. Nor the refinement's inverse channel
         (``refine.inverse_weight: 0``): measured on two fresh 3D sets with these CPU defaults, weight 3
         lost 0.021 / 0.009 Dice at half resolution and 0.015 / 0.009 at full (PD / T2 -> T1, every pair
-        lower; RESULTS.md section 20). Explicit settings (config file, options) win.
+        lower; RESULTS.md section 20), and with the slice-wise guide's inverse (``INNReg.refinement_inverse``)
+        0.008 on a T2 -> T1 set (section 48). Explicit settings (config file, options) win.
         """
         config = cls().updated(model={"dim": dim}, train={"data_workers": 0 if device_type == "cpu" else 4})
         if dim == 3:

@@ -314,11 +314,12 @@ class RefineConfig:
     # The INN's other direction as a second guide: weight of the squared difference between the warped
     # raw moving image and the fixed image translated into the moving modality by the translator's
     # inverse, ``T^-1(fixed)``, against one MIND channel; 0 = off. Needs an invertible translator
-    # (``model.translator: inn``; unused otherwise). Chosen on a PD -> T1 set (+0.007 Dice); held out
+    # (``model.translator: inn``, or an INN guide, whose inverse is then used; unused otherwise; see
+    # INNReg.refinement_inverse). Chosen on a PD -> T1 set (+0.007 Dice); held out
     # (RESULTS.md sections 18-19) +0.004 to +0.014 on six fresh PD, CT and T2 -> T1 sets; on two tune
     # sets of older models 0 (FLAIR) and -0.012 (T2). Costs one more translator pass (at full resolution
     # a quarter of a 2D pair's time; see inverse_factor). 3D keeps 0: there it lost 0.009-0.021 on two
-    # fresh sets (RESULTS.md section 20; Config.sized_for).
+    # fresh sets (RESULTS.md section 20; Config.sized_for), the slice-wise guide's inverse 0.008 (section 48).
     inverse_weight: float = 3.0
     # Resolution of ``T^-1(fixed)``: the inverse translates the fixed image downsampled by this factor
     # (on top of the network's working resolution), resized back. 2 costs a quarter of the translator pass
