@@ -2,6 +2,11 @@
 then the issue's paired comparisons (`innreg.paired`: mean difference, bootstrap CI, Wilcoxon test).
 
 Usage: python benchmarks/wholehead_table.py SET_DIR [SET_DIR ...]
+
+Rows, where their evaluation is found: ``SET_DIR/innreg``, ``innreg-no-translate`` (the issue's ablation),
+``innreg-mind-only`` (``--no-translate`` with ``refine: {translation_weight: 0, inverse_weight: 0}``: MIND alone,
+no intensity channel, the stronger ablation where the raw image's cross-modal intensity channel costs the
+ablation more than the translation adds), ``innreg-no-refine`` and ``SET_DIR/peers/METHOD/eval``.
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-INNREG_RUNS = ("innreg", "innreg-no-translate", "innreg-no-refine")
+INNREG_RUNS = ("innreg", "innreg-no-translate", "innreg-mind-only", "innreg-no-refine")
 PEERS = ("identity", "ants-syn", "ants-syn-cc", "greedy", "elastix", "convexadam")  # ConvexAdam: 3D sets
-# The issue's comparisons: the translation's share, the lead over ANTs, the network alone against ANTs.
-PAIRED = (("innreg", "innreg-no-translate"), ("innreg", "ants-syn"), ("innreg", "ants-syn-cc"), ("innreg", "convexadam"),
+# The issue's comparisons: the translation's share (and over MIND alone), the lead over ANTs, the network alone.
+PAIRED = (("innreg", "innreg-no-translate"), ("innreg", "innreg-mind-only"), ("innreg", "ants-syn"),
+          ("innreg", "ants-syn-cc"), ("innreg", "convexadam"),
           ("innreg-no-refine", "ants-syn"), ("innreg-no-refine", "ants-syn-cc"))  # fmt: skip
 
 

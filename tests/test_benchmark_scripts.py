@@ -235,10 +235,12 @@ def test_wholehead_table_pairs_the_evaluations_it_finds(tmp_path):
     set_dir = tmp_path / "t2-axial-1"
     evaluation(set_dir / "innreg", [0.90, 0.85, 0.80])
     evaluation(set_dir / "innreg-no-translate", [0.88, 0.84, 0.77])
+    evaluation(set_dir / "innreg-mind-only", [0.89, 0.86, 0.78])
     evaluation(set_dir / "peers" / "ants-syn-cc" / "eval", [0.70, 0.75, 0.72])
     text = table.set_table(set_dir)
-    assert "| innreg | 0.850" in text and "| ants-syn-cc | 0.723" in text
+    assert "| innreg | 0.850" in text and "| ants-syn-cc | 0.723" in text and "| innreg-mind-only | 0.843" in text
     assert "- Dice innreg - innreg-no-translate: +0.020 (95% CI " in text
+    assert "- Dice innreg - innreg-mind-only: +0.007 (95% CI " in text
     assert "- Dice innreg - ants-syn-cc: +0.127 (95% CI " in text
     assert "innreg-no-refine -" not in text  # not evaluated: not paired
 
