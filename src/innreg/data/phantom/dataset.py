@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
+import itertools
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from innreg.data.phantom import simulate
 from innreg.data.phantom.contact_sheet import save_contact_sheet
 from innreg.data.phantom.head import HEAD_LABEL_DESCRIPTION
 from innreg.data.phantom.simulate import MotionParams, PhantomPair, check_size, modality
-from innreg.errors import InnregInputError
+from innreg.errors import STOP_SIGNALS, InnregInputError
 
 MANIFEST_COLUMNS = ("moving", "fixed", "moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
 HEAD_COLUMNS = ("moving_head_labels", "fixed_head_labels")
@@ -88,19 +91,43 @@ def _run(task: _Task) -> tuple[dict[str, str], PhantomPair | None]:
         return task()
 
 
+def _leave_stopping_to_the_parent() -> None:
+    """A pool worker ignores SIGINT and SIGTERM, which a terminal or a batch system sends to the whole process
+    group: the parent stops on them and ends the pool after the pairs in progress. A worker killed by the same
+    signal would break the pool while the parent stops it, a race in which Python (3.11) prints a traceback."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _in_order(pool: ProcessPoolExecutor, tasks: Sequence[_Task], ahead: int) -> Iterator:
+    """The results of ``tasks`` run by ``pool``, in order, with at most ``ahead`` submitted and not yet returned.
+
+    Not ``pool.map``: it submits every task at once and, when its consumer stops, cancels them from this thread,
+    racing the pool's own thread if a worker has died; here only the pool cancels (``shutdown``).
+    """
+    queued = iter(tasks)
+    in_flight = collections.deque(pool.submit(_run, task) for task in itertools.islice(queued, ahead))
+    while in_flight:
+        result = in_flight.popleft().result()
+        in_flight.extend(pool.submit(_run, task) for task in itertools.islice(queued, 1))
+        yield result
+
+
 @contextlib.contextmanager
-def _pair_writer(workers: int) -> Iterator[Callable[[list[_Task]], Iterator]]:
+def _pair_writer(workers: int) -> Iterator[Callable[[Sequence[_Task]], Iterator]]:
     """A function running tasks in order: in this process, or in ``workers`` spawned processes.
 
     Spawned (not forked) workers, so that no thread pool of the parent is copied mid-use; each loads
-    the template once (a few seconds), which pays off from a few dozen pairs on.
+    the template once (a few seconds), which pays off from a few dozen pairs on. A stop (Ctrl-C, SIGTERM)
+    cancels the pairs not yet handed to a worker and waits for the rest (about two a worker).
     """
     if workers <= 1:
         yield lambda tasks: map(_run, tasks)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_leave_stopping_to_the_parent) as pool:
         try:
-            yield lambda tasks: pool.map(_run, tasks, chunksize=4)
+            yield lambda tasks: _in_order(pool, tasks, ahead=4 * workers)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
