@@ -174,11 +174,13 @@ def test_a_run_clears_the_staging_folder_of_a_killed_one(tmp_path):
 
 
 def test_worker_processes_write_the_same_data_set(tmp_path):
-    serial = generate_phantom_dataset(tmp_path / "serial", "pd", "t1", n=3, size=SIZE, seed=1, progress=False)
-    parallel = generate_phantom_dataset(tmp_path / "parallel", "pd", "t1", n=3, size=SIZE, seed=1, progress=False,
+    # More pairs than the pool is given at once (four a worker), so that results keep their order past the first ones.
+    serial = generate_phantom_dataset(tmp_path / "serial", "pd", "t1", n=10, size=SIZE, seed=1, progress=False)
+    parallel = generate_phantom_dataset(tmp_path / "parallel", "pd", "t1", n=10, size=SIZE, seed=1, progress=False,
                                         workers=2)
-    assert serial["train"].read_text() == parallel["train"].read_text()
-    for record_s, record_p in zip(read_manifest(serial["train"]), read_manifest(parallel["train"])):
-        for column in ("moving", "fixed", "moving_as_fixed", "fixed_seg"):
-            a, b = load_image(getattr(record_s, column)).array, load_image(getattr(record_p, column)).array
-            np.testing.assert_array_equal(a, b)
+    for part in ("train", "test"):
+        assert serial[part].read_text() == parallel[part].read_text()
+        for record_s, record_p in zip(read_manifest(serial[part]), read_manifest(parallel[part])):
+            for column in ("moving", "fixed", "moving_as_fixed", "fixed_seg"):
+                a, b = load_image(getattr(record_s, column)).array, load_image(getattr(record_p, column)).array
+                np.testing.assert_array_equal(a, b)
