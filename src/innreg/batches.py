@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import signal
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from innreg.config import Config
 from innreg.data import PairDataset, PairRecord, pad_collate
-from innreg.errors import STOP_SIGNALS
+from innreg.errors import ignore_stop_signals
 from innreg.model import MIN_NETWORK_SIZE
 
 _KEYS = ("moving", "fixed", "moving_mask", "fixed_mask")
@@ -53,14 +52,6 @@ class _StepDraws(Dataset):
         # Slices and augmentations are numbered by step too, so a resumed run draws the same ones.
         batch = pad_collate([self.dataset.sample(int(i), step * self.batch_size + j, self.torch_seed) for j, i in enumerate(idx)])
         return {key: batch[key] for key in _KEYS if key in batch}
-
-
-def _leave_stopping_to_the_loop(worker_id: int) -> None:
-    """A data worker ignores SIGINT and SIGTERM, which a terminal or a batch system sends to every process of
-    the run: the training loop stops on them after its step (:mod:`innreg.loop`) and then ends the workers; a
-    worker that died first would fail that step. A worker whose training process is gone ends by itself."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
 
 
 class PairBatches:
@@ -117,7 +108,9 @@ class PairBatches:
                 loader = DataLoader(
                     self._draws(torch_seed), batch_size=None, sampler=itertools.count(step), num_workers=self.workers,
                     prefetch_factor=2, pin_memory=self.device.type == "cuda",
-                    worker_init_fn=_leave_stopping_to_the_loop,
+                    # The workers leave SIGINT/SIGTERM to the training loop, which stops after its step and then
+                    # ends them (a worker that died first would fail that step); orphaned, a worker ends by itself.
+                    worker_init_fn=ignore_stop_signals,
                 )  # fmt: skip
                 self._ahead = (iter(loader), step, torch_seed)
             batch = next(self._ahead[0])

@@ -28,6 +28,14 @@ class TrainingDivergedError(RuntimeError):
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
+def ignore_stop_signals(*_: object) -> None:
+    """In a worker process: ignore SIGINT and SIGTERM, which a terminal or a batch system sends to every process of
+    the group, so that the parent alone stops on them and then ends its workers. Takes and ignores any arguments (a
+    ``DataLoader``'s ``worker_init_fn`` passes the worker's number)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class StopSignal(KeyboardInterrupt):
     """A training loop stopped on SIGINT (Ctrl-C) or SIGTERM (a batch system's time limit or preemption)
     after the step in progress, with its checkpoint written; ``signum`` is the signal, so the command

@@ -8,7 +8,6 @@ import csv
 import itertools
 import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from innreg.data.phantom import simulate
 from innreg.data.phantom.contact_sheet import save_contact_sheet
 from innreg.data.phantom.head import HEAD_LABEL_DESCRIPTION
 from innreg.data.phantom.simulate import MotionParams, PhantomPair, check_size, modality
-from innreg.errors import STOP_SIGNALS, InnregInputError
+from innreg.errors import InnregInputError, ignore_stop_signals
 
 MANIFEST_COLUMNS = ("moving", "fixed", "moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
 HEAD_COLUMNS = ("moving_head_labels", "fixed_head_labels")
@@ -91,14 +90,6 @@ def _run(task: _Task) -> tuple[dict[str, str], PhantomPair | None]:
         return task()
 
 
-def _leave_stopping_to_the_parent() -> None:
-    """A pool worker ignores SIGINT and SIGTERM, which a terminal or a batch system sends to the whole process
-    group: the parent stops on them and ends the pool after the pairs in progress. A worker killed by the same
-    signal would break the pool while the parent stops it, a race in which Python (3.11) prints a traceback."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
 def _in_order(pool: ProcessPoolExecutor, tasks: Sequence[_Task], ahead: int) -> Iterator:
     """The results of ``tasks`` run by ``pool``, in order, with at most ``ahead`` submitted and not yet returned.
 
@@ -124,8 +115,10 @@ def _pair_writer(workers: int) -> Iterator[Callable[[Sequence[_Task]], Iterator]
     if workers <= 1:
         yield lambda tasks: map(_run, tasks)
         return
+    # The workers leave SIGINT/SIGTERM to this process: killed by a signal to the whole group, they would break the
+    # pool while this process stops it, a race in which Python 3.11 prints a traceback.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_leave_stopping_to_the_parent) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_stop_signals) as pool:
         try:
             yield lambda tasks: _in_order(pool, tasks, ahead=4 * workers)
         except BaseException:
