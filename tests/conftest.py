@@ -4,6 +4,7 @@ CPU), deterministic ANTs, a tiny labelled phantom data set and a small network c
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,19 @@ def tiny_dict() -> dict:
     import copy
 
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def lose_a_stop():
+    """``lose_a_stop()`` sends this process SIGTERM from inside a finalizer, where Python prints and drops the
+    exception that :func:`innreg.errors.stop_signals_interrupt`'s handler raises: the stop a run could miss.
+    POSIX only."""
+
+    class SignalsWhenDropped:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def lose() -> None:
+        SignalsWhenDropped()
+
+    return lose

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -37,34 +38,62 @@ def ignore_stop_signals(*_: object) -> None:
 
 
 class StopSignal(KeyboardInterrupt):
-    """A training loop stopped on SIGINT (Ctrl-C) or SIGTERM (a batch system's time limit or preemption)
-    after the step in progress, with its checkpoint written; ``signum`` is the signal, so the command
-    line exits with the shell's status for it (128 + signum)."""
+    """A command stopped by SIGINT (Ctrl-C) or SIGTERM (a batch system's time limit or preemption): a training loop
+    after the step in progress, with its checkpoint written, anything else where it was
+    (:func:`stop_signals_interrupt`); ``signum`` is the signal, so the command line exits with the shell's status
+    for it (128 + signum)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
 
+# The stop signal received inside :func:`stop_signals_interrupt` (0: none yet) and how many of those contexts are
+# open. Its handler raises, but Python drops an exception raised inside a finalizer (a ``__del__``, such as nibabel's
+# ``OrderedSet``'s, or a weakref callback the stop happened to land in: printed as "Exception ignored in"), so a run
+# would go on to the end. The context keeps such a stop off the terminal, and the loops over pairs and methods ask
+# :func:`raise_if_stopped` between items.
+_stop = {"received": 0, "depth": 0}
+
+
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Inside, SIGTERM raises :class:`StopSignal` wherever the main thread is, as Ctrl-C raises
-    KeyboardInterrupt: clean-ups run (staged outputs are removed, a benchmark lets its method's process finish)
-    and the command line says so, where SIGTERM's default would end the process on the spot. Training loops
-    still stop only after their step (:mod:`innreg.loop` handles both signals itself while it runs). Outside
-    the main thread, where no handler can be installed, nothing changes."""
-    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+def stop_signals_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM raises :class:`StopSignal` wherever the main thread is, as Ctrl-C (SIGINT) does: clean-ups
+    run (staged outputs are removed, a benchmark lets its method's process finish) and the command line says so,
+    where SIGTERM's default would end the process on the spot. The signal is also recorded for
+    :func:`raise_if_stopped`. Training loops still stop only after their step (:mod:`innreg.loop` handles both
+    signals itself while it runs). Outside the main thread, where no handler can be installed, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame) -> None:
+        _stop["received"] = signum
         raise StopSignal(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def unraisable(info) -> None:  # a stop dropped in a finalizer: recorded, not printed
+        if not isinstance(info.exc_value, StopSignal):
+            unraisable_before(info)
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    unraisable_before, sys.unraisablehook = sys.unraisablehook, unraisable
+    _stop["depth"] += 1
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handling in previous.items():
+            signal.signal(signum, handling)
+        sys.unraisablehook = unraisable_before
+        _stop["depth"] -= 1
+        if not _stop["depth"]:
+            _stop["received"] = 0
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`StopSignal` if a stop signal arrived inside :func:`stop_signals_interrupt` and its exception
+    was lost in a finalizer (see ``_stop``); otherwise nothing. Called between the items of long loops."""
+    if _stop["received"]:
+        raise StopSignal(_stop["received"])
 
 
 class GeometryWarning(UserWarning):

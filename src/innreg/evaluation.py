@@ -42,7 +42,7 @@ from innreg.data import (
     save_image,
     voxel_spacing,
 )
-from innreg.errors import InnregInputError, about_file
+from innreg.errors import InnregInputError, about_file, raise_if_stopped
 from innreg.inference import RegistrationResult
 from innreg.losses import nmi
 from innreg.metrics import dice_per_label, hd95_per_label, ncc, neg_jacobian_fraction, ssim
@@ -221,6 +221,7 @@ def _evaluate_pairs(
 
     rows: list[PairMetrics] = []
     for i, record in enumerate(tqdm(records, desc=f"evaluate {method}", unit="pair", disable=not progress)):
+        raise_if_stopped()
         moving, fixed, moving_seg, fixed_seg = load_pair(record)
         masks = _masks(registrar, record, fixed, method)
         with about_file(record.moving):

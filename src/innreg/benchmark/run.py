@@ -18,7 +18,7 @@ from innreg.atomic import check_output_dir, write_text
 from innreg.benchmark.inputs import Inputs, method_inputs, renew, stale_reason
 from innreg.benchmark.settings import ERROR_FILE, EVAL_DIR, FIT_DIR, RESULT_FILE, BenchmarkSettings, MethodResult
 from innreg.benchmark.tables import write_tables
-from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, sigterm_interrupts
+from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, raise_if_stopped, stop_signals_interrupt
 
 METHOD_NOT_RUN = 3
 """Exit status of a method's process whose input error is in its ``error.txt``."""
@@ -177,6 +177,7 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
     failures: dict[str, str] = {}  # method -> why it did not run
     unreported: list[str] = []
     for name in settings.methods:
+        raise_if_stopped()
         method_dir, current = settings.out / name, _inputs(name, settings)
         reason = stale_reason(method_dir, current)
         if (method_dir / RESULT_FILE).exists() and reason is None:
@@ -187,7 +188,7 @@ def run_benchmark(settings: BenchmarkSettings) -> Path:
                 print(f"benchmark: {name}: {reason}", file=sys.stderr)
             print(f"benchmark: {name}: fitting and evaluating", flush=True)
             renew(method_dir, current)  # before the process starts, so nothing stale outlives a crash
-            with sigterm_interrupts():  # a method's process is let finish, not left running
+            with stop_signals_interrupt():  # a method's process is let finish, not left running
                 failure = _run_isolated(name, settings) if settings.isolate else _run_here(name, settings)
             if failure is None:
                 finished = True

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from innreg import __version__
 from innreg.cli.options import is_main_rank
-from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError, sigterm_interrupts
+from innreg.errors import GeometryWarning, InnregInputError, TrainingDivergedError, stop_signals_interrupt
 from innreg.memory import keep_freed_memory
 
 COMMANDS = ("phantom", "train", "register", "apply", "evaluate", "compare", "info", "demo", "benchmark")
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        with sigterm_interrupts():
+        with stop_signals_interrupt():
             return _run(args)
 
 

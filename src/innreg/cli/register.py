@@ -8,7 +8,7 @@ from pathlib import Path
 from innreg.cli.options import (
     DEVICE_HELP, add_mask_options, add_refine_options, add_threads_option, load_model_from_args, records_with_masks,
 )
-from innreg.errors import InnregInputError
+from innreg.errors import InnregInputError, raise_if_stopped
 
 HELP = "register one pair (--moving/--fixed) or every pair of a manifest (--pairs)"
 # With --pairs: which sub-folder holds which pair, for this run (a used --out may hold other runs' folders).
@@ -95,6 +95,7 @@ def _register_all(model, records: list, out_dirs: list[Path], quiet: bool) -> li
     results = []
     with tqdm(total=len(records), desc="register", unit="pair", disable=quiet, dynamic_ncols=True, delay=1.0) as bar:
         for record, out_dir in zip(records, out_dirs):
+            raise_if_stopped()
             results.append(write_registration(model, record, out_dir, None if quiet else bar.set_postfix_str))
             bar.update()
     return results

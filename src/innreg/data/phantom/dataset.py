@@ -23,7 +23,7 @@ from innreg.data.phantom import simulate
 from innreg.data.phantom.contact_sheet import save_contact_sheet
 from innreg.data.phantom.head import HEAD_LABEL_DESCRIPTION
 from innreg.data.phantom.simulate import MotionParams, PhantomPair, check_size, modality
-from innreg.errors import InnregInputError, ignore_stop_signals
+from innreg.errors import InnregInputError, ignore_stop_signals, raise_if_stopped
 
 MANIFEST_COLUMNS = ("moving", "fixed", "moving_seg", "fixed_seg", "true_ddf", "moving_as_fixed")
 HEAD_COLUMNS = ("moving_head_labels", "fixed_head_labels")
@@ -221,6 +221,7 @@ def generate_phantom_dataset(
         rows, shown = [], []
         with _pair_writer(workers) as run:
             for row, pair in tqdm(run(tasks), total=n, desc="phantom pairs", unit="pair", disable=not progress):
+                raise_if_stopped()
                 rows.append(row)
                 if pair is not None:
                     shown.append(pair)
