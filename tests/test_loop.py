@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 
-from innreg.errors import StopSignal, TrainingDivergedError
+from innreg.errors import StopSignal, TrainingDivergedError, stop_signals_interrupt
 from innreg.loop import optimiser_step, read_checkpoint, run_loop, scheduled_lr, set_lr
 
 
@@ -116,3 +116,21 @@ def test_a_second_signal_stops_at_once(tmp_path):
     with pytest.raises(StopSignal):
         run_loop("demo", 3, step_fn, {"w": torch.nn.Linear(1, 1)}, tmp_path / "loop.pt", progress=False)
     assert not (tmp_path / "loop.pt").exists()  # nothing half-done was saved
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
+def test_a_stop_lost_before_the_loop_stops_it_after_its_first_step(tmp_path, lose_a_stop):
+    # A SIGTERM whose exception a finalizer dropped between two phases of a training (innreg.errors) is not
+    # forgotten by the next loop: it stops after one step and saves it.
+    finished = []
+
+    def step_fn(step: int) -> dict[str, float]:
+        finished.append(step)
+        return {"total": float(step)}
+
+    with stop_signals_interrupt():
+        lose_a_stop()
+        with pytest.raises(StopSignal) as stopped:
+            run_loop("demo", 6, step_fn, {"w": torch.nn.Linear(1, 1)}, tmp_path / "loop.pt", progress=False)
+    assert stopped.value.signum == signal.SIGTERM and finished == [0]
+    assert read_checkpoint(tmp_path / "loop.pt", "demo")["step"] == 1

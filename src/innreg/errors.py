@@ -89,11 +89,17 @@ def stop_signals_interrupt() -> Iterator[None]:
             _stop["received"] = 0
 
 
+def stop_received() -> int:
+    """The stop signal that arrived inside :func:`stop_signals_interrupt`, 0 before one. Its exception may have
+    been lost in a finalizer (see ``_stop``): a training loop that starts after it stops after its first step."""
+    return _stop["received"]
+
+
 def raise_if_stopped() -> None:
-    """Raise :class:`StopSignal` if a stop signal arrived inside :func:`stop_signals_interrupt` and its exception
-    was lost in a finalizer (see ``_stop``); otherwise nothing. Called between the items of long loops."""
-    if _stop["received"]:
-        raise StopSignal(_stop["received"])
+    """Raise :class:`StopSignal` if a stop signal arrived inside :func:`stop_signals_interrupt` (its exception
+    lost in a finalizer, see ``_stop``); otherwise nothing. Called between the items of long loops."""
+    if stop_received():
+        raise StopSignal(stop_received())
 
 
 class GeometryWarning(UserWarning):

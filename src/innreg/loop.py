@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from innreg.core.enums import LrSchedule
-from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, TrainingDivergedError
+from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, TrainingDivergedError, stop_received
 from innreg.model_file import save_atomic
 
 CHECKPOINT_FORMAT = "innreg-checkpoint/2"
@@ -259,8 +259,9 @@ def _stop_after_step() -> Iterator[Callable[[], int]]:
     """SIGINT (Ctrl-C) or SIGTERM asks the loop to stop after the step in progress, so the checkpoint it
     then writes is consistent (never half an update); a second signal stops at once. Yields a function
     returning the first signal's number, 0 before one. Outside the main thread, where no handler can be
-    installed, the signals keep their own handling (the last checkpoint stands)."""
-    requested: list[int] = []
+    installed, the signals keep their own handling (the last checkpoint stands). A stop received before the
+    loop whose exception was lost (:func:`innreg.errors.stop_received`) counts as the first signal."""
+    requested: list[int] = [stop_received()] if stop_received() else []
     if threading.current_thread() is not threading.main_thread():
         yield lambda: 0
         return
