@@ -6,7 +6,8 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Iterator
+from types import FrameType
+from typing import Callable, Iterator
 
 
 class InnregInputError(ValueError):
@@ -48,6 +49,18 @@ class StopSignal(KeyboardInterrupt):
         self.signum = signum
 
 
+@contextlib.contextmanager
+def stop_signals_handled_by(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Inside, ``handler`` handles SIGINT and SIGTERM; their previous handling is back at the end. In the main
+    thread only (where Python runs signal handlers; ``signal.signal`` refuses the others)."""
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handling in previous.items():
+            signal.signal(signum, handling)
+
+
 # The stop signal received inside :func:`stop_signals_interrupt` (0: none yet) and how many of those contexts are
 # open. Its handler raises, but Python drops an exception raised inside a finalizer (a ``__del__``, such as nibabel's
 # ``OrderedSet``'s, or a weakref callback the stop happened to land in: printed as "Exception ignored in"), so a run
@@ -75,14 +88,12 @@ def stop_signals_interrupt() -> Iterator[None]:
         if not isinstance(info.exc_value, StopSignal):
             unraisable_before(info)
 
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     unraisable_before, sys.unraisablehook = sys.unraisablehook, unraisable
     _stop["depth"] += 1
     try:
-        yield
+        with stop_signals_handled_by(handler):
+            yield
     finally:
-        for signum, handling in previous.items():
-            signal.signal(signum, handling)
         sys.unraisablehook = unraisable_before
         _stop["depth"] -= 1
         if not _stop["depth"]:

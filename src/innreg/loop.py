@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from innreg.core.enums import LrSchedule
-from innreg.errors import STOP_SIGNALS, InnregInputError, StopSignal, TrainingDivergedError, stop_received
+from innreg.errors import InnregInputError, StopSignal, TrainingDivergedError, stop_received, stop_signals_handled_by
 from innreg.model_file import save_atomic
 
 CHECKPOINT_FORMAT = "innreg-checkpoint/2"
@@ -271,9 +270,5 @@ def _stop_after_step() -> Iterator[Callable[[], int]]:
             raise StopSignal(requested[0])
         requested.append(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
-    try:
+    with stop_signals_handled_by(handler):
         yield lambda: requested[0] if requested else 0
-    finally:
-        for signum, handling in previous.items():
-            signal.signal(signum, handling)
