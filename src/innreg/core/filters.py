@@ -70,11 +70,12 @@ def box_mean(x: Tensor, radius: int) -> Tensor:
     x = F.pad(x, [radius] * (2 * (x.dim() - 2)), mode="replicate")
     for axis in range(2, x.dim()):
         size = x.shape[axis] - 2 * radius
-        total = x.narrow(axis, 0, size)
-        for offset in range(1, width):
-            total = total + x.narrow(axis, offset, size)
+        # The first sum is a new tensor; the others add into it (same values, fewer allocations).
+        total = x.narrow(axis, 0, size) + x.narrow(axis, 1, size)
+        for offset in range(2, width):
+            total.add_(x.narrow(axis, offset, size))
         x = total
-    return x / width ** (x.dim() - 2)
+    return x.div_(width ** (x.dim() - 2))
 
 
 def coarse_shape(shape: tuple[int, ...], factor: int) -> tuple[int, ...]:

@@ -49,15 +49,18 @@ def mind_descriptor(image: Tensor, radius: int = 1, dilation: int = 2) -> Tensor
         raise ValueError(f"need radius >= 0 and dilation >= 1, got {radius} and {dilation}")
     shape = image.shape[2:]
     padded = F.pad(image, [dilation] * (2 * dim), mode="replicate")
-    distances = []
-    for offset in mind_offsets(dim):
-        window = tuple(slice(dilation + o * dilation, dilation + o * dilation + s) for o, s in zip(offset, shape))
-        distances.append((image - padded[(slice(None), slice(None), *window)]) ** 2)
-    d = torch.cat(distances, dim=1)
-    d = box_mean(d, radius)
+    windows = [
+        (slice(None), slice(None), *(slice(dilation * (1 + o), dilation * (1 + o) + s) for o, s in zip(offset, shape)))
+        for offset in mind_offsets(dim)
+    ]
+    # One difference and one square over all offsets at once, squared in place: fewer passes over the
+    # image than one difference per offset (same values; about a tenth of a 2D pair's MIND time).
+    d = box_mean((image - torch.cat([padded[w] for w in windows], dim=1)).square_(), radius)
     variance = d.mean(dim=1, keepdim=True)
     # Bound V around its image mean so flat regions (background) neither divide by ~0 nor saturate.
     level = variance.mean(dim=tuple(range(1, dim + 2)), keepdim=True)
     variance = torch.maximum(torch.minimum(variance, level * 1e3), level * 1e-3 + 1e-12)
-    descriptor = torch.exp(-d / variance)
-    return descriptor / descriptor.amax(dim=1, keepdim=True)
+    # Without autograd (the refinement) the quotients overwrite D; autograd keeps the inputs of its quotients.
+    inplace = not torch.is_grad_enabled()
+    descriptor = torch.div(d, variance, out=d if inplace else None).neg_().exp_()
+    return torch.div(descriptor, descriptor.amax(dim=1, keepdim=True), out=descriptor if inplace else None)

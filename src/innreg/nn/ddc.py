@@ -103,9 +103,10 @@ def depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
     # not autocast); the casts are differentiable, so the float32 parameters get their gradients.
     weight = weight.to(x.dtype)
     bias = None if bias is None else bias.to(x.dtype)
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or not torch.is_grad_enabled():
         # The slice-wise weight gradient pays off on oneDNN alone: on an H200 it made the 2D joint step
         # launch-bound (thousands of small convolutions a step), where cuDNN's backward is one kernel.
+        # Without autograd (registering) the custom function would only add its call overhead.
         return _depthwise(x, weight, bias, [k // 2 for k in weight.shape[2:]])
     return _DepthwiseConvFunction.apply(x, weight, bias)
 
