@@ -27,7 +27,7 @@ def residual_and_gradient(moved: Tensor, target: Tensor) -> tuple[Tensor, Tensor
     moving and the fixed descriptors' gradients: a better Gauss-Newton step than either alone). Taken as
     the gradient of their mean (differences are linear): one pass over the gradients fewer than adding a
     stored fixed gradient, about 5 % of a 2D demons step."""
-    return moved - target, spatial_gradient(moved + target).mul_(0.5)
+    return moved - target, spatial_gradient(moved + target, scale=0.5)
 
 
 def gauss_newton_step(

@@ -72,3 +72,10 @@ def test_box_mean_hand_computed_and_radius_zero_is_identity():
     assert out[0, 0, 1, 1].item() == pytest.approx(12.0 / 9)
     assert out[0, 0, 0, 0].item() == pytest.approx(6.0 / 9)
     assert box_mean(x, 0) is x
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 7), (1, 2, 5, 6, 4)])
+def test_spatial_gradient_scale_is_a_factor_on_every_value(shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(spatial_gradient(x, scale=0.5), spatial_gradient(x) * 0.5)  # a power of two: exact
+    torch.testing.assert_close(spatial_gradient(x, scale=3.0), spatial_gradient(x) * 3.0)
