@@ -109,11 +109,12 @@ def run_invertible(
         ``(N, K, *S)``.
     """
     order = list(reversed(steps)) if reverse else list(steps)
-    # Collected only for autograd, which needs them: registering skips 24 walks over the subnets' parameters a pair.
-    params = [p for step in order for p in step.params()] if torch.is_grad_enabled() else []
-    if not (memory_efficient and torch.is_grad_enabled() and (x.requires_grad or params)):
-        for step in order:
-            x = step.apply(x, mask, reverse)
-        return x
-    # Parameters go in as inputs, so autograd (and DDP's gradient hooks) see them as used.
-    return _InvertibleChainFunction.apply(x, mask, order, reverse, *params)
+    if memory_efficient and torch.is_grad_enabled():
+        # Collected here only: registering (no autograd) skips 24 walks over the subnets' parameters a pair.
+        params = [p for step in order for p in step.params()]
+        if x.requires_grad or params:
+            # Parameters go in as inputs, so autograd (and DDP's gradient hooks) see them as used.
+            return _InvertibleChainFunction.apply(x, mask, order, reverse, *params)
+    for step in order:
+        x = step.apply(x, mask, reverse)
+    return x
